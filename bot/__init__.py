@@ -1,0 +1,1 @@
+"""Channels and processes: Telegram, web server, scheduler, dispatcher, command line."""

@@ -1,0 +1,5 @@
+"""`python -m bot` is `coupdepouce`."""
+
+from bot.cli import main
+
+main()

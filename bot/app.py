@@ -1,0 +1,102 @@
+"""Builds and runs the processes: channels, web server (and, as they land, scheduler, dispatcher)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.channels.telegram import TelegramChannel
+from bot.settings import Settings, require_token
+from bot.web import build_web_app
+from flows.engine import Engine, Flow, FlowConfig
+from flows.registry import FLOWS
+from storage.db import create_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+
+class CoupDePouce:
+    """The running bot: start() brings everything up, stop() takes it down in order."""
+
+    def __init__(self, settings: Settings, *, flows: Sequence[Flow] = FLOWS, telegram: bool = True) -> None:
+        self.settings = settings
+        self.database: AsyncEngine = create_engine(settings.database_url)
+        self.sessions = session_factory(self.database)
+        self.engine = Engine(
+            flows,
+            self.sessions,
+            FlowConfig(admin_ids=settings.admin_telegram_ids, bot_username=settings.telegram_bot_username),
+        )
+        self.telegram: TelegramChannel | None = None
+        if telegram:
+            self.telegram = TelegramChannel(
+                self.engine,
+                require_token(settings),
+                settings.telegram_api_url,
+                webhook_url=settings.webhook_url,
+                webhook_secret=(
+                    settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+                ),
+            )
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.running = False
+
+    async def start(self) -> None:
+        self.running = True
+        if self.telegram is not None:
+            await self.telegram.start()
+            if self.engine.config.bot_username is None:
+                self.engine.config = FlowConfig(
+                    admin_ids=self.engine.config.admin_ids, bot_username=self.telegram.bot_username
+                )
+        secret = self.settings.webhook_secret
+        app = build_web_app(
+            self.database,
+            telegram=self.telegram,
+            webhook_path=self.settings.webhook_path if self.settings.webhook_url else None,
+            webhook_secret=secret.get_secret_value() if secret else None,
+        )
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        self.port = _bound_port(self._runner)
+        log.info("web server on http://%s:%s", self.settings.http_host, self.port)
+
+    async def stop(self) -> None:
+        """Stop everything; safe to call twice."""
+        if not self.running:
+            return
+        self.running = False
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.telegram is not None:
+            await self.telegram.stop()
+        await self.database.dispose()
+
+    async def serve_forever(self) -> None:
+        """Run until SIGINT or SIGTERM."""
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await self.start()
+        try:
+            await stopping.wait()
+        finally:
+            log.info("stopping")
+            await self.stop()
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None

@@ -1,0 +1,1 @@
+"""Channel adapters: each turns its updates into Inbound events and renders Outcomes."""

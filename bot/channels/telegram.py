@@ -1,0 +1,280 @@
+"""Telegram adapter: Update → Inbound, Outcome → Bot API calls. No business rules here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+    Update,
+)
+from telegram.constants import BotCommandLimit, ChatType, MessageEntityType, MessageLimit
+from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from flows.engine import Engine, Inbound, Outcome, Reply, apology
+from flows.i18n import SHIPPED_LOCALES, Translator
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+SEND_ATTEMPTS = 3
+SEND_BACKOFF = 1.0
+
+
+def to_inbound(update: Update, bot_username: str) -> Inbound | None:
+    """Turn an update into a channel-neutral event; None for what the bot ignores."""
+    user = update.effective_user
+    if user is None or user.is_bot:
+        return None
+    common: dict[str, Any] = {
+        "channel": CHANNEL,
+        "sender_id": str(user.id),
+        "language_code": user.language_code,
+        "first_name": (user.first_name or "")[:200],
+        "username": user.username,
+        "event_id": update.update_id,
+    }
+    query = update.callback_query
+    if query is not None:
+        chat = query.message.chat if query.message is not None else None
+        return Inbound(
+            chat_id=str(chat.id if chat else user.id),
+            private=chat is None or chat.type == ChatType.PRIVATE,
+            choice=query.data or "",
+            **common,
+        )
+    message = update.message
+    if message is None or message.chat is None:
+        return None  # edited messages, channel posts, polls, member updates…
+    private = message.chat.type == ChatType.PRIVATE
+    command = _command(message, bot_username)
+    if command is not None:
+        name, argument = command
+        return Inbound(
+            chat_id=str(message.chat.id), private=private, command=name, argument=argument, **common
+        )
+    if not private:
+        return None  # in groups, only commands
+    return Inbound(chat_id=str(message.chat.id), text=message.text, **common)
+
+
+def _command(message: Message, bot_username: str) -> tuple[str, str] | None:
+    """The command a message starts with, and what follows it; None if it is not one for us."""
+    text = message.text or ""
+    entities = message.entities or ()
+    if not entities or entities[0].type != MessageEntityType.BOT_COMMAND or entities[0].offset != 0:
+        return None
+    word = text[1 : entities[0].length]
+    name, _, addressee = word.partition("@")
+    if addressee and addressee.lower() != bot_username.lower():
+        return None  # meant for another bot in the group
+    return name.lower(), text[entities[0].length :].strip()
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.choices:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(c.label, callback_data=c.data) for c in row] for row in reply.choices]
+    )
+
+
+class TelegramChannel:
+    """Runs flows for Telegram updates, by long polling or from the webhook route."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        token: str,
+        api_url: str,
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.application: Application[Any, Any, Any, Any, Any, Any] = (
+            ApplicationBuilder()
+            .token(token)
+            .base_url(f"{api_url}/bot")
+            .base_file_url(f"{api_url}/file/bot")
+            .updater(None)
+            .build()
+        )
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self._polling: asyncio.Task[None] | None = None
+        self._offset = 0
+
+    @property
+    def bot_username(self) -> str:
+        return self.application.bot.username
+
+    async def start(self) -> None:
+        """Greet the Bot API (getMe), publish the command menu, then poll or set the webhook."""
+        await self.application.initialize()
+        await self.application.start()
+        await self._publish_commands()
+        if self.webhook_url:
+            await self.application.bot.set_webhook(
+                self.webhook_url,
+                secret_token=self.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            log.info("Telegram webhook set to %s", self.webhook_url)
+        else:
+            await self.application.bot.delete_webhook()
+            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+            log.info("polling Telegram as @%s", self.bot_username)
+
+    async def stop(self) -> None:
+        if self._polling is not None:
+            self._polling.cancel()
+            try:
+                await self._polling
+            except asyncio.CancelledError:
+                pass
+            self._polling = None
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def process_json(self, data: dict[str, Any]) -> None:
+        """Handle one update posted to the webhook."""
+        update = self._decode(data)
+        if update is not None:
+            await self.application.process_update(update)
+
+    async def _publish_commands(self) -> None:
+        """Set the command menu in every shipped language."""
+        for locale in (None, *SHIPPED_LOCALES):
+            t = Translator(locale or "fr")
+            commands = [
+                BotCommand(command.name, t._(command.description)[: BotCommandLimit.MAX_DESCRIPTION])
+                for command in self.engine.commands.values()
+                if command.in_menu and not command.roles
+            ]
+            await self.application.bot.set_my_commands(
+                commands, scope=BotCommandScopeAllPrivateChats(), language_code=locale
+            )
+
+    async def _poll(self) -> None:
+        """Long polling; an update is confirmed only after it was processed."""
+        bot = self.application.bot
+        backoff = 1.0
+        while True:
+            try:
+                # Raw updates, parsed one by one below. Bot API method names are
+                # case-insensitive; the lower-case name keeps the library from suggesting
+                # get_updates(), which fails on the whole batch when one update is unreadable.
+                raw = await bot.do_api_request(
+                    "getupdates",
+                    {"offset": self._offset, "timeout": POLL_TIMEOUT, "allowed_updates": ALLOWED_UPDATES},
+                    read_timeout=POLL_TIMEOUT + 10,
+                )
+            except RetryAfter as error:
+                await asyncio.sleep(_seconds(error.retry_after))
+                continue
+            except InvalidToken:
+                log.critical("Telegram refused the token: check TELEGRAM_BOT_TOKEN")
+                return
+            except Conflict as error:
+                log.warning("another process is polling this bot, or a webhook is set: %s", error)
+                await asyncio.sleep(5)
+                continue
+            except NetworkError as error:
+                log.warning("cannot reach the Bot API (%s); retrying in %.0f s", error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
+                continue
+            backoff = 1.0
+            for data in raw or ():
+                update = self._decode(data)
+                if update is not None:
+                    await self.application.process_update(update)
+                self._offset = max(self._offset, int(data.get("update_id", -1)) + 1)
+
+    def _decode(self, data: Any) -> Update | None:
+        """Parse one update; one the library cannot read is skipped rather than stop the bot."""
+        try:
+            return Update.de_json(data, self.application.bot)
+        except Exception as error:  # a malformed or unknown shape from the server
+            log.warning("skipped an update that cannot be read (%s): %.300r", error, data)
+            return None
+
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        inbound = to_inbound(update, self.bot_username)
+        if inbound is None:
+            return
+        try:
+            outcome = await self.engine.handle(inbound)
+        except Exception:
+            log.exception("a flow failed on update %s", update.update_id)
+            outcome = Outcome(replies=[apology(inbound)])
+        await self._render(update, inbound, outcome)
+
+    async def _render(self, update: Update, inbound: Inbound, outcome: Outcome) -> None:
+        query = update.callback_query
+        if query is not None:
+            await self._call(query.answer, text=outcome.toast)
+            message = query.message
+            if outcome.clear_buttons and isinstance(message, Message) and message.reply_markup:
+                await self._call(message.edit_reply_markup, reply_markup=None)
+        if outcome.duplicate:
+            return
+        await self.send(int(inbound.chat_id), outcome.replies)
+
+    async def send(self, chat_id: int, replies: Sequence[Reply]) -> None:
+        """Send replies to a chat, in order."""
+        bot = self.application.bot
+        for reply in replies:
+            markup = keyboard(reply)
+            attachment = reply.attachment
+            if attachment is None:
+                await self._call(bot.send_message, chat_id, reply.text, reply_markup=markup)
+                continue
+            caption = reply.text if len(reply.text) <= MessageLimit.CAPTION_LENGTH else None
+            file = InputFile(attachment.content, filename=attachment.filename)
+            if attachment.kind == "photo":
+                await self._call(bot.send_photo, chat_id, file, caption=caption, reply_markup=markup)
+            else:
+                await self._call(bot.send_document, chat_id, file, caption=caption, reply_markup=markup)
+            if caption is None:
+                await self._call(bot.send_message, chat_id, reply.text)
+
+    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call the Bot API, waiting out a 429 and retrying network errors a few times."""
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                return await method(*args, **kwargs)
+            except RetryAfter as error:
+                await asyncio.sleep(_seconds(error.retry_after))
+            except Forbidden as error:
+                log.info("cannot write to this chat: %s", error.message)
+                return None
+            except BadRequest as error:
+                log.warning("the Bot API refused %s: %s", getattr(method, "__name__", method), error.message)
+                return None
+            except NetworkError as error:
+                if attempt == SEND_ATTEMPTS:
+                    log.warning("giving up after %d network errors: %s", attempt, error)
+                    return None
+                await asyncio.sleep(SEND_BACKOFF * attempt)
+        return None
+
+
+def _seconds(retry_after: Any) -> float:
+    """RetryAfter.retry_after is an int or a timedelta depending on the library's version."""
+    total = getattr(retry_after, "total_seconds", None)
+    return float(total()) if callable(total) else float(retry_after)

@@ -1,0 +1,255 @@
+"""The `coupdepouce` command: demo, run, db, council, role, invite."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import segno
+import typer
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.settings import Settings, SettingsError, load_settings
+from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES
+from storage import db
+from storage.models import Role
+from storage.queries import councils, people
+
+T = TypeVar("T")
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
+
+app = typer.Typer(
+    help="Coup de pouce: the neighbourhood council's chat bot.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+council_app = typer.Typer(help="Councils served by this bot.", no_args_is_help=True)
+role_app = typer.Typer(help="Staff roles in a council.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(council_app, name="council")
+app.add_typer(role_app, name="role")
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def fail(message: str) -> NoReturn:
+    raise CliError(message)
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def upgrade_database(config: Settings) -> None:
+    """Apply migrations, turning an unreachable database into one clear line."""
+    try:
+        db.upgrade(config.database_url)
+    except (OperationalError, OSError) as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        fail(f"cannot open the database ({_safe_url(config.database_url)}): {reason}")
+
+
+def with_session(config: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one transaction against the configured database."""
+
+    async def run() -> T:
+        engine = db.create_engine(config.database_url)
+        try:
+            async with db.session_scope(db.session_factory(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return _run(run())
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+@app.command()
+def run() -> None:
+    """Run the bot on Telegram, with the web server."""
+    from bot.app import CoupDePouce
+    from bot.settings import require_token
+
+    config = settings()
+    require_token(config)
+    configure_logging(config.log_level)
+    upgrade_database(config)
+    _run(CoupDePouce(config).serve_forever())
+
+
+@app.command()
+def demo() -> None:
+    """Try the bot with no token and no internet: a demo council in a browser chat."""
+    from bot.demo import run_demo
+
+    config = settings()
+    configure_logging(config.log_level)
+    upgrade_database(config)
+    _run(run_demo(config))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations."""
+    config = settings()
+    upgrade_database(config)
+    typer.echo("database is up to date")
+
+
+@council_app.command("add")
+def council_add(
+    slug: Annotated[str, typer.Argument(help="Short name used in links, e.g. quartier-nord.")],
+    name: Annotated[str, typer.Option(help="The council's full name.")],
+    timezone: Annotated[str, typer.Option(help="IANA time zone.")] = "Europe/Paris",
+    locale: Annotated[str, typer.Option(help="The council's language.")] = DEFAULT_LOCALE,
+) -> None:
+    """Add a council."""
+    if not SLUG_PATTERN.match(slug):
+        fail("the slug is 2 to 64 lower-case letters, digits and hyphens, e.g. quartier-nord")
+    if not name.strip():
+        fail("--name cannot be empty")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"unknown time zone {timezone!r}; use a name like Europe/Paris")
+    if locale not in SHIPPED_LOCALES:
+        fail(f"unknown language {locale!r}; choose among {', '.join(SHIPPED_LOCALES)}")
+    config = settings()
+    upgrade_database(config)
+
+    async def add(session: AsyncSession) -> None:
+        if await councils.by_slug(session, slug) is not None:
+            fail(f"a council named {slug!r} already exists")
+        await councils.add(session, slug, name.strip(), timezone, locale)
+
+    try:
+        with_session(config, add)
+    except IntegrityError:
+        fail(f"a council named {slug!r} already exists")
+    typer.echo(f"council {slug} added: {name.strip()}")
+
+
+@council_app.command("list")
+def council_list() -> None:
+    """List the councils."""
+    config = settings()
+    upgrade_database(config)
+
+    async def listing(session: AsyncSession) -> list[str]:
+        return [
+            f"{c.slug}\t{c.name}\t{c.timezone}\t{c.locale}" for c in await councils.all_councils(session)
+        ]
+
+    lines = with_session(config, listing)
+    typer.echo("\n".join(lines) if lines else "no council yet: add one with `coupdepouce council add`")
+
+
+@role_app.command("grant")
+def role_grant(
+    slug: Annotated[str, typer.Argument(help="The council.")],
+    telegram_user_id: Annotated[int, typer.Argument(help="The person's Telegram user id.")],
+    role: Annotated[str, typer.Argument(help="coordinator or organiser.")],
+) -> None:
+    """Make a Telegram user a coordinator or organiser of a council."""
+    staff = {Role.COORDINATOR.value: Role.COORDINATOR, Role.ORGANISER.value: Role.ORGANISER}
+    if role not in staff:
+        fail("the role is coordinator or organiser")
+    config = settings()
+    upgrade_database(config)
+
+    async def grant(session: AsyncSession) -> str:
+        council = await councils.by_slug(session, slug)
+        if council is None:
+            fail(f"no council named {slug!r}; see `coupdepouce council list`")
+        await people.grant_role(session, council, "telegram", str(telegram_user_id), staff[role])
+        return council.name
+
+    council_name = with_session(config, grant)
+    typer.echo(f"{telegram_user_id} is now {role} of {council_name}")
+
+
+@app.command()
+def invite(
+    slug: Annotated[str, typer.Argument(help="The council.")],
+    qr: Annotated[Path | None, typer.Option(help="Write a QR code of the link to this PNG file.")] = None,
+) -> None:
+    """Print the council's invitation link, and write it as a QR code for posters."""
+    config = settings()
+    upgrade_database(config)
+
+    async def exists(session: AsyncSession) -> bool:
+        return await councils.by_slug(session, slug) is not None
+
+    if not with_session(config, exists):
+        fail(f"no council named {slug!r}; see `coupdepouce council list`")
+    link = f"https://t.me/{_bot_username(config)}?start={slug}"
+    typer.echo(link)
+    if qr is not None:
+        try:
+            segno.make(link, error="m").save(str(qr), kind="png", scale=10, border=4)
+        except OSError as error:
+            fail(f"cannot write {qr}: {error.strerror}")
+        typer.echo(f"QR code written to {qr}")
+
+
+def _bot_username(config: Settings) -> str:
+    if config.telegram_bot_username:
+        return config.telegram_bot_username.lstrip("@")
+    if config.telegram_bot_token is None:
+        fail("set TELEGRAM_BOT_USERNAME (or TELEGRAM_BOT_TOKEN, to ask Telegram) to build the link")
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    async def ask() -> str:
+        assert config.telegram_bot_token is not None
+        bot = Bot(config.telegram_bot_token.get_secret_value(), base_url=f"{config.telegram_api_url}/bot")
+        async with bot:
+            return bot.username
+
+    try:
+        return _run(ask())
+    except TelegramError as error:
+        fail(f"cannot ask Telegram for the bot's name ({error}); set TELEGRAM_BOT_USERNAME")
+
+
+def main() -> None:
+    """Entry point: settings and user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except (SettingsError, CliError) as error:
+        typer.echo(f"coupdepouce: error: {error}", err=True)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""One frozen, typed Settings object, read from the environment and `.env`.
+
+A bad setting stops the program at start with one clear line naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message is one line for the deployer."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///coupdepouce.db",
+        description="Where data lives: sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASS@HOST/DB.",
+    )
+    telegram_bot_token: SecretStr | None = Field(
+        None, description="The token BotFather gave; `run` needs it, `demo` does not."
+    )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org",
+        description="The Bot API server: Telegram's, or a self-hosted one.",
+    )
+    telegram_bot_username: str | None = Field(
+        None, description="The bot's @username, for invitation links without asking Telegram."
+    )
+    webhook_url: str | None = Field(
+        None, description="Public HTTPS address Telegram posts updates to; unset: long polling."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Checked against X-Telegram-Bot-Api-Secret-Token on every webhook call."
+    )
+    http_host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    http_port: int = Field(8080, ge=0, le=65535, description="Port the web server listens on.")
+    admin_telegram_ids: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="Comma-separated Telegram user ids of the bot's administrators."
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL; use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB"
+            ) from None
+        backend = "postgresql" if url.get_backend_name() in {"postgres", "postgresql"} else url.get_backend_name()
+        if backend not in ASYNC_DRIVERS:
+            raise ValueError(f"unsupported database {backend!r}; use SQLite or PostgreSQL")
+        if url.drivername not in {backend, "postgres", ASYNC_DRIVERS[backend]}:
+            raise ValueError(f"use the driver {ASYNC_DRIVERS[backend]}, not {url.drivername}")
+        if backend == "postgresql" and not url.database:
+            raise ValueError("name the database: postgresql+asyncpg://USER@HOST/DB")
+        if backend == "sqlite" and not url.database:
+            raise ValueError("name the file: sqlite+aiosqlite:///coupdepouce.db")
+        return url.set(drivername=ASYNC_DRIVERS[backend]).render_as_string(hide_password=False)
+
+    @field_validator("telegram_api_url", "webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        parsed = urlparse(value.strip())
+        if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+            raise ValueError("must be an http(s):// address")
+        return value.strip().rstrip("/")
+
+    @field_validator("telegram_bot_token", "webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip() == "" else value
+
+    @field_validator("admin_telegram_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            ids = [part.strip() for part in value.split(",") if part.strip()]
+            bad = [part for part in ids if not part.lstrip("-").isdigit()]
+            if bad:
+                raise ValueError(f"Telegram user ids are numbers; got {bad[0]!r}")
+            return frozenset(ids)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url is None:
+            return self
+        if self.webhook_secret is None:
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
+        if not WEBHOOK_SECRET_PATTERN.match(self.webhook_secret.get_secret_value()):
+            raise ValueError("WEBHOOK_SECRET: 1 to 256 characters among A-Z a-z 0-9 _ -")
+        return self
+
+    @property
+    def webhook_path(self) -> str:
+        """The path of WEBHOOK_URL, where the web server takes Telegram's calls."""
+        path = urlparse(self.webhook_url or "").path
+        return path if path and path != "/" else "/telegram/webhook"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a problem becomes one SettingsError line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = "_".join(str(part) for part in first["loc"]).upper()
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}" if name else message) from None
+
+
+def require_token(settings: Settings) -> str:
+    if settings.telegram_bot_token is None:
+        raise SettingsError(
+            "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token "
+            "in TELEGRAM_BOT_TOKEN (or try `coupdepouce demo`, which needs none)"
+        )
+    return settings.telegram_bot_token.get_secret_value()

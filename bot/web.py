@@ -1,0 +1,69 @@
+"""The aiohttp web server: Telegram webhook (secret checked), health, and the web chat."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.channels.telegram import TelegramChannel
+
+log = logging.getLogger(__name__)
+
+DATABASE = web.AppKey("database", AsyncEngine)
+TELEGRAM = web.AppKey("telegram", TelegramChannel)
+WEBHOOK_SECRET = web.AppKey("webhook_secret", str)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_UPDATE_BYTES = 1024 * 1024
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the database answers; 503 otherwise."""
+    try:
+        async with request.app[DATABASE].connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as error:
+        log.warning("health check: database unreachable: %s", error)
+        return web.json_response({"status": "error", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    """Take one update from Telegram; answer 200 even when a flow fails (else Telegram retries)."""
+    given = request.headers.get(SECRET_HEADER)
+    if given is None:
+        return web.Response(status=401, text="missing secret token")
+    if not secrets.compare_digest(given.encode(), request.app[WEBHOOK_SECRET].encode()):
+        return web.Response(status=403, text="wrong secret token")
+    try:
+        data = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        return web.Response(status=400, text="not JSON")
+    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        return web.Response(status=400, text="not an update")
+    try:
+        await request.app[TELEGRAM].process_json(data)
+    except Exception:
+        log.exception("webhook update %s failed", data.get("update_id"))
+    return web.Response(text="ok")
+
+
+def build_web_app(
+    database: AsyncEngine,
+    *,
+    telegram: TelegramChannel | None = None,
+    webhook_path: str | None = None,
+    webhook_secret: str | None = None,
+) -> web.Application:
+    app = web.Application(client_max_size=MAX_UPDATE_BYTES)
+    app[DATABASE] = database
+    app.router.add_get("/healthz", healthz)
+    if telegram is not None and webhook_path and webhook_secret:
+        app[TELEGRAM] = telegram
+        app[WEBHOOK_SECRET] = webhook_secret
+        app.router.add_post(webhook_path, telegram_webhook)
+    return app

@@ -1,0 +1,1 @@
+"""Conversations and domain rules, channel-neutral: never imports a channel library."""

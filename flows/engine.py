@@ -1,0 +1,432 @@
+"""The conversation runner: an inbound event in, replies out, state in the database.
+
+A flow is a set of steps. A step asks (a text and, usually, buttons) and
+handles the answer, returning the name of the next step or ``END``. The
+runner stores which step a chat is on, so a restart resumes every
+conversation where it was. Buttons carry ``c:<prompt>:<value>``: the prompt
+number says which question they answer (an older one has expired) and the
+value must be one the step offered (anything else was forged).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from flows.i18n import Translator, negotiate
+from storage.db import session_scope
+from storage.models import Conversation, Council, Person, ProcessedEvent, Role
+from storage.queries import people
+
+log = logging.getLogger(__name__)
+
+MAX_BUTTON_DATA_BYTES: Final = 64
+CONVERSATION_PREFIX: Final = "c"
+
+
+# --- What comes in and what goes out -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One thing a person did, whatever the channel."""
+
+    channel: str
+    sender_id: str
+    chat_id: str
+    private: bool = True
+    text: str | None = None
+    command: str | None = None  # lower-case, without the slash
+    argument: str = ""
+    choice: str | None = None  # raw button data: untrusted
+    language_code: str | None = None
+    first_name: str = ""
+    username: str | None = None
+    event_id: int | None = None  # for deduplication of re-delivered events
+
+
+@dataclass(frozen=True)
+class Choice:
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime_type: str
+    kind: str = "document"  # or "photo"
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    choices: tuple[tuple[Choice, ...], ...] = ()
+    attachment: Attachment | None = None
+
+
+@dataclass
+class Outcome:
+    """What the channel should do: send replies, answer the tap, tidy the tapped message."""
+
+    replies: list[Reply] = field(default_factory=list)
+    toast: str | None = None  # a short notice shown for a button tap
+    clear_buttons: bool = False  # take the buttons off the message that was tapped
+    duplicate: bool = False
+    rtl: bool = False
+
+
+# --- How flows are written -----------------------------------------------------------------
+
+END: Final[str | None] = None
+STAY: Final = "__stay__"  # keep the current step without asking again
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a step asks: a text and rows of options."""
+
+    text: str
+    rows: Sequence[Sequence[Option]] = ()
+    attachment: Attachment | None = None
+
+
+Next = str | None
+StepAsk = Callable[["Context"], Awaitable[Prompt]]
+StepChoice = Callable[["Context", str], Awaitable[Next]]
+StepText = Callable[["Context", str], Awaitable[Next]]
+CommandHandler = Callable[["Context"], Awaitable[Next]]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    ask: StepAsk
+    on_choice: StepChoice | None = None
+    on_text: StepText | None = None
+    max_text_length: int = 500
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    run: CommandHandler
+    description: str  # marked with N_(), shown in /help and the client's menu
+    roles: frozenset[Role] = frozenset()  # empty: everyone; else one of these in a council
+    needs_consent: bool = True
+    in_menu: bool = True
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One capability's conversation: its steps and commands."""
+
+    name: str
+    steps: Sequence[Step] = ()
+    commands: Sequence[Command] = ()
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """The few settings flows need, passed in by the application."""
+
+    admin_ids: frozenset[str] = frozenset()
+    bot_username: str | None = None
+
+
+@dataclass
+class Context:
+    """Everything a step needs for one inbound event."""
+
+    session: AsyncSession
+    inbound: Inbound
+    conversation: Conversation
+    person: Person | None
+    t: Translator
+    config: FlowConfig
+    engine: Engine
+    replies: list[Reply] = field(default_factory=list)
+    drop_conversation: bool = False  # set when the conversation's row must go (erasure)
+
+    def _(self, message: str) -> str:
+        return self.t._(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self.t.ngettext(singular, plural, n)
+
+    def say(self, text: str, attachment: Attachment | None = None) -> None:
+        self.replies.append(Reply(text=text, attachment=attachment))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.conversation.data
+
+    def remember(self, **values: Any) -> None:
+        """Store values in the conversation (a new dict, so the change is saved)."""
+        self.conversation.data = {**self.conversation.data, **values}
+
+    def forget_values(self, *keys: str) -> None:
+        self.conversation.data = {k: v for k, v in self.conversation.data.items() if k not in keys}
+
+    def set_locale(self, locale: str) -> None:
+        self.t = Translator(locale)
+
+    async def roles(self) -> set[tuple[Council, Role]]:
+        """The staff roles this sender holds, per council (admins hold none: they are above)."""
+        return await people.roles_of(self.session, self.inbound.channel, self.inbound.sender_id)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.inbound.channel == "telegram" and self.inbound.sender_id in self.config.admin_ids
+
+
+# --- The runner ----------------------------------------------------------------------------
+
+
+class Engine:
+    """Runs flows for inbound events; one database transaction per event."""
+
+    def __init__(
+        self,
+        flows: Sequence[Flow],
+        sessions: async_sessionmaker[AsyncSession],
+        config: FlowConfig | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.config = config or FlowConfig()
+        self.steps: dict[str, Step] = {}
+        self.commands: dict[str, Command] = {}
+        for flow in flows:
+            for step in flow.steps:
+                if step.name in self.steps:
+                    raise ValueError(f"step {step.name!r} defined twice")
+                self.steps[step.name] = step
+            for command in flow.commands:
+                if command.name in self.commands:
+                    raise ValueError(f"command /{command.name} defined twice")
+                self.commands[command.name] = command
+
+    def translator_for(self, inbound: Inbound) -> Translator:
+        """A translator from the client's language alone (for apologies when all else failed)."""
+        return Translator(negotiate(inbound.language_code))
+
+    async def handle(self, inbound: Inbound) -> Outcome:
+        """Process one inbound event; the transaction commits before anything is sent."""
+        if not inbound.private:
+            return self._in_group(inbound)
+        async with session_scope(self.sessions) as session:
+            if inbound.event_id is not None and not await _first_time(session, inbound):
+                return Outcome(duplicate=True)
+            conversation = await _load_conversation(session, inbound)
+            person = await people.person_by_identity(session, inbound.channel, inbound.sender_id)
+            if person is not None and conversation.person_id != person.id:
+                conversation.person_id = person.id
+            ctx = Context(
+                session=session,
+                inbound=inbound,
+                conversation=conversation,
+                person=person,
+                t=Translator(_locale_of(person, conversation, inbound)),
+                config=self.config,
+                engine=self,
+            )
+            outcome = Outcome()
+            await self._dispatch(ctx, outcome)
+            outcome.replies = ctx.replies
+            outcome.rtl = ctx.t.rtl
+            if ctx.drop_conversation or (
+                ctx.conversation.step is None and not ctx.conversation.data and ctx.person is None
+            ):
+                # Nothing to keep for someone who has not consented and is not being asked.
+                await _discard(session, ctx.conversation)
+            return outcome
+
+    def _in_group(self, inbound: Inbound) -> Outcome:
+        """In a group the bot answers only its commands, briefly, and stores nothing."""
+        if inbound.command is None:
+            return Outcome()
+        t = Translator(negotiate(inbound.language_code))
+        if inbound.command in self.commands:
+            text = t._("I work in a private chat, to keep your answers private.")
+            if self.config.bot_username:
+                text += f"\nhttps://t.me/{self.config.bot_username}"
+            return Outcome(replies=[Reply(text)])
+        return Outcome()
+
+    async def _dispatch(self, ctx: Context, outcome: Outcome) -> None:
+        inbound = ctx.inbound
+        if inbound.command is not None:
+            await self._on_command(ctx, inbound.command)
+        elif inbound.choice is not None:
+            await self._on_choice(ctx, inbound.choice, outcome)
+        elif inbound.text is not None:
+            await self._on_text(ctx, inbound.text)
+        else:
+            ctx.say(ctx._("I can only read text and button taps. Send /help to see what I can do."))
+
+    async def _on_command(self, ctx: Context, name: str) -> None:
+        command = self.commands.get(name)
+        if command is None:
+            ctx.say(ctx._("I don't know this command. Send /help to see what I can do."))
+            return
+        if command.needs_consent and ctx.person is None:
+            ctx.say(ctx._("First, let's get you started: send /start."))
+            return
+        if command.roles and not ctx.is_admin:
+            held = {role for _council, role in await ctx.roles()}
+            if not held & command.roles:
+                ctx.say(ctx._("This command is for council coordinators and organisers."))
+                return
+        await self.go(ctx, await command.run(ctx))
+
+    async def _on_choice(self, ctx: Context, raw: str, outcome: Outcome) -> None:
+        parsed = parse_conversation_choice(raw)
+        if parsed is None:
+            log.info("ignored a button that was never issued: %r", raw[:80])
+            outcome.toast = ctx._("Sorry, this button does not work.")
+            return
+        prompt, value = parsed
+        step = self.steps.get(ctx.conversation.step or "")
+        if step is None or prompt != ctx.conversation.prompt:
+            outcome.toast = ctx._("This button has expired.")
+            outcome.clear_buttons = True
+            if step is not None:
+                ctx.say(ctx._("That button belongs to an earlier question. Here is where we are:"))
+                await self.ask(ctx, step)
+            return
+        if value not in ctx.conversation.options or step.on_choice is None:
+            log.info("ignored a value that was never offered at %s: %r", step.name, value[:40])
+            outcome.toast = ctx._("Sorry, this button does not work.")
+            return
+        outcome.clear_buttons = True
+        await self.go(ctx, await step.on_choice(ctx, value))
+
+    async def _on_text(self, ctx: Context, text: str) -> None:
+        step = self.steps.get(ctx.conversation.step or "")
+        if step is None:
+            if ctx.person is None:
+                ctx.say(ctx._("Hello! Send /start to join your neighbourhood council."))
+            else:
+                ctx.say(ctx._("I mostly work with buttons. Send /help to see what I can do."))
+            return
+        if step.on_text is None:
+            ctx.say(ctx._("Please answer with the buttons below."))
+            await self.ask(ctx, step)
+            return
+        if len(text) > step.max_text_length:
+            ctx.say(
+                ctx._("That is a bit long: please keep it under {limit} characters.").format(
+                    limit=ctx.t.number(step.max_text_length)
+                )
+            )
+            return
+        await self.go(ctx, await step.on_text(ctx, text.strip()))
+
+    async def go(self, ctx: Context, next_step: Next) -> None:
+        """Move the conversation to ``next_step`` and ask it; END clears the step."""
+        if next_step == STAY:
+            return
+        if next_step is None:
+            ctx.conversation.step = None
+            ctx.conversation.options = []
+            return
+        await self.ask(ctx, self.steps[next_step])
+
+    async def ask(self, ctx: Context, step: Step) -> None:
+        """Ask a step's question with a fresh prompt number: older buttons expire."""
+        prompt = await step.ask(ctx)
+        number = (ctx.conversation.prompt or 0) + 1
+        choices = tuple(
+            tuple(Choice(option.label, conversation_choice(number, option.value)) for option in row)
+            for row in prompt.rows
+        )
+        ctx.conversation.step = step.name
+        ctx.conversation.prompt = number
+        ctx.conversation.options = [option.value for row in prompt.rows for option in row]
+        ctx.replies.append(Reply(prompt.text, choices, prompt.attachment))
+
+
+def conversation_choice(prompt: int, value: str) -> str:
+    data = f"{CONVERSATION_PREFIX}:{prompt}:{value}"
+    if len(data.encode()) > MAX_BUTTON_DATA_BYTES:
+        raise ValueError(f"button data over {MAX_BUTTON_DATA_BYTES} bytes: {data!r}")
+    return data
+
+
+def parse_conversation_choice(raw: str) -> tuple[int, str] | None:
+    """Decode ``c:<prompt>:<value>``; None for anything else."""
+    if len(raw.encode()) > MAX_BUTTON_DATA_BYTES:
+        return None
+    prefix, _, rest = raw.partition(":")
+    number, _, value = rest.partition(":")
+    if prefix != CONVERSATION_PREFIX or not number.isdigit() or not value:
+        return None
+    return int(number), value
+
+
+def apology(inbound: Inbound) -> Reply:
+    """What a person reads when something failed on our side."""
+    t = Translator(negotiate(inbound.language_code))
+    return Reply(t._("Sorry, something went wrong on our side. Please try again in a moment."))
+
+
+async def _first_time(session: AsyncSession, inbound: Inbound) -> bool:
+    """Record the event id; False when it was already processed."""
+    assert inbound.event_id is not None
+    try:
+        async with session.begin_nested():
+            session.add(ProcessedEvent(channel=inbound.channel, event_id=inbound.event_id))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def _load_conversation(session: AsyncSession, inbound: Inbound) -> Conversation:
+    """The chat's conversation row, locked for this transaction, created if new."""
+    query = (
+        select(Conversation)
+        .where(Conversation.channel == inbound.channel, Conversation.external_id == inbound.chat_id)
+        .with_for_update()
+    )
+    conversation = await session.scalar(query)
+    if conversation is not None:
+        return conversation
+    try:
+        async with session.begin_nested():
+            conversation = Conversation(
+                channel=inbound.channel, external_id=inbound.chat_id, data={}, prompt=0, options=[]
+            )
+            session.add(conversation)
+    except IntegrityError:
+        # Another process created it at the same moment: use theirs.
+        conversation = await session.scalar(query)
+        assert conversation is not None
+    return conversation
+
+
+async def _discard(session: AsyncSession, conversation: Conversation) -> None:
+    """Delete the row (it may already be gone) and stop tracking the object."""
+    await session.execute(delete(Conversation).where(Conversation.id == conversation.id))
+    session.expunge(conversation)
+
+
+def _locale_of(person: Person | None, conversation: Conversation, inbound: Inbound) -> str:
+    if person is not None:
+        return person.locale
+    chosen = conversation.data.get("locale")
+    if isinstance(chosen, str):
+        return chosen
+    return negotiate(inbound.language_code)

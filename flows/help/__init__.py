@@ -1,0 +1,1 @@
+"""Help: what each person can do, by role."""

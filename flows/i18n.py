@@ -1,0 +1,90 @@
+"""Catalogs, locale choice and Babel formatting, channel-neutral.
+
+Flows render for the person they talk to, and for other people (broadcasts,
+jobs) in those people's own locale: the locale is always passed explicitly.
+"""
+
+from __future__ import annotations
+
+import gettext
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+
+from locales import CATALOGS
+
+DEFAULT_LOCALE = "fr"
+SHIPPED_LOCALES = ("fr", "en", "ar")
+RTL_LOCALES = frozenset({"ar"})
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction; it is translated later, where it is shown."""
+    return message
+
+
+@cache
+def _translations(locale: str) -> gettext.NullTranslations:
+    """Load the compiled catalog, or compile the .po in memory in a source checkout."""
+    directory = CATALOGS / locale / "LC_MESSAGES"
+    mo_path = directory / "messages.mo"
+    po_path = directory / "messages.po"
+    if mo_path.exists() and (not po_path.exists() or mo_path.stat().st_mtime >= po_path.stat().st_mtime):
+        with mo_path.open("rb") as mo_file:
+            return gettext.GNUTranslations(mo_file)
+    if po_path.exists():
+        import io
+
+        with po_path.open("rb") as po_file:
+            catalog = read_po(po_file, locale=locale)
+        buffer = io.BytesIO()
+        write_mo(buffer, catalog)
+        buffer.seek(0)
+        return gettext.GNUTranslations(buffer)
+    return gettext.NullTranslations()
+
+
+def negotiate(language_code: str | None) -> str:
+    """Pick a shipped locale for a client's language code (``ar-EG`` → ``ar``), else the default."""
+    if not language_code:
+        return DEFAULT_LOCALE
+    try:
+        parsed = Locale.parse(language_code.replace("_", "-"), sep="-")
+    except (ValueError, UnknownLocaleError):
+        return DEFAULT_LOCALE
+    return parsed.language if parsed.language in SHIPPED_LOCALES else DEFAULT_LOCALE
+
+
+def language_name(locale: str) -> str:
+    """The language's own name for itself, capitalised: 'Français', 'English', 'العربية'."""
+    name = Locale.parse(locale).get_display_name(locale) or locale
+    return name[:1].upper() + name[1:]
+
+
+@dataclass(frozen=True)
+class Translator:
+    """Everything needed to write for one person: their catalog and Babel locale."""
+
+    locale: str
+
+    def _(self, message: str) -> str:
+        return _translations(self.locale).gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return _translations(self.locale).ngettext(singular, plural, n)
+
+    def number(self, value: int | float) -> str:
+        return format_decimal(value, locale=self.locale)
+
+    def datetime(self, moment: datetime, timezone: str) -> str:
+        return format_datetime(moment, format="full", tzinfo=timezone, locale=self.locale)
+
+    @property
+    def rtl(self) -> bool:
+        return self.locale in RTL_LOCALES

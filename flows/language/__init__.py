@@ -1,0 +1,1 @@
+"""Language: the person chooses how the bot writes to them."""

@@ -1,0 +1,40 @@
+"""Language: /language, or the button on the consent screen."""
+
+from __future__ import annotations
+
+from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.i18n import N_, SHIPPED_LOCALES, language_name
+
+
+async def choose(ctx: Context) -> Next:
+    """Offer the languages, then come back to the question the person was on."""
+    current = ctx.conversation.step
+    if current and current != "language.choose":
+        ctx.remember(return_to=current)
+    return "language.choose"
+
+
+async def ask_language(ctx: Context) -> Prompt:
+    """Ask for a language, each named in itself."""
+    rows = [[Option(locale, language_name(locale))] for locale in SHIPPED_LOCALES]
+    return Prompt("🌐 " + ctx._("Which language do you prefer?"), rows)
+
+
+async def handle_language(ctx: Context, locale: str) -> Next:
+    """Switch the person's language and go back where they were."""
+    if ctx.person is not None:
+        ctx.person.locale = locale
+    else:
+        ctx.remember(locale=locale)
+    ctx.set_locale(locale)
+    ctx.say(ctx._("Done: I will write to you in {language}.").format(language=language_name(locale)))
+    back = ctx.data.get("return_to")
+    ctx.forget_values("return_to")
+    return back if isinstance(back, str) and back in ctx.engine.steps else END
+
+
+FLOW = Flow(
+    name="language",
+    steps=[Step("language.choose", ask_language, on_choice=handle_language)],
+    commands=[Command("language", choose, N_("change language"), needs_consent=False)],
+)

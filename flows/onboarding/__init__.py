@@ -1,0 +1,1 @@
+"""Onboarding: council, consent, welcome."""

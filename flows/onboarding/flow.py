@@ -1,0 +1,142 @@
+"""Onboarding: /start [council] → choose the council → read the notice and consent."""
+
+from __future__ import annotations
+
+from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.help.flow import summary
+from flows.i18n import N_
+from flows.onboarding import service
+from storage.models import Council
+from storage.queries import councils
+
+DISPLAYED_SLUG_LENGTH = 40
+
+
+async def start(ctx: Context) -> Next:
+    """Welcome a person: join a council by its link, or start onboarding."""
+    slug = ctx.inbound.argument.strip()
+    council = await councils.by_slug(ctx.session, slug) if slug else None
+    if slug and council is None:
+        ctx.say(
+            ctx._("I don't know the council “{slug}”. Check the link, or choose below.").format(
+                slug=slug[:DISPLAYED_SLUG_LENGTH]
+            )
+        )
+    if ctx.person is not None:
+        return await welcome_back(ctx, council)
+    if council is None:
+        available = await councils.all_councils(ctx.session)
+        if not available:
+            ctx.say(ctx._("No council has opened its doors here yet. Ask your council for its link."))
+            return END
+        if len(available) == 1 and not slug:
+            council = available[0]
+    ctx.remember(locale=ctx.t.locale)
+    if council is None:
+        return "onboarding.choose_council"
+    ctx.remember(council=council.id)
+    return "onboarding.consent"
+
+
+async def welcome_back(ctx: Context, council: Council | None) -> Next:
+    """Greet a known person; join the council of the link if it is a new one."""
+    assert ctx.person is not None
+    if service.resume(ctx.person):
+        ctx.say(ctx._("Welcome back: you will receive the council's messages again."))
+    if council is not None:
+        outcome = await service.join(ctx.session, ctx.person, council)
+        if outcome is service.Joined.JOINED:
+            ctx.say(ctx._("You have joined {council}.").format(council=council.name))
+        else:
+            ctx.say(ctx._("You are already a member of {council}.").format(council=council.name))
+    else:
+        ctx.say(ctx._("Hello {name}, good to see you again!").format(name=ctx.person.first_name))
+    ctx.say(await summary(ctx))
+    return END
+
+
+async def ask_council(ctx: Context) -> Prompt:
+    """Ask which council the person belongs to."""
+    available = await councils.all_councils(ctx.session)
+    rows = [[Option(str(council.id), council.name)] for council in available]
+    return Prompt(ctx._("Which council is yours?"), rows)
+
+
+async def handle_council(ctx: Context, value: str) -> Next:
+    """Remember the chosen council, then ask for consent."""
+    council = await councils.by_id(ctx.session, int(value))
+    if council is None:  # removed since the buttons were sent
+        return "onboarding.choose_council"
+    ctx.remember(council=council.id)
+    return "onboarding.consent"
+
+
+async def ask_consent(ctx: Context) -> Prompt:
+    """Show the privacy notice and ask for consent."""
+    council = await councils.by_id(ctx.session, int(ctx.data["council"]))
+    name = council.name if council else ""
+    greeting = ctx._("Hello {name}! I am Coup de pouce, the chat bot of {council}.").format(
+        name=ctx.inbound.first_name or "👋", council=name
+    )
+    notice = ctx._(
+        "Before we start: to let you take part, we keep your first name, your language, "
+        "your council and your answers. Only your council uses them; they are never sold. "
+        "Your contact is shared with someone only if you say yes, each time. "
+        "See everything we keep with /mydata, erase it with /forget."
+    )
+    question = ctx._("Do you agree?")
+    return Prompt(
+        f"{greeting}\n\n{notice}\n\n{question}",
+        [
+            [Option("yes", ctx._("✅ Yes, I agree")), Option("no", ctx._("No, thanks"))],
+            [Option("language", "🌐 " + ctx._("Language"))],
+        ],
+    )
+
+
+async def handle_consent(ctx: Context, value: str) -> Next:
+    """Register the person on yes; keep nothing on no."""
+    if value == "language":
+        ctx.remember(return_to="onboarding.consent")
+        return "language.choose"
+    if value == "no":
+        ctx.conversation.data = {}
+        ctx.say(
+            ctx._(
+                "No problem: nothing about you has been kept. "
+                "If you change your mind, just send /start."
+            )
+        )
+        return END
+    council = await councils.by_id(ctx.session, int(ctx.data["council"]))
+    if council is None:
+        return "onboarding.choose_council"
+    inbound = ctx.inbound
+    ctx.person = await service.register(
+        ctx.session,
+        service.Newcomer(
+            channel=inbound.channel,
+            external_id=inbound.sender_id,
+            first_name=inbound.first_name,
+            username=inbound.username,
+            locale=ctx.t.locale,
+        ),
+        council,
+    )
+    ctx.conversation.person_id = ctx.person.id
+    ctx.conversation.data = {}
+    ctx.say(ctx._("Thank you! You are now a member of {council}.").format(council=council.name))
+    ctx.say(await summary(ctx))
+    return END
+
+
+FLOW = Flow(
+    name="onboarding",
+    steps=[
+        Step("onboarding.choose_council", ask_council, on_choice=handle_council),
+        Step("onboarding.consent", ask_consent, on_choice=handle_consent),
+    ],
+    commands=[
+        Command("start", start, N_("join your council, or start again"), needs_consent=False),
+    ],
+)

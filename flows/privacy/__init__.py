@@ -1,0 +1,1 @@
+"""Privacy: what we keep (/mydata) and erasure (/forget)."""

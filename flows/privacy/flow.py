@@ -1,0 +1,67 @@
+"""Privacy: /mydata sends what we keep, /forget erases it after a confirmation."""
+
+from __future__ import annotations
+
+import json
+
+from flows.engine import END, STAY, Attachment, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.i18n import N_
+from flows.privacy import service
+
+
+async def send_my_data(ctx: Context) -> Next:
+    """Send everything we keep about the person as a JSON document."""
+    if ctx.person is None:
+        ctx.say(ctx._("We keep nothing about you."))
+        return STAY
+    document = await service.everything_about(ctx.session, ctx.person)
+    content = json.dumps(document, ensure_ascii=False, indent=2).encode()
+    ctx.say(
+        ctx._("Here is everything we keep about you."),
+        Attachment("mydata.json", content, "application/json"),
+    )
+    return STAY
+
+
+async def forget(ctx: Context) -> Next:
+    """Ask for confirmation before erasing."""
+    if ctx.person is None:
+        ctx.say(ctx._("There is nothing to erase: we keep nothing about you."))
+        return STAY
+    return "privacy.confirm_forget"
+
+
+async def ask_confirm_forget(ctx: Context) -> Prompt:
+    """Make sure the person wants everything erased."""
+    return Prompt(
+        ctx._(
+            "Erase everything we keep about you? You will leave your councils. "
+            "This cannot be undone."
+        ),
+        [[Option("erase", ctx._("Yes, erase everything")), Option("keep", ctx._("No, keep it"))]],
+    )
+
+
+async def handle_confirm_forget(ctx: Context, value: str) -> Next:
+    """Erase on yes; nothing changes on no."""
+    if value == "keep":
+        ctx.say(ctx._("Nothing was erased."))
+        return END
+    assert ctx.person is not None
+    await service.forget(ctx.session, ctx.person)
+    ctx.person = None
+    ctx.drop_conversation = True
+    ctx.say(
+        ctx._("Done: everything about you has been erased. Goodbye! Send /start if you want to come back.")
+    )
+    return END
+
+
+FLOW = Flow(
+    name="privacy",
+    steps=[Step("privacy.confirm_forget", ask_confirm_forget, on_choice=handle_confirm_forget)],
+    commands=[
+        Command("mydata", send_my_data, N_("see everything we keep about you"), needs_consent=False),
+        Command("forget", forget, N_("erase everything we keep about you"), needs_consent=False),
+    ],
+)

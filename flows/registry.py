@@ -1,0 +1,11 @@
+"""The capabilities, in one explicit list. Adding one touches its package and this list."""
+
+from __future__ import annotations
+
+from flows.engine import Flow
+from flows.help.flow import FLOW as HELP
+from flows.language.flow import FLOW as LANGUAGE
+from flows.onboarding.flow import FLOW as ONBOARDING
+from flows.privacy.flow import FLOW as PRIVACY
+
+FLOWS: tuple[Flow, ...] = (ONBOARDING, LANGUAGE, HELP, PRIVACY)

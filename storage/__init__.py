@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, queries, migrations. Formats nothing for people."""

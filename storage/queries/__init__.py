@@ -1,0 +1,1 @@
+"""Named queries, grouped by capability."""

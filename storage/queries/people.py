@@ -1,0 +1,105 @@
+"""Persons, their channel identities, memberships and staff roles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import Conversation, Council, Identity, Membership, Person, Role, RoleGrant
+
+
+async def person_by_identity(session: AsyncSession, channel: str, external_id: str) -> Person | None:
+    query = (
+        select(Person)
+        .join(Identity)
+        .where(Identity.channel == channel, Identity.external_id == external_id)
+        .options(selectinload(Person.identities), selectinload(Person.memberships))
+    )
+    return await session.scalar(query)
+
+
+async def memberships(session: AsyncSession, person: Person) -> Sequence[Membership]:
+    query = (
+        select(Membership)
+        .where(Membership.person_id == person.id)
+        .options(selectinload(Membership.council))
+        .order_by(Membership.joined_at.desc(), Membership.id.desc())
+    )
+    return (await session.scalars(query)).all()
+
+
+async def membership(session: AsyncSession, person: Person, council: Council) -> Membership | None:
+    return await session.scalar(
+        select(Membership).where(
+            Membership.person_id == person.id, Membership.council_id == council.id
+        )
+    )
+
+
+async def roles_of(session: AsyncSession, channel: str, external_id: str) -> set[tuple[Council, Role]]:
+    query = (
+        select(RoleGrant)
+        .where(RoleGrant.channel == channel, RoleGrant.external_id == external_id)
+        .options(selectinload(RoleGrant.council))
+    )
+    return {(grant.council, grant.role) for grant in await session.scalars(query)}
+
+
+async def grant_role(
+    session: AsyncSession, council: Council, channel: str, external_id: str, role: Role
+) -> RoleGrant:
+    """Give a role in a council (replacing any earlier role there)."""
+    grant = await session.scalar(
+        select(RoleGrant).where(
+            RoleGrant.council_id == council.id,
+            RoleGrant.channel == channel,
+            RoleGrant.external_id == external_id,
+        )
+    )
+    if grant is None:
+        grant = RoleGrant(council_id=council.id, channel=channel, external_id=external_id, role=role)
+        session.add(grant)
+    else:
+        grant.role = role
+    await session.flush()
+    return grant
+
+
+async def role_grants_for(session: AsyncSession, person: Person) -> Sequence[RoleGrant]:
+    pairs = [(identity.channel, identity.external_id) for identity in person.identities]
+    grants: list[RoleGrant] = []
+    for channel, external_id in pairs:
+        query = (
+            select(RoleGrant)
+            .where(RoleGrant.channel == channel, RoleGrant.external_id == external_id)
+            .options(selectinload(RoleGrant.council))
+        )
+        grants.extend(await session.scalars(query))
+    return grants
+
+
+async def conversations_of(session: AsyncSession, person: Person) -> Sequence[Conversation]:
+    return (
+        await session.scalars(select(Conversation).where(Conversation.person_id == person.id))
+    ).all()
+
+
+async def erase(session: AsyncSession, person: Person) -> None:
+    """Delete the person and everything that points to them, staff roles included."""
+    for identity in person.identities:
+        await session.execute(
+            delete(RoleGrant).where(
+                RoleGrant.channel == identity.channel, RoleGrant.external_id == identity.external_id
+            )
+        )
+        await session.execute(
+            delete(Conversation).where(
+                Conversation.channel == identity.channel,
+                Conversation.external_id == identity.external_id,
+            )
+        )
+    await session.execute(delete(Conversation).where(Conversation.person_id == person.id))
+    await session.execute(delete(Person).where(Person.id == person.id))

@@ -1,0 +1,174 @@
+"""Fixtures: a fresh database per test (SQLite, or PostgreSQL when TEST_POSTGRES_URL is set),
+the Bot API emulator, and the real application started against them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import CoupDePouce
+from bot.settings import Settings, load_settings
+from flows.engine import Flow
+from flows.registry import FLOWS
+from storage import db
+from storage.models import Council
+from storage.queries import councils
+from tests.emulator import BotApiEmulator
+
+SHARED_TELEGRAM = Path(__file__).resolve().parents[2] / "shared" / "telegram"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+TEST_TOKEN = "123456:TEST-token"
+_counter = itertools.count()
+
+requires_postgres = pytest.mark.skipif(POSTGRES_URL is None, reason="TEST_POSTGRES_URL is not set")
+
+
+def pytest_report_header() -> str:
+    return f"database: {'PostgreSQL ' + make_url(POSTGRES_URL).render_as_string() if POSTGRES_URL else 'SQLite'}"
+
+
+def _pg_dsn(url: str, database: str | None = None) -> str:
+    sa_url = make_url(url)
+    if database is not None:
+        sa_url = sa_url.set(database=database)
+    return sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def template_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database with every migration applied, copied for each test."""
+    if POSTGRES_URL is None:
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        db.upgrade(f"sqlite+aiosqlite:///{path}")
+        yield str(path)
+        return
+    name = f"cdp_template_{os.getpid()}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(_pg_dsn(POSTGRES_URL))
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    db.upgrade(make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+    yield name
+    asyncio.run(_drop_databases(name, prefix=f"cdp_test_{os.getpid()}_"))
+
+
+async def _drop_databases(template: str, prefix: str) -> None:
+    assert POSTGRES_URL is not None
+    connection = await asyncpg.connect(_pg_dsn(POSTGRES_URL))
+    try:
+        names = await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
+        )
+        for row in [*names, {"datname": template}]:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def database_url(template_database: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated, empty database of its own for this test."""
+    if POSTGRES_URL is None:
+        path = tmp_path / "coupdepouce.db"
+        shutil.copy(template_database, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = f"cdp_test_{os.getpid()}_{next(_counter)}"
+    connection = await asyncpg.connect(_pg_dsn(POSTGRES_URL))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await connection.close()
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    connection = await asyncpg.connect(_pg_dsn(POSTGRES_URL))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[BotApiEmulator]:
+    spec = SHARED_TELEGRAM / "bot-api-spec.json"
+    emulator = BotApiEmulator(spec_path=spec if spec.exists() else None)
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+    assert emulator.spec_violations == [], emulator.spec_violations
+
+
+@pytest.fixture
+def make_settings(database_url: str, emulator: BotApiEmulator) -> Callable[..., Settings]:
+    """Settings for a bot talking to the emulator, with overrides."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "telegram_bot_token": TEST_TOKEN,
+            "telegram_api_url": emulator.url,
+            "http_host": "127.0.0.1",
+            "http_port": 0,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+StartBot = Callable[..., Awaitable[CoupDePouce]]
+
+
+@pytest.fixture
+async def start_bot(make_settings: Callable[..., Settings]) -> AsyncIterator[StartBot]:
+    """Start the real application (several times for restarts); all are stopped at the end."""
+    running: list[CoupDePouce] = []
+
+    async def start(flows: Sequence[Flow] = FLOWS, **overrides: Any) -> CoupDePouce:
+        app = CoupDePouce(make_settings(**overrides), flows=flows)
+        running.append(app)
+        await app.start()
+        return app
+
+    yield start
+    for app in running:
+        await app.stop()
+
+
+@pytest.fixture
+async def bot(start_bot: StartBot) -> CoupDePouce:
+    return await start_bot()
+
+
+async def in_transaction(app: CoupDePouce, work: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+    async with db.session_scope(app.sessions) as session:
+        return await work(session)
+
+
+@pytest.fixture
+async def council(database_url: str) -> AsyncIterator[Council]:
+    """The council most stories happen in."""
+    engine = db.create_engine(database_url)
+    try:
+        async with db.session_scope(db.session_factory(engine)) as session:
+            added = await councils.add(
+                session, "quartier-nord", "Conseil citoyen Quartier Nord", "Europe/Paris", "fr"
+            )
+    finally:
+        await engine.dispose()
+    yield added

@@ -1,0 +1,129 @@
+"""/mydata, /forget, /help by role, and a coordinator named from the command line."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import CoupDePouce
+from storage.models import Conversation, Council, Identity, Membership, Person, RoleGrant
+from tests.conftest import StartBot, in_transaction
+from tests.emulator import BotApiEmulator
+from tests.helpers import EN, count_rows, onboard, run_cli
+
+
+async def test_mydata_sends_everything_kept_as_json(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    amina = emulator.resident(3001, first_name="Amina", language_code="fr", username="amina93")
+    await onboard(amina)
+    amina.send("/mydata")
+    sent = await amina.next_message()
+    assert sent.document is not None
+    filename, content = sent.document
+    assert filename == "mydata.json"
+    data = json.loads(content)
+    assert data["person"]["first_name"] == "Amina"
+    assert data["person"]["language"] == "fr"
+    assert data["person"]["consent"]["version"]
+    [account] = data["accounts"]
+    assert (account["channel"], account["id"], account["username"]) == (
+        "telegram",
+        "3001",
+        "amina93",
+    )
+    assert [c["council"] for c in data["councils"]] == ["quartier-nord"]
+
+
+async def test_mydata_before_consent_says_nothing_is_kept(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    sam = emulator.resident(3002, language_code="en")
+    sam.send("/mydata")
+    reply = await sam.next_message()
+    assert reply.text == "We keep nothing about you."
+    assert reply.document is None
+
+
+async def test_forget_asks_then_erases_everything(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    karim = emulator.resident(3003, first_name="Karim", language_code="en")
+    await onboard(karim, EN)
+    karim.send("/forget")
+    confirm = await karim.next_message()
+    karim.tap("No, keep it", confirm)
+    assert (await karim.next_message()).text == "Nothing was erased."
+    assert await count_rows(bot, Person) == 1
+
+    karim.send("/forget")
+    karim.tap("Yes, erase everything", await karim.next_message())
+    goodbye = await karim.next_message()
+    assert "/start" in (goodbye.text or "")
+    for model in (Person, Identity, Membership, Conversation, RoleGrant):
+        assert await count_rows(bot, model) == 0, model
+
+    karim.send("/mydata")
+    assert (await karim.next_message()).text == "We keep nothing about you."
+
+
+async def test_forget_also_removes_a_staff_role(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    from storage.models import Role
+    from storage.queries import people
+
+    async def grant(session: AsyncSession) -> None:
+        merged = await session.merge(council)
+        await people.grant_role(session, merged, "telegram", "3004", Role.COORDINATOR)
+
+    await in_transaction(bot, grant)
+    coordinator = emulator.resident(3004, language_code="en")
+    await onboard(coordinator, EN)
+    coordinator.send("/forget")
+    coordinator.tap("Yes, erase everything", await coordinator.next_message())
+    await coordinator.next_message()
+    assert await count_rows(bot, RoleGrant) == 0
+
+
+async def test_help_depends_on_the_role_granted_from_the_command_line(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council, database_url: str
+) -> None:
+    resident = emulator.resident(3005, language_code="en")
+    await onboard(resident, EN)
+    resident.send("/help")
+    help_for_resident = (await resident.next_message()).text or ""
+    assert "/mydata" in help_for_resident
+    assert "coordinator" not in help_for_resident
+
+    code, out, err = await run_cli(
+        "role", "grant", "quartier-nord", "3005", "coordinator", env={"DATABASE_URL": database_url}
+    )
+    assert code == 0, err
+    assert "coordinator" in out
+
+    resident.send("/help")
+    help_for_coordinator = (await resident.next_message()).text or ""
+    assert "You are a coordinator of Conseil citoyen Quartier Nord." in help_for_coordinator
+
+
+async def test_admins_from_settings_are_told_so(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    await start_bot(admin_telegram_ids="3006")
+    admin = emulator.resident(3006, language_code="en")
+    await onboard(admin, EN)
+    admin.send("/help")
+    assert "You are an administrator of this bot." in ((await admin.next_message()).text or "")
+
+
+async def test_command_menu_is_published_in_every_language(
+    bot: CoupDePouce, emulator: BotApiEmulator
+) -> None:
+    calls = emulator.calls_to("setMyCommands")
+    languages = {call.params.get("language_code") for call in calls}
+    assert languages == {None, "fr", "en", "ar"}
+    english = next(call for call in calls if call.params.get("language_code") == "en")
+    names = [command["command"] for command in english.params["commands"]]
+    assert {"start", "help", "language", "mydata", "forget"} <= set(names)
