@@ -1,16 +1,17 @@
-"""Builds and runs the processes: channels, web server (and, as they land, scheduler, dispatcher)."""
+"""Builds and runs the processes: the channels and the web server."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.telegram import TelegramChannel
+from bot.channels.webchat import WebChatChannel
 from bot.settings import Settings, require_token
 from bot.web import build_web_app
 from flows.engine import Engine, Flow, FlowConfig
@@ -23,14 +24,18 @@ log = logging.getLogger(__name__)
 class CoupDePouce:
     """The running bot: start() brings everything up, stop() takes it down in order."""
 
-    def __init__(self, settings: Settings, *, flows: Sequence[Flow] = FLOWS, telegram: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, flows: Sequence[Flow] = FLOWS, telegram: bool = True
+    ) -> None:
         self.settings = settings
         self.database: AsyncEngine = create_engine(settings.database_url)
         self.sessions = session_factory(self.database)
         self.engine = Engine(
             flows,
             self.sessions,
-            FlowConfig(admin_ids=settings.admin_telegram_ids, bot_username=settings.telegram_bot_username),
+            FlowConfig(
+                admin_ids=settings.admin_telegram_ids, bot_username=settings.telegram_bot_username
+            ),
         )
         self.telegram: TelegramChannel | None = None
         if telegram:
@@ -43,12 +48,14 @@ class CoupDePouce:
                     settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
                 ),
             )
+        self.webchat = WebChatChannel(self.engine, self.sessions)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.running = False
 
     async def start(self) -> None:
         self.running = True
+        await self.webchat.start()
         if self.telegram is not None:
             await self.telegram.start()
             if self.engine.config.bot_username is None:
@@ -61,6 +68,7 @@ class CoupDePouce:
             telegram=self.telegram,
             webhook_path=self.settings.webhook_path if self.settings.webhook_url else None,
             webhook_secret=secret.get_secret_value() if secret else None,
+            webchat=self.webchat,
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -81,13 +89,15 @@ class CoupDePouce:
             await self.telegram.stop()
         await self.database.dispose()
 
-    async def serve_forever(self) -> None:
+    async def serve_forever(self, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
         """Run until SIGINT or SIGTERM."""
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
         await self.start()
+        if on_started is not None:
+            await on_started()
         try:
             await stopping.wait()
         finally:

@@ -167,11 +167,14 @@ def council_list() -> None:
 
     async def listing(session: AsyncSession) -> list[str]:
         return [
-            f"{c.slug}\t{c.name}\t{c.timezone}\t{c.locale}" for c in await councils.all_councils(session)
+            f"{c.slug}\t{c.name}\t{c.timezone}\t{c.locale}"
+            for c in await councils.all_councils(session)
         ]
 
     lines = with_session(config, listing)
-    typer.echo("\n".join(lines) if lines else "no council yet: add one with `coupdepouce council add`")
+    typer.echo(
+        "\n".join(lines) if lines else "no council yet: add one with `coupdepouce council add`"
+    )
 
 
 @role_app.command("grant")
@@ -201,7 +204,9 @@ def role_grant(
 @app.command()
 def invite(
     slug: Annotated[str, typer.Argument(help="The council.")],
-    qr: Annotated[Path | None, typer.Option(help="Write a QR code of the link to this PNG file.")] = None,
+    qr: Annotated[
+        Path | None, typer.Option(help="Write a QR code of the link to this PNG file.")
+    ] = None,
 ) -> None:
     """Print the council's invitation link, and write it as a QR code for posters."""
     config = settings()
@@ -232,7 +237,9 @@ def _bot_username(config: Settings) -> str:
 
     async def ask() -> str:
         assert config.telegram_bot_token is not None
-        bot = Bot(config.telegram_bot_token.get_secret_value(), base_url=f"{config.telegram_api_url}/bot")
+        bot = Bot(
+            config.telegram_bot_token.get_secret_value(), base_url=f"{config.telegram_api_url}/bot"
+        )
         async with bot:
             return bot.username
 

@@ -61,7 +61,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "not a database URL; use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB"
             ) from None
-        backend = "postgresql" if url.get_backend_name() in {"postgres", "postgresql"} else url.get_backend_name()
+        backend = (
+            "postgresql"
+            if url.get_backend_name() in {"postgres", "postgresql"}
+            else url.get_backend_name()
+        )
         if backend not in ASYNC_DRIVERS:
             raise ValueError(f"unsupported database {backend!r}; use SQLite or PostgreSQL")
         if url.drivername not in {backend, "postgres", ASYNC_DRIVERS[backend]}:

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.telegram import TelegramChannel
+from bot.channels.webchat import WebChatChannel
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,13 @@ def build_web_app(
     telegram: TelegramChannel | None = None,
     webhook_path: str | None = None,
     webhook_secret: str | None = None,
+    webchat: WebChatChannel | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_UPDATE_BYTES)
     app[DATABASE] = database
     app.router.add_get("/healthz", healthz)
+    if webchat is not None:
+        webchat.add_routes(app)
     if telegram is not None and webhook_path and webhook_secret:
         app[TELEGRAM] = telegram
         app[WEBHOOK_SECRET] = webhook_secret

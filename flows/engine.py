@@ -190,7 +190,9 @@ class Context:
 
     @property
     def is_admin(self) -> bool:
-        return self.inbound.channel == "telegram" and self.inbound.sender_id in self.config.admin_ids
+        return (
+            self.inbound.channel == "telegram" and self.inbound.sender_id in self.config.admin_ids
+        )
 
 
 # --- The runner ----------------------------------------------------------------------------

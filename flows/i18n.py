@@ -10,6 +10,7 @@ import gettext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime
@@ -35,7 +36,9 @@ def _translations(locale: str) -> gettext.NullTranslations:
     directory = CATALOGS / locale / "LC_MESSAGES"
     mo_path = directory / "messages.mo"
     po_path = directory / "messages.po"
-    if mo_path.exists() and (not po_path.exists() or mo_path.stat().st_mtime >= po_path.stat().st_mtime):
+    if mo_path.exists() and (
+        not po_path.exists() or mo_path.stat().st_mtime >= po_path.stat().st_mtime
+    ):
         with mo_path.open("rb") as mo_file:
             return gettext.GNUTranslations(mo_file)
     if po_path.exists():
@@ -83,7 +86,7 @@ class Translator:
         return format_decimal(value, locale=self.locale)
 
     def datetime(self, moment: datetime, timezone: str) -> str:
-        return format_datetime(moment, format="full", tzinfo=timezone, locale=self.locale)
+        return format_datetime(moment, format="full", tzinfo=ZoneInfo(timezone), locale=self.locale)
 
     @property
     def rtl(self) -> bool:

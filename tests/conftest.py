@@ -34,7 +34,9 @@ requires_postgres = pytest.mark.skipif(POSTGRES_URL is None, reason="TEST_POSTGR
 
 
 def pytest_report_header() -> str:
-    return f"database: {'PostgreSQL ' + make_url(POSTGRES_URL).render_as_string() if POSTGRES_URL else 'SQLite'}"
+    if POSTGRES_URL is None:
+        return "database: SQLite"
+    return f"database: PostgreSQL {make_url(POSTGRES_URL).render_as_string()}"
 
 
 def _pg_dsn(url: str, database: str | None = None) -> str:
@@ -161,7 +163,7 @@ async def in_transaction(app: CoupDePouce, work: Callable[[AsyncSession], Awaita
 
 
 @pytest.fixture
-async def council(database_url: str) -> AsyncIterator[Council]:
+async def council(database_url: str) -> Council:
     """The council most stories happen in."""
     engine = db.create_engine(database_url)
     try:
@@ -171,4 +173,4 @@ async def council(database_url: str) -> AsyncIterator[Council]:
             )
     finally:
         await engine.dispose()
-    yield added
+    return added

@@ -19,7 +19,9 @@ from tests.helpers import AR, EN, FR, count_rows, onboard
 
 async def conversation_state(app: CoupDePouce, chat_id: int) -> tuple[str | None, int] | None:
     async def run(session: AsyncSession) -> tuple[str | None, int] | None:
-        row = await session.scalar(select(Conversation).where(Conversation.external_id == str(chat_id)))
+        row = await session.scalar(
+            select(Conversation).where(Conversation.external_id == str(chat_id))
+        )
         return None if row is None else (row.step, row.prompt)
 
     state: tuple[str | None, int] | None = await in_transaction(app, run)
@@ -122,7 +124,9 @@ async def test_emoji_and_right_to_left_text(
     assert "/help" in (reply.text or "")
 
 
-async def test_unknown_command(bot: CoupDePouce, emulator: BotApiEmulator, council: Council) -> None:
+async def test_unknown_command(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
     sam = emulator.resident(4007, language_code="fr")
     sam.send("/teleport maintenant")
     reply = await sam.next_message()
@@ -186,14 +190,19 @@ BROKEN = Flow(name="broken", commands=[Command("boom", explode, "fail", needs_co
 
 
 async def test_a_failing_flow_apologises_and_logs(
-    start_bot: StartBot, emulator: BotApiEmulator, council: Council, caplog: pytest.LogCaptureFixture
+    start_bot: StartBot,
+    emulator: BotApiEmulator,
+    council: Council,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await start_bot(flows=[*FLOWS, BROKEN])
     sam = emulator.resident(4010, language_code="fr")
     with caplog.at_level(logging.ERROR):
         sam.send("/boom")
         reply = await sam.next_message()
-    assert reply.text == FR._("Sorry, something went wrong on our side. Please try again in a moment.")
+    assert reply.text == FR._(
+        "Sorry, something went wrong on our side. Please try again in a moment."
+    )
     assert any("a flow failed" in record.getMessage() for record in caplog.records)
     sam.send("/help")  # the bot carries on
     assert "/start" in ((await sam.next_message()).text or "")

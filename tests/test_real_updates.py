@@ -16,7 +16,9 @@ from tests.emulator import BotApiEmulator
 from tests.test_webhook import WEBHOOK, post
 
 UPDATES = sorted((SHARED_TELEGRAM / "updates").glob("*.json"))
-pytestmark = pytest.mark.skipif(not UPDATES, reason="no shared Telegram payloads beside the project")
+pytestmark = pytest.mark.skipif(
+    not UPDATES, reason="no shared Telegram payloads beside the project"
+)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -48,7 +50,10 @@ async def test_polled_update_is_handled(
 
 
 async def test_webhook_updates_are_handled(
-    start_bot: StartBot, emulator: BotApiEmulator, council: Council, caplog: pytest.LogCaptureFixture
+    start_bot: StartBot,
+    emulator: BotApiEmulator,
+    council: Council,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = await start_bot(**WEBHOOK)
     with caplog.at_level(logging.WARNING):

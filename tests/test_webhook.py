@@ -25,7 +25,9 @@ async def post(app: CoupDePouce, update: dict[str, Any], secret: str | None = SE
     headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
     async with (
         aiohttp.ClientSession() as client,
-        client.post(f"http://127.0.0.1:{app.port}/telegram/hook", json=update, headers=headers) as response,
+        client.post(
+            f"http://127.0.0.1:{app.port}/telegram/hook", json=update, headers=headers
+        ) as response,
     ):
         return response.status
 
@@ -36,7 +38,9 @@ def written(user: FakeUser, text: str, emulator: BotApiEmulator) -> dict[str, An
     return emulator.take_update(update_id)
 
 
-async def test_webhook_is_registered_with_its_secret(start_bot: StartBot, emulator: BotApiEmulator) -> None:
+async def test_webhook_is_registered_with_its_secret(
+    start_bot: StartBot, emulator: BotApiEmulator
+) -> None:
     await start_bot(**WEBHOOK)
     assert emulator.webhook_url == "https://bot.example.org/telegram/hook"
     assert emulator.webhook_secret == SECRET

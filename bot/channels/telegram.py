@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -86,7 +87,10 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     if not reply.choices:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(c.label, callback_data=c.data) for c in row] for row in reply.choices]
+        [
+            [InlineKeyboardButton(c.label, callback_data=c.data) for c in row]
+            for row in reply.choices
+        ]
     )
 
 
@@ -141,10 +145,8 @@ class TelegramChannel:
     async def stop(self) -> None:
         if self._polling is not None:
             self._polling.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._polling
-            except asyncio.CancelledError:
-                pass
             self._polling = None
         if self.application.running:
             await self.application.stop()
@@ -161,7 +163,9 @@ class TelegramChannel:
         for locale in (None, *SHIPPED_LOCALES):
             t = Translator(locale or "fr")
             commands = [
-                BotCommand(command.name, t._(command.description)[: BotCommandLimit.MAX_DESCRIPTION])
+                BotCommand(
+                    command.name, t._(command.description)[: BotCommandLimit.MAX_DESCRIPTION]
+                )
                 for command in self.engine.commands.values()
                 if command.in_menu and not command.roles
             ]
@@ -180,7 +184,11 @@ class TelegramChannel:
                 # get_updates(), which fails on the whole batch when one update is unreadable.
                 raw = await bot.do_api_request(
                     "getupdates",
-                    {"offset": self._offset, "timeout": POLL_TIMEOUT, "allowed_updates": ALLOWED_UPDATES},
+                    {
+                        "offset": self._offset,
+                        "timeout": POLL_TIMEOUT,
+                        "allowed_updates": ALLOWED_UPDATES,
+                    },
                     read_timeout=POLL_TIMEOUT + 10,
                 )
             except RetryAfter as error:
@@ -247,9 +255,13 @@ class TelegramChannel:
             caption = reply.text if len(reply.text) <= MessageLimit.CAPTION_LENGTH else None
             file = InputFile(attachment.content, filename=attachment.filename)
             if attachment.kind == "photo":
-                await self._call(bot.send_photo, chat_id, file, caption=caption, reply_markup=markup)
+                await self._call(
+                    bot.send_photo, chat_id, file, caption=caption, reply_markup=markup
+                )
             else:
-                await self._call(bot.send_document, chat_id, file, caption=caption, reply_markup=markup)
+                await self._call(
+                    bot.send_document, chat_id, file, caption=caption, reply_markup=markup
+                )
             if caption is None:
                 await self._call(bot.send_message, chat_id, reply.text)
 
@@ -264,7 +276,9 @@ class TelegramChannel:
                 log.info("cannot write to this chat: %s", error.message)
                 return None
             except BadRequest as error:
-                log.warning("the Bot API refused %s: %s", getattr(method, "__name__", method), error.message)
+                log.warning(
+                    "the Bot API refused %s: %s", getattr(method, "__name__", method), error.message
+                )
                 return None
             except NetworkError as error:
                 if attempt == SEND_ATTEMPTS:

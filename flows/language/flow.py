@@ -27,7 +27,9 @@ async def handle_language(ctx: Context, locale: str) -> Next:
     else:
         ctx.remember(locale=locale)
     ctx.set_locale(locale)
-    ctx.say(ctx._("Done: I will write to you in {language}.").format(language=language_name(locale)))
+    ctx.say(
+        ctx._("Done: I will write to you in {language}.").format(language=language_name(locale))
+    )
     back = ctx.data.get("return_to")
     ctx.forget_values("return_to")
     return back if isinstance(back, str) and back in ctx.engine.steps else END

@@ -27,7 +27,9 @@ async def start(ctx: Context) -> Next:
     if council is None:
         available = await councils.all_councils(ctx.session)
         if not available:
-            ctx.say(ctx._("No council has opened its doors here yet. Ask your council for its link."))
+            ctx.say(
+                ctx._("No council has opened its doors here yet. Ask your council for its link.")
+            )
             return END
         if len(available) == 1 and not slug:
             council = available[0]

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Council, Identity, Membership, Person, PersonStatus, utcnow
 from storage.queries import people
 
-# Bump when the privacy notice changes in substance: each consent records the version it was given to.
+# Bump when the privacy notice changes in substance: each consent records its version.
 PRIVACY_VERSION = "2026-11"
 
 

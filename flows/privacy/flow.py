@@ -52,7 +52,10 @@ async def handle_confirm_forget(ctx: Context, value: str) -> Next:
     ctx.person = None
     ctx.drop_conversation = True
     ctx.say(
-        ctx._("Done: everything about you has been erased. Goodbye! Send /start if you want to come back.")
+        ctx._(
+            "Done: everything about you has been erased. Goodbye! "
+            "Send /start if you want to come back."
+        )
     )
     return END
 
@@ -61,7 +64,9 @@ FLOW = Flow(
     name="privacy",
     steps=[Step("privacy.confirm_forget", ask_confirm_forget, on_choice=handle_confirm_forget)],
     commands=[
-        Command("mydata", send_my_data, N_("see everything we keep about you"), needs_consent=False),
+        Command(
+            "mydata", send_my_data, N_("see everything we keep about you"), needs_consent=False
+        ),
         Command("forget", forget, N_("erase everything we keep about you"), needs_consent=False),
     ],
 )

@@ -43,11 +43,19 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
             for m in memberships
         ],
         "roles": [
-            {"council": grant.council.slug, "role": grant.role.value, "granted_at": _iso(grant.granted_at)}
+            {
+                "council": grant.council.slug,
+                "role": grant.role.value,
+                "granted_at": _iso(grant.granted_at),
+            }
             for grant in grants
         ],
         "conversations": [
-            {"step": conversation.step, "data": conversation.data, "updated_at": _iso(conversation.updated_at)}
+            {
+                "step": conversation.step,
+                "data": conversation.data,
+                "updated_at": _iso(conversation.updated_at),
+            }
             for conversation in conversations
         ],
     }

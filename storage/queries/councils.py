@@ -22,9 +22,7 @@ async def all_councils(session: AsyncSession) -> Sequence[Council]:
     return (await session.scalars(select(Council).order_by(Council.name))).all()
 
 
-async def add(
-    session: AsyncSession, slug: str, name: str, timezone: str, locale: str
-) -> Council:
+async def add(session: AsyncSession, slug: str, name: str, timezone: str, locale: str) -> Council:
     council = Council(slug=slug, name=name, timezone=timezone, locale=locale)
     session.add(council)
     await session.flush()

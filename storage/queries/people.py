@@ -11,7 +11,9 @@ from sqlalchemy.orm import selectinload
 from storage.models import Conversation, Council, Identity, Membership, Person, Role, RoleGrant
 
 
-async def person_by_identity(session: AsyncSession, channel: str, external_id: str) -> Person | None:
+async def person_by_identity(
+    session: AsyncSession, channel: str, external_id: str
+) -> Person | None:
     query = (
         select(Person)
         .join(Identity)
@@ -39,7 +41,9 @@ async def membership(session: AsyncSession, person: Person, council: Council) ->
     )
 
 
-async def roles_of(session: AsyncSession, channel: str, external_id: str) -> set[tuple[Council, Role]]:
+async def roles_of(
+    session: AsyncSession, channel: str, external_id: str
+) -> set[tuple[Council, Role]]:
     query = (
         select(RoleGrant)
         .where(RoleGrant.channel == channel, RoleGrant.external_id == external_id)
@@ -60,7 +64,9 @@ async def grant_role(
         )
     )
     if grant is None:
-        grant = RoleGrant(council_id=council.id, channel=channel, external_id=external_id, role=role)
+        grant = RoleGrant(
+            council_id=council.id, channel=channel, external_id=external_id, role=role
+        )
         session.add(grant)
     else:
         grant.role = role

@@ -1,0 +1,176 @@
+"""Web chat adapter: the same flows in a browser page, over a WebSocket.
+
+A person is identified by a signed cookie holding a random id; the flows do not
+know which channel they talk to.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+import logging
+import re
+import secrets
+from importlib import resources
+from string import Template
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from flows.engine import Engine, Inbound, Outcome, Reply, apology
+from flows.i18n import Translator, negotiate
+from storage.db import session_scope
+from storage.queries import secrets as stored_secrets
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "web"
+COOKIE = "cdp_chat"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+MAX_MESSAGE_BYTES = 16 * 1024
+COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\S+)?(?:\s+(.*))?$", re.DOTALL)
+PAGE = Template(
+    resources.files("bot.channels").joinpath("webchat.html").read_text(encoding="utf-8")
+)
+
+
+def to_inbound(chat_id: str, payload: Any, language_code: str | None) -> Inbound | None:
+    """Turn a message from the page into an event; None if it is not one we understand."""
+    if not isinstance(payload, dict):
+        return None
+    common: dict[str, Any] = {
+        "channel": CHANNEL,
+        "sender_id": chat_id,
+        "chat_id": chat_id,
+        "language_code": language_code,
+    }
+    kind = payload.get("type")
+    if kind == "choice" and isinstance(payload.get("data"), str):
+        return Inbound(choice=payload["data"], **common)
+    if kind != "text" or not isinstance(payload.get("text"), str):
+        return None
+    text: str = payload["text"]
+    command = COMMAND.match(text.strip())
+    if command is not None:
+        return Inbound(command=command[1].lower(), argument=(command[2] or "").strip(), **common)
+    return Inbound(text=text, **common)
+
+
+def render(outcome: Outcome) -> dict[str, Any]:
+    """The JSON the page shows: replies with buttons and files, and a notice for the tap."""
+    return {
+        "type": "outcome",
+        "dir": "rtl" if outcome.rtl else "ltr",
+        "toast": outcome.toast,
+        "clear_buttons": outcome.clear_buttons,
+        "replies": [_reply(reply) for reply in outcome.replies],
+    }
+
+
+def _reply(reply: Reply) -> dict[str, Any]:
+    rendered: dict[str, Any] = {
+        "text": reply.text,
+        "choices": [[{"label": c.label, "data": c.data} for c in row] for row in reply.choices],
+    }
+    if reply.attachment is not None:
+        rendered["attachment"] = {
+            "filename": reply.attachment.filename,
+            "mime_type": reply.attachment.mime_type,
+            "kind": reply.attachment.kind,
+            "base64": base64.b64encode(reply.attachment.content).decode(),
+        }
+    return rendered
+
+
+class WebChatChannel:
+    """Serves the chat page and its WebSocket."""
+
+    def __init__(self, engine: Engine, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self._key = b""
+
+    async def start(self) -> None:
+        async with session_scope(self.sessions) as session:
+            self._key = (await stored_secrets.get_or_create(session, "webchat-cookie")).encode()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/", self.page)
+        app.router.add_get("/chat/ws", self.websocket)
+
+    def sign(self, chat_id: str) -> str:
+        signature = hmac.new(self._key, chat_id.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{chat_id}.{signature}"
+
+    def verify(self, cookie: str | None) -> str | None:
+        """The chat id in a cookie we signed; None for a missing or forged one."""
+        if not cookie or "." not in cookie:
+            return None
+        chat_id, _, _signature = cookie.rpartition(".")
+        return chat_id if hmac.compare_digest(self.sign(chat_id), cookie) else None
+
+    async def page(self, request: web.Request) -> web.Response:
+        """The chat page, in the browser's language; sets the identity cookie on first visit."""
+        locale = negotiate(_browser_language(request))
+        t = Translator(locale)
+        body = PAGE.substitute(
+            lang=locale,
+            dir="rtl" if t.rtl else "ltr",
+            title=html.escape(t._("Coup de pouce — chat")),
+            log_label=html.escape(t._("Conversation")),
+            input_label=html.escape(t._("Your message")),
+            send=html.escape(t._("Send")),
+            disconnected=json.dumps(t._("Connection lost. Reconnecting…")).replace("</", "<\\/"),
+        )
+        response = web.Response(text=body, content_type="text/html")
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; "
+            "script-src 'unsafe-inline'; connect-src 'self'"
+        )
+        if self.verify(request.cookies.get(COOKIE)) is None:
+            response.set_cookie(
+                COOKIE,
+                self.sign(secrets.token_urlsafe(16)),
+                max_age=COOKIE_MAX_AGE,
+                httponly=True,
+                samesite="Lax",
+                secure=request.secure,
+            )
+        return response
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        chat_id = self.verify(request.cookies.get(COOKIE))
+        socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_MESSAGE_BYTES)
+        await socket.prepare(request)
+        if chat_id is None:
+            await socket.close(code=4401, message=b"no chat cookie: reload the page")
+            return socket
+        language = _browser_language(request)
+        async for message in socket:
+            if message.type != WSMsgType.TEXT:
+                continue
+            try:
+                payload = json.loads(message.data)
+            except ValueError:
+                payload = None
+            inbound = to_inbound(chat_id, payload, language)
+            if inbound is None:
+                await socket.send_json({"type": "error", "error": "unreadable message"})
+                continue
+            try:
+                outcome = await self.engine.handle(inbound)
+            except Exception:
+                log.exception("a flow failed in the web chat")
+                outcome = Outcome(replies=[apology(inbound)])
+            await socket.send_json(render(outcome))
+        return socket
+
+
+def _browser_language(request: web.Request) -> str | None:
+    header = request.headers.get("Accept-Language", "")
+    first = header.split(",")[0].split(";")[0].strip()
+    return first or None

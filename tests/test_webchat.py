@@ -1,0 +1,107 @@
+"""The same flows in the browser chat: a signed cookie identifies the person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import CoupDePouce
+from bot.channels.webchat import COOKIE
+from storage.models import Council, Identity
+from tests.conftest import in_transaction
+from tests.helpers import FR
+
+
+class Browser:
+    """A browser tab on the chat page: keeps its cookie, talks over the WebSocket."""
+
+    def __init__(self, app: CoupDePouce, language: str = "fr") -> None:
+        self.base = f"http://127.0.0.1:{app.port}"
+        self.language = language
+        self.client = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"Accept-Language": language}
+        )
+
+    async def open_page(self) -> str:
+        async with self.client.get(f"{self.base}/") as response:
+            assert response.status == 200
+            return await response.text()
+
+    async def say(
+        self, socket: aiohttp.ClientWebSocketResponse, message: dict[str, Any]
+    ) -> dict[str, Any]:
+        await socket.send_json(message)
+        answer: dict[str, Any] = await socket.receive_json(timeout=5)
+        return answer
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def test_a_resident_onboards_in_the_web_chat(bot: CoupDePouce, council: Council) -> None:
+    browser = Browser(bot, "fr-FR")
+    try:
+        page = await browser.open_page()
+        assert '<html lang="fr" dir="ltr">' in page
+        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            consent = await browser.say(socket, {"type": "text", "text": "/start quartier-nord"})
+            [reply] = consent["replies"]
+            assert FR._("Do you agree?") in reply["text"]
+            yes = next(
+                c for row in reply["choices"] for c in row if c["label"] == FR._("✅ Yes, I agree")
+            )
+            welcome = await browser.say(socket, {"type": "choice", "data": yes["data"]})
+            assert welcome["clear_buttons"] is True
+            assert "Conseil citoyen Quartier Nord" in welcome["replies"][0]["text"]
+            mydata = await browser.say(socket, {"type": "text", "text": "/mydata"})
+            assert mydata["replies"][0]["attachment"]["filename"] == "mydata.json"
+    finally:
+        await browser.close()
+
+    async def web_identities(session: AsyncSession) -> list[str]:
+        return list(await session.scalars(select(Identity.channel)))
+
+    assert await in_transaction(bot, web_identities) == ["web"]
+
+
+async def test_arabic_page_is_right_to_left(bot: CoupDePouce, council: Council) -> None:
+    browser = Browser(bot, "ar")
+    try:
+        page = await browser.open_page()
+        assert '<html lang="ar" dir="rtl">' in page
+        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            outcome = await browser.say(socket, {"type": "text", "text": "/start quartier-nord"})
+            assert outcome["dir"] == "rtl"
+    finally:
+        await browser.close()
+
+
+async def test_no_cookie_or_a_forged_one_is_refused(bot: CoupDePouce) -> None:
+    base = f"http://127.0.0.1:{bot.port}"
+    for cookie in (None, "someone-else.0123456789abcdef0123456789abcdef"):
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as client:
+            if cookie is not None:
+                jar.update_cookies({COOKIE: cookie})
+            async with client.ws_connect(f"{base}/chat/ws") as socket:
+                message = await socket.receive(timeout=5)
+                assert message.type == aiohttp.WSMsgType.CLOSE
+                assert socket.close_code == 4401
+
+
+async def test_unreadable_messages_change_nothing(bot: CoupDePouce, council: Council) -> None:
+    browser = Browser(bot)
+    try:
+        await browser.open_page()
+        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            await socket.send_str("not json")
+            assert (await socket.receive_json(timeout=5))["type"] == "error"
+            answer = await browser.say(socket, {"type": "choice", "data": "c:7:yes"})
+            assert answer["toast"] == FR._("This button has expired.")
+            answer = await browser.say(socket, {"type": "text", "text": "bonjour"})
+            assert "/start" in answer["replies"][0]["text"]
+    finally:
+        await browser.close()
