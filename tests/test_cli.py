@@ -1,0 +1,154 @@
+"""The command line a deployer scripts against: councils, roles, invitations, and clear
+one-line errors for bad settings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from storage.models import Council
+from tests.emulator import BotApiEmulator
+from tests.helpers import run_cli
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_one_clear_line(stderr: str, *expected: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("coupdepouce: error: ")
+    for fragment in expected:
+        assert fragment in lines[0], lines[0]
+
+
+async def test_council_add_and_list(database_url: str) -> None:
+    env = {"DATABASE_URL": database_url}
+    code, out, err = await run_cli(
+        "council", "add", "quartier-nord", "--name", "Conseil citoyen Quartier Nord", env=env
+    )
+    assert code == 0, err
+    code, out, err = await run_cli(
+        "council", "add", "centre", "--name", "Conseil du Centre", "--locale", "ar", env=env
+    )
+    assert code == 0, err
+    code, out, _ = await run_cli("council", "list", env=env)
+    assert out.splitlines() == [  # by name
+        "quartier-nord\tConseil citoyen Quartier Nord\tEurope/Paris\tfr",
+        "centre\tConseil du Centre\tEurope/Paris\tar",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["council", "add", "Quartier Nord!", "--name", "x"], "slug"),
+        (["council", "add", "nord", "--name", "x", "--timezone", "Mars/Olympus"], "time zone"),
+        (["council", "add", "nord", "--name", "x", "--locale", "klingon"], "language"),
+        (["council", "add", "quartier-nord", "--name", "again"], "already exists"),
+        (["role", "grant", "nowhere", "123", "coordinator"], "no council"),
+        (["role", "grant", "quartier-nord", "123", "mayor"], "coordinator or organiser"),
+        (["invite", "nowhere"], "no council"),
+        (["invite", "quartier-nord"], "TELEGRAM_BOT_USERNAME"),
+    ],
+)
+async def test_mistakes_get_one_clear_line(
+    database_url: str, council: Council, args: list[str], expected: str
+) -> None:
+    env = {"DATABASE_URL": database_url, "TELEGRAM_BOT_TOKEN": "", "TELEGRAM_BOT_USERNAME": ""}
+    code, _out, err = await run_cli(*args, env=env)
+    assert code == 2
+    assert_one_clear_line(err, expected)
+
+
+async def test_invite_prints_the_deep_link_and_writes_a_qr_code(
+    database_url: str, council: Council, tmp_path: Path
+) -> None:
+    poster = tmp_path / "affiche.png"
+    code, out, err = await run_cli(
+        "invite",
+        "quartier-nord",
+        "--qr",
+        str(poster),
+        env={"DATABASE_URL": database_url, "TELEGRAM_BOT_USERNAME": "conseil_nord_bot"},
+    )
+    assert code == 0, err
+    assert out.splitlines()[0] == "https://t.me/conseil_nord_bot?start=quartier-nord"
+    assert poster.read_bytes().startswith(PNG_SIGNATURE)
+
+
+async def test_invite_asks_the_bot_api_for_the_name(
+    database_url: str, council: Council, emulator: BotApiEmulator
+) -> None:
+    code, out, err = await run_cli(
+        "invite",
+        "quartier-nord",
+        env={
+            "DATABASE_URL": database_url,
+            "TELEGRAM_BOT_TOKEN": "123456:TEST-token",
+            "TELEGRAM_API_URL": emulator.url,
+            "TELEGRAM_BOT_USERNAME": "",
+        },
+    )
+    assert code == 0, err
+    assert out.strip() == f"https://t.me/{emulator.bot_username}?start=quartier-nord"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"TELEGRAM_BOT_TOKEN": ""}, "TELEGRAM_BOT_TOKEN is not set"),
+        ({"DATABASE_URL": "coupdepouce.db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://root@localhost/cdp"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:9/none"}, "cannot open the database"),
+        ({"HTTP_PORT": "eighty"}, "HTTP_PORT"),
+        ({"WEBHOOK_URL": "https://bot.example.org/hook"}, "WEBHOOK_SECRET"),
+        ({"WEBHOOK_URL": "https://x.org/h", "WEBHOOK_SECRET": "has spaces"}, "WEBHOOK_SECRET"),
+        ({"ADMIN_TELEGRAM_IDS": "12,abc"}, "ADMIN_TELEGRAM_IDS"),
+        ({"TELEGRAM_API_URL": "api.telegram.org"}, "TELEGRAM_API_URL"),
+    ],
+)
+async def test_bad_settings_stop_run_with_one_line(
+    database_url: str, env: dict[str, str], expected: str, tmp_path: Path
+) -> None:
+    base = {"DATABASE_URL": database_url, "TELEGRAM_BOT_TOKEN": "123456:TEST-token"}
+    code, _out, err = await run_cli("run", env=base | env)
+    assert code == 2
+    assert_one_clear_line(err, expected)
+
+
+async def test_run_serves_residents_until_stopped(
+    database_url: str, council: Council, emulator: BotApiEmulator
+) -> None:
+    """`coupdepouce run` as a deployer starts it, against a self-hosted Bot API server."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "TELEGRAM_BOT_TOKEN": "123456:TEST-token",
+            "TELEGRAM_API_URL": emulator.url,
+            "HTTP_PORT": "0",
+        },
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        amina = emulator.resident(6001, language_code="fr")
+        amina.send("/start quartier-nord")
+        consent = await amina.next_message(timeout=30)
+        assert "Conseil citoyen Quartier Nord" in (consent.text or "")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()
