@@ -105,7 +105,10 @@ async def test_invite_asks_the_bot_api_for_the_name(
         ({"TELEGRAM_BOT_TOKEN": ""}, "TELEGRAM_BOT_TOKEN is not set"),
         ({"DATABASE_URL": "coupdepouce.db"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://root@localhost/cdp"}, "DATABASE_URL"),
-        ({"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:9/none"}, "cannot open the database"),
+        (
+            {"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:9/none"},
+            "cannot open the database",
+        ),
         ({"HTTP_PORT": "eighty"}, "HTTP_PORT"),
         ({"WEBHOOK_URL": "https://bot.example.org/hook"}, "WEBHOOK_SECRET"),
         ({"WEBHOOK_URL": "https://x.org/h", "WEBHOOK_SECRET": "has spaces"}, "WEBHOOK_SECRET"),
