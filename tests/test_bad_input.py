@@ -206,3 +206,20 @@ async def test_a_failing_flow_apologises_and_logs(
     assert any("a flow failed" in record.getMessage() for record in caplog.records)
     sam.send("/help")  # the bot carries on
     assert "/start" in ((await sam.next_message()).text or "")
+
+
+async def test_a_person_who_blocked_the_bot_causes_no_error(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council, caplog: pytest.LogCaptureFixture
+) -> None:
+    sam = emulator.resident(4011, language_code="en")
+    emulator.block(sam.id)
+    with caplog.at_level(logging.WARNING):
+        sam.send("/start quartier-nord")
+        await emulator.wait_until_consumed()
+        await emulator.wait_until(lambda: emulator.calls_to("sendMessage") or None, timeout=5)
+    [refused] = emulator.calls_to("sendMessage")
+    assert not refused.ok
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    emulator.unblock(sam.id)
+    sam.send("/help")
+    assert "/start" in ((await sam.next_message()).text or "")

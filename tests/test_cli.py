@@ -103,6 +103,7 @@ async def test_invite_asks_the_bot_api_for_the_name(
     ("env", "expected"),
     [
         ({"TELEGRAM_BOT_TOKEN": ""}, "TELEGRAM_BOT_TOKEN is not set"),
+        ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"DATABASE_URL": "coupdepouce.db"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://root@localhost/cdp"}, "DATABASE_URL"),
         (
