@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChatChannel
+from bot.dispatcher import Dispatcher, Limits, Sender
 from bot.settings import Settings, require_token
 from bot.web import build_web_app
 from flows.engine import Engine, Flow, FlowConfig
@@ -47,7 +48,24 @@ class CoupDePouce:
                 webhook_secret=(
                     settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
                 ),
+                rate=settings.broadcast_rate,
             )
+        senders: dict[str, Sender] = {}
+        if self.telegram is not None:
+            senders[self.telegram.channel] = self.telegram
+        self.dispatcher = Dispatcher(
+            self.sessions,
+            senders,
+            Limits(
+                chat_interval=settings.dispatch_chat_interval,
+                group_interval=60.0 / settings.dispatch_group_per_minute,
+                lease=settings.dispatch_lease_seconds,
+                report_every=settings.dispatch_report_seconds,
+                paid_broadcast=settings.telegram_paid_broadcast,
+            ),
+            # One process per SQLite file: whatever is marked as being sent was left by a crash.
+            reclaim_all_at_start=settings.is_sqlite,
+        )
         self.webchat = WebChatChannel(self.engine, self.sessions)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -75,6 +93,7 @@ class CoupDePouce:
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
         self.port = _bound_port(self._runner)
+        await self.dispatcher.start()
         log.info("web server on http://%s:%s", self.settings.http_host, self.port)
 
     async def stop(self) -> None:
@@ -82,6 +101,7 @@ class CoupDePouce:
         if not self.running:
             return
         self.running = False
+        await self.dispatcher.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

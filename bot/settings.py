@@ -51,6 +51,31 @@ class Settings(BaseSettings):
         frozenset(), description="Comma-separated Telegram user ids of the bot's administrators."
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    telegram_paid_broadcast: bool = Field(
+        False,
+        description="Use Telegram's paid broadcasts (up to 1,000 messages/s, billed in Stars).",
+    )
+    dispatch_rate: float | None = Field(
+        None,
+        gt=0,
+        le=10_000,
+        description="Messages per second across chats; default 30, or 1,000 with paid broadcasts.",
+    )
+    dispatch_chat_interval: float = Field(
+        1.0, ge=0, le=60, description="Seconds between two messages into one private chat."
+    )
+    dispatch_group_per_minute: float = Field(
+        20.0, gt=0, le=600, description="Messages per minute into one group chat."
+    )
+    dispatch_report_seconds: float = Field(
+        3.0, gt=0, le=3600, description="How often a broadcast's progress message is updated."
+    )
+    dispatch_lease_seconds: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="After this long, messages a stopped process had taken are queued again.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -125,6 +150,12 @@ class Settings(BaseSettings):
         """The path of WEBHOOK_URL, where the web server takes Telegram's calls."""
         path = urlparse(self.webhook_url or "").path
         return path if path and path != "/" else "/telegram/webhook"
+
+    @property
+    def broadcast_rate(self) -> float:
+        if self.dispatch_rate is not None:
+            return self.dispatch_rate
+        return 1000.0 if self.telegram_paid_broadcast else 30.0
 
     @property
     def is_sqlite(self) -> bool:

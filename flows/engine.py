@@ -11,6 +11,7 @@ value must be one the step offered (anything else was forged).
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -27,6 +28,7 @@ from storage.queries import people
 log = logging.getLogger(__name__)
 
 MAX_BUTTON_DATA_BYTES: Final = 64
+KEYWORD_PUNCTUATION: Final = " \t\n.!?¡¿\u061f,;:'\"«»()-\u2013\u2014"
 CONVERSATION_PREFIX: Final = "c"
 
 
@@ -49,6 +51,7 @@ class Inbound:
     first_name: str = ""
     username: str | None = None
     event_id: int | None = None  # for deduplication of re-delivered events
+    blocked: bool | None = None  # the person blocked (True) or unblocked (False) the bot
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,11 @@ class Command:
     roles: frozenset[Role] = frozenset()  # empty: everyone; else one of these in a council
     needs_consent: bool = True
     in_menu: bool = True
+    # Whole messages that mean this command in any state, never taken as an answer ("STOP").
+    keywords: frozenset[str] = frozenset()
+
+
+ReachabilityHook = Callable[[AsyncSession, Person, bool], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,7 @@ class Flow:
     name: str
     steps: Sequence[Step] = ()
     commands: Sequence[Command] = ()
+    on_reachability: ReachabilityHook | None = None  # the person blocked or unblocked the bot
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,8 @@ class Engine:
         self.config = config or FlowConfig()
         self.steps: dict[str, Step] = {}
         self.commands: dict[str, Command] = {}
+        self.keywords: dict[str, Command] = {}
+        self.reachability_hooks = [flow.on_reachability for flow in flows if flow.on_reachability]
         for flow in flows:
             for step in flow.steps:
                 if step.name in self.steps:
@@ -220,6 +231,8 @@ class Engine:
                 if command.name in self.commands:
                     raise ValueError(f"command /{command.name} defined twice")
                 self.commands[command.name] = command
+                for keyword in command.keywords:
+                    self.keywords[normalise_keyword(keyword)] = command
 
     def translator_for(self, inbound: Inbound) -> Translator:
         """A translator from the client's language alone (for apologies when all else failed)."""
@@ -229,6 +242,9 @@ class Engine:
         """Process one inbound event; the transaction commits before anything is sent."""
         if not inbound.private:
             return self._in_group(inbound)
+        if inbound.blocked is not None:
+            await self._on_reachability(inbound, reachable=not inbound.blocked)
+            return Outcome()
         async with session_scope(self.sessions) as session:
             if inbound.event_id is not None and not await _first_time(session, inbound):
                 return Outcome(duplicate=True)
@@ -256,6 +272,16 @@ class Engine:
                 await _discard(session, ctx.conversation)
             return outcome
 
+    async def _on_reachability(self, inbound: Inbound, reachable: bool) -> None:
+        async with session_scope(self.sessions) as session:
+            if inbound.event_id is not None and not await _first_time(session, inbound):
+                return
+            person = await people.person_by_identity(session, inbound.channel, inbound.sender_id)
+            if person is None:
+                return
+            for hook in self.reachability_hooks:
+                await hook(session, person, reachable)
+
     def _in_group(self, inbound: Inbound) -> Outcome:
         """In a group the bot answers only its commands, briefly, and stores nothing."""
         if inbound.command is None:
@@ -270,7 +296,10 @@ class Engine:
 
     async def _dispatch(self, ctx: Context, outcome: Outcome) -> None:
         inbound = ctx.inbound
-        if inbound.command is not None:
+        keyword = self.keywords.get(normalise_keyword(inbound.text)) if inbound.text else None
+        if keyword is not None:
+            await self._on_command(ctx, keyword.name)
+        elif inbound.command is not None:
             await self._on_command(ctx, inbound.command)
         elif inbound.choice is not None:
             await self._on_choice(ctx, inbound.choice, outcome)
@@ -359,6 +388,15 @@ class Engine:
         ctx.conversation.prompt = number
         ctx.conversation.options = [option.value for row in prompt.rows for option in row]
         ctx.replies.append(Reply(prompt.text, choices, prompt.attachment))
+
+
+def normalise_keyword(text: str) -> str:
+    """Fold case, accents and surrounding punctuation: 'Arrêt !' → 'arret'."""
+    if len(text) > 40:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text.strip().casefold())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return bare.strip(KEYWORD_PUNCTUATION)
 
 
 def conversation_choice(prompt: int, value: str) -> str:

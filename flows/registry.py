@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from flows.announcements.flow import FLOW as ANNOUNCEMENTS
 from flows.engine import Flow
 from flows.help.flow import FLOW as HELP
 from flows.language.flow import FLOW as LANGUAGE
 from flows.onboarding.flow import FLOW as ONBOARDING
 from flows.privacy.flow import FLOW as PRIVACY
+from flows.subscription.flow import FLOW as SUBSCRIPTION
 
-FLOWS: tuple[Flow, ...] = (ONBOARDING, LANGUAGE, HELP, PRIVACY)
+FLOWS: tuple[Flow, ...] = (ONBOARDING, LANGUAGE, HELP, PRIVACY, SUBSCRIPTION, ANNOUNCEMENTS)

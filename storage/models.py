@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
+    Text,
+    Time,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -70,6 +76,11 @@ class PersonStatus(enum.StrEnum):
     UNREACHABLE = "unreachable"  # blocked the bot or deactivated
 
 
+def _enum(kind: type[enum.Enum]) -> Enum:
+    """Enums stored as their values, in a plain column (no database enum type to migrate)."""
+    return Enum(kind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
 class Council(Base):
     __tablename__ = "councils"
 
@@ -78,6 +89,10 @@ class Council(Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
     locale: Mapped[str] = mapped_column(String(16), default="fr")
+    # No broadcast reaches residents between these times (the council's time zone),
+    # except what an organiser marked urgent.
+    quiet_start: Mapped[time | None] = mapped_column(Time, default=time(21, 0))
+    quiet_end: Mapped[time | None] = mapped_column(Time, default=time(8, 0))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -157,9 +172,7 @@ class RoleGrant(Base):
     council_id: Mapped[int] = mapped_column(ForeignKey("councils.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str] = mapped_column(String(64), index=True)
-    role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-    )
+    role: Mapped[Role] = mapped_column(_enum(Role))
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     council: Mapped[Council] = relationship()
@@ -205,4 +218,97 @@ class AppSecret(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BroadcastStatus(enum.StrEnum):
+    PENDING = "pending"  # queued, waiting for its time (quiet hours) or the dispatcher
+    SENDING = "sending"
+    DONE = "done"
+    INTERRUPTED = "interrupted"  # stopped by its coordinator; what was not sent is cancelled
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # claimed by a dispatcher
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # the person said /stop, left, or the broadcast was interrupted
+
+
+class Priority(enum.IntEnum):
+    """Lower goes first."""
+
+    REPLY = 0  # someone is waiting for this answer
+    URGENT = 1  # marked urgent by an organiser: ignores quiet hours
+    REPORT = 2  # progress reports to the coordinator
+    BROADCAST = 5
+
+
+class Broadcast(Base):
+    """One message sent to many: who started it, for which council, how far it got."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(
+        ForeignKey("councils.id", ondelete="CASCADE"), index=True
+    )
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("persons.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(
+        String(64)
+    )  # the record that caused it, e.g. "call:12"
+    status: Mapped[BroadcastStatus] = mapped_column(
+        _enum(BroadcastStatus), default=BroadcastStatus.PENDING
+    )
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_rate: Mapped[float | None] = mapped_column(Float)  # messages per second, to smooth it out
+    audience_size: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    unreachable: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # Where progress is reported: one message, edited as the broadcast goes.
+    report_channel: Mapped[str | None] = mapped_column(String(16))
+    report_chat_id: Mapped[str | None] = mapped_column(String(64))
+    report_locale: Mapped[str | None] = mapped_column(String(16))
+    report_message_id: Mapped[str | None] = mapped_column(String(64))
+    report_text: Mapped[str | None] = mapped_column(Text)
+    reported_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """A message waiting to go out, rendered in its recipient's language."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "priority", "next_attempt_at"),
+        Index("ix_outbox_broadcast_status", "broadcast_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE")
+    )
+    council_id: Mapped[int | None] = mapped_column(ForeignKey("councils.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=Priority.BROADCAST)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

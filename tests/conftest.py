@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
+from bot.dispatcher import Limits
 from bot.settings import Settings, load_settings
 from flows.engine import Flow
 from flows.registry import FLOWS
@@ -141,8 +142,12 @@ async def start_bot(make_settings: Callable[..., Settings]) -> AsyncIterator[Sta
     """Start the real application (several times for restarts); all are stopped at the end."""
     running: list[CoupDePouce] = []
 
-    async def start(flows: Sequence[Flow] = FLOWS, **overrides: Any) -> CoupDePouce:
+    async def start(
+        flows: Sequence[Flow] = FLOWS, limits: Limits | None = None, **overrides: Any
+    ) -> CoupDePouce:
         app = CoupDePouce(make_settings(**overrides), flows=flows)
+        if limits is not None:
+            app.dispatcher.limits = limits
         running.append(app)
         await app.start()
         return app
@@ -171,6 +176,8 @@ async def council(database_url: str) -> Council:
             added = await councils.add(
                 session, "quartier-nord", "Conseil citoyen Quartier Nord", "Europe/Paris", "fr"
             )
+            # Stories run at any hour of the day; quiet hours have stories of their own.
+            added.quiet_start = added.quiet_end = None
     finally:
         await engine.dispose()
     return added

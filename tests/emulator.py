@@ -29,12 +29,16 @@ What it does:
 * rejects invalid requests the way Telegram does (empty or too long text, unknown chat, identical
   edit, bad callback data, broken HTML, ...), with Telegram's wording and HTTP status;
 * lets a test inject failures (`fail`, `block`, `reject_token`) and slowness (`response_delay`);
+* on demand, enforces Telegram's flood limits with token buckets (`enforce_limits`), answering
+  429 with a retry_after like Telegram, and measures how fast the bot sent (`received`,
+  `max_rate`, `delivered_texts`);
 * optionally checks every call against a machine-readable copy of the Bot API reference
   (`spec_violations`).
 
 Deliberate simplifications: one bot per emulator, no inline mode or inline messages, no business
-connections, no file downloads, no flood limits unless injected with `fail`. Markdown parse modes
-are approximated (escapes and emphasis markers removed), only HTML is validated.
+connections, no file downloads, no flood limits unless asked for (`enforce_limits`, or `fail`
+for a single 429). Markdown parse modes are approximated (escapes and emphasis markers removed),
+only HTML is validated.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import html
 import itertools
 import json
 import logging
+import math
 import mimetypes
 import re
 import time
@@ -123,6 +128,25 @@ SLOW_METHODS = frozenset(
         "answerCallbackQuery",
     }
 )
+
+# Methods that put a message into a chat or change one: the ones Telegram's flood limits count
+# (see `BotApiEmulator.enforce_limits`). copyMessage and forwardMessage are listed for
+# completeness; the emulator answers them 404.
+FLOOD_LIMITED_METHODS = frozenset(
+    {
+        "sendMessage",
+        "sendDocument",
+        "sendPhoto",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "copyMessage",
+        "forwardMessage",
+    }
+)
+
+_EPSILON = 1e-9
+"""Tolerance on token counts and waits, so float rounding never costs a whole second."""
 
 # Parameters whose Bot API type is plain "String". Form-encoded requests carry them unquoted, so
 # they must never be JSON-decoded: a text "42" stays "42", a text "true" stays "true".
@@ -304,7 +328,7 @@ class Call:
     params: dict[str, Any]
     files: dict[str, UploadedFile]
     at: float
-    """time.monotonic() when the request arrived."""
+    """The emulator's clock (time.monotonic() unless replaced) when the request was read."""
     token: str
     response: JSONDict | None = None
     """The JSON the emulator answered, once answered."""
@@ -322,6 +346,117 @@ class _InjectedFailure:
     retry_after: int | None
     remaining: int
     chat_id: int | None
+
+
+@dataclass
+class _TokenBucket:
+    """`rate` tokens per second, refilled continuously, holding at most `capacity`."""
+
+    rate: float
+    capacity: float
+    tokens: float
+    updated: float
+
+    def refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.updated = max(self.updated, now)
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is available (0 when one is)."""
+        self.refill(now)
+        missing = 1.0 - self.tokens
+        return 0.0 if missing <= _EPSILON else missing / self.rate
+
+
+_GLOBAL = "global"
+"""Scope key of the bot-wide limit; chat scopes are keyed by chat id."""
+_Scope = int | str
+
+
+class _FloodLimits:
+    """Telegram's flood limits: one bucket for the bot, one per chat, bans after a 429."""
+
+    def __init__(
+        self,
+        *,
+        global_per_second: float | None,
+        per_chat_per_second: float | None,
+        per_group_per_minute: float | None,
+        retry_after: int | None,
+        burst: float,
+        now: float,
+    ) -> None:
+        for name, rate in (
+            ("global_per_second", global_per_second),
+            ("per_chat_per_second", per_chat_per_second),
+            ("per_group_per_minute", per_group_per_minute),
+        ):
+            if rate is not None and not rate > 0:
+                raise ValueError(f"{name} must be positive (or None for no limit)")
+        if not burst > 0:
+            raise ValueError("burst must be positive")
+        if retry_after is not None and retry_after < 1:
+            raise ValueError("retry_after must be at least 1 second (or None to compute it)")
+        self.private_rate = per_chat_per_second
+        self.group_rate = None if per_group_per_minute is None else per_group_per_minute / 60
+        self.retry_after = retry_after
+        self.burst = burst
+        self.buckets: dict[_Scope, _TokenBucket] = {}
+        if global_per_second is not None:
+            self.buckets[_GLOBAL] = self._bucket(global_per_second, now)
+        self.banned_until: dict[_Scope, float] = {}
+
+    def _bucket(self, rate: float, now: float) -> _TokenBucket:
+        capacity = max(1.0, rate * self.burst)
+        return _TokenBucket(rate=rate, capacity=capacity, tokens=capacity, updated=now)
+
+    def _scopes(self, chat_id: int | None, now: float) -> list[tuple[_Scope, _TokenBucket]]:
+        scopes: list[tuple[_Scope, _TokenBucket]] = []
+        if _GLOBAL in self.buckets:
+            scopes.append((_GLOBAL, self.buckets[_GLOBAL]))
+        if chat_id is not None:
+            rate = self.group_rate if chat_id < 0 else self.private_rate
+            if rate is not None:
+                bucket = self.buckets.get(chat_id)
+                if bucket is None:
+                    bucket = self.buckets[chat_id] = self._bucket(rate, now)
+                scopes.append((chat_id, bucket))
+        return scopes
+
+    def take(self, chat_id: int | None, now: float) -> int | None:
+        """Take a token from every bucket the send counts against, or refuse it.
+
+        Returns None when the send may go ahead, else the retry_after to announce; a refused
+        send takes no token, and bans each scope that ran dry until the announced time.
+        """
+        scopes = self._scopes(chat_id, now)
+        waits: dict[_Scope, float] = {}
+        newly_dry: list[_Scope] = []
+        for scope, bucket in scopes:
+            banned = self.banned_until.get(scope, now) - now
+            if banned > _EPSILON:
+                waits[scope] = banned
+                continue
+            wait = bucket.wait(now)
+            if wait > _EPSILON:
+                waits[scope] = wait
+                newly_dry.append(scope)
+        if not waits:
+            for _, bucket in scopes:
+                bucket.tokens -= 1.0
+            return None
+        announced = self.retry_after
+        if announced is None:
+            announced = max(1, math.ceil(max(waits.values()) - _EPSILON))
+        for scope in newly_dry:
+            self.banned_until[scope] = now + announced
+        return announced
+
+    def give_back(self, chat_id: int | None, now: float) -> None:
+        """Return the tokens of a send that failed for another reason (nothing delivered)."""
+        for _, bucket in self._scopes(chat_id, now):
+            bucket.tokens = min(bucket.capacity, bucket.tokens + 1.0)
 
 
 def visible_text(text: str, parse_mode: str | None) -> str:
@@ -468,19 +603,34 @@ class SpecChecker:
             )
             for name, method in spec["methods"].items()
         }
+        self._verdicts: dict[tuple[str, frozenset[str]], list[str]] = {}
 
     def check(self, method: str, params: Mapping[str, Any], files: Mapping[str, Any]) -> list[str]:
-        """Readable problems with one call; empty when it matches the spec."""
+        """Readable problems with one call; empty when it matches the spec.
+
+        Only field names matter, so verdicts are cached per (method, names present).
+        """
+        attached = (
+            {
+                value.removeprefix("attach://")
+                for value in params.values()
+                if isinstance(value, str) and value.startswith("attach://")
+            }
+            if files
+            else set()
+        )
+        present = frozenset(set(params) | (set(files) - attached))
+        key = (method, present)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = self._problems(method, present)
+        return list(verdict)
+
+    def _problems(self, method: str, present: frozenset[str]) -> list[str]:
         entry = self.methods.get(method.lower())
         if entry is None:
             return [f"{method}: no such method in the Bot API"]
         name, fields = entry
-        attached = {
-            value.removeprefix("attach://")
-            for value in params.values()
-            if isinstance(value, str) and value.startswith("attach://")
-        }
-        present = set(params) | (set(files) - attached)
         problems = [
             f"{name}: required field {field_name!r} is missing"
             for field_name, required in fields.items()
@@ -507,12 +657,18 @@ class BotApiEmulator:
         bot_username: str = "coupdepouce_test_bot",
         bot_first_name: str = "Coup de pouce",
         spec_path: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_id = bot_id
         self.bot_username = bot_username
         self.bot_first_name = bot_first_name
         self.calls: list[Call] = []
         self.spec_violations: list[str] = []
+        self.flood_refusals: list[Call] = []
+        """Calls refused with 429 by `enforce_limits` (they are in `calls` too)."""
+        self.clock: Callable[[], float] = clock
+        """Time source of `Call.at` and of the flood limits, in seconds. A test may swap in a
+        fake clock to step time by hand; it must never go backwards."""
         self.response_delay: float = 0.0
         """Seconds to wait before answering SLOW_METHODS. The request is processed first, so a
         client that times out still finds its message sent, as with the real Telegram."""
@@ -538,6 +694,8 @@ class BotApiEmulator:
         self._blocked: set[int] = set()
         self._rejected_tokens: set[str] = set()
         self._failures: list[_InjectedFailure] = []
+        self._limits: _FloodLimits | None = None
+        self._deliveries: list[tuple[int, str]] = []
 
         self._last_message_id: dict[int, int] = {}
         self._sent: dict[int, list[SentMessage]] = {}
@@ -627,6 +785,50 @@ class BotApiEmulator:
         """Calls to `method` (case-insensitive), in order."""
         wanted = method.lower()
         return [call for call in self.calls if call.method.lower() == wanted]
+
+    def received(self, method: str | None = None) -> list[Call]:
+        """Successful calls to FLOOD_LIMITED_METHODS (or to `method` only), in arrival order.
+
+        Their `at` is the time the emulator read them, on `clock`.
+        """
+        wanted = None if method is None else method.lower()
+        return [
+            call
+            for call in self.calls
+            if call.method in FLOOD_LIMITED_METHODS
+            and (wanted is None or call.method.lower() == wanted)
+            and call.ok
+        ]
+
+    def max_rate(self, window: float = 1.0, chat_id: int | None = None) -> float:
+        """Most successful sends seen in any `window` seconds (into `chat_id` if given), per second.
+
+        Windows are half-open: sends exactly `window` apart never share one. Note that a token
+        bucket of capacity C and rate r admits up to C + r * window sends in a window, so with
+        `burst` = 1 s a bot using its whole allowance reaches up to twice the rate over 1 s.
+        """
+        if not window > 0:
+            raise ValueError("window must be positive")
+        times = sorted(
+            call.at
+            for call in self.received()
+            if chat_id is None or _chat_id_of(call.params, self._usernames) == chat_id
+        )
+        most = 0
+        end = 0
+        for start, opened in enumerate(times):
+            while end < len(times) and times[end] - opened < window:
+                end += 1
+            most = max(most, end - start)
+        return most / window
+
+    def delivered_texts(self) -> list[tuple[int, str]]:
+        """(chat_id, text) of every message delivered, in delivery order, duplicates kept.
+
+        The text is as the bot sent it (markup included), or the caption of a document or photo
+        ("" when it has none). Edits deliver nothing new and do not appear.
+        """
+        return list(self._deliveries)
 
     def messages(self, chat_id: int) -> list[SentMessage]:
         """Messages the bot sent into the chat, oldest first, edits applied (deleted ones kept)."""
@@ -842,6 +1044,45 @@ class BotApiEmulator:
         failure = _InjectedFailure(method.lower(), status, description, retry_after, times, chat_id)
         self._failures.append(failure)
 
+    def enforce_limits(
+        self,
+        *,
+        global_per_second: float | None = 30.0,
+        per_chat_per_second: float | None = 1.0,
+        per_group_per_minute: float | None = 20.0,
+        retry_after: int | None = None,
+        burst: float = 1.0,
+    ) -> None:
+        """Refuse sends beyond Telegram's flood limits from now on, like Telegram does.
+
+        Calls to FLOOD_LIMITED_METHODS count against a bot-wide token bucket
+        (`global_per_second`) and one bucket per chat: `per_chat_per_second` for a private chat,
+        `per_group_per_minute` for a group or channel (negative chat id). None lifts that limit.
+        Buckets refill continuously on `clock` and hold `burst` seconds of their rate (at least
+        one token); they start full.
+
+        A send that finds a bucket empty is answered 429 "Too Many Requests: retry after N" with
+        parameters.retry_after N, is not delivered, takes no token and lands in
+        `flood_refusals`. N is `retry_after` if given, else the whole seconds until a token
+        frees up (at least 1). Like Telegram, the scope whose bucket ran dry (the bot, or that
+        chat) then stays refused until those N seconds have passed, however many tokens it has
+        meanwhile. Sends refused for another reason (400, 403, ...) take no token either.
+
+        Calling it again replaces the limits and starts afresh (full buckets, no bans).
+        """
+        self._limits = _FloodLimits(
+            global_per_second=global_per_second,
+            per_chat_per_second=per_chat_per_second,
+            per_group_per_minute=per_group_per_minute,
+            retry_after=retry_after,
+            burst=burst,
+            now=self.clock(),
+        )
+
+    def lift_limits(self) -> None:
+        """Stop enforcing flood limits (bans included); `flood_refusals` keeps its history."""
+        self._limits = None
+
     def block(self, chat_id: int) -> None:
         """Every request aimed at the chat now fails with 403 (user blocked / bot kicked)."""
         self._blocked.add(chat_id)
@@ -865,7 +1106,7 @@ class BotApiEmulator:
             params, files = await read_parameters(request)
         except ApiError as error:
             params, files, unreadable = {}, {}, error
-        call = Call(method, params, files, at=time.monotonic(), token=token)
+        call = Call(method, params, files, at=self.clock(), token=token)
         self.calls.append(call)
         if self._spec is not None and unreadable is None:
             self.spec_violations.extend(self._spec.check(method, params, files))
@@ -894,7 +1135,19 @@ class BotApiEmulator:
             logger.warning("the emulator does not implement %s", call.method)
             raise ApiError(404, "Not Found")
         self._raise_injected_failure(call)
-        return await known[1](call.params, call.files)
+        limits = self._limits
+        if limits is None or call.method not in FLOOD_LIMITED_METHODS:
+            return await known[1](call.params, call.files)
+        chat_id = _chat_id_of(call.params, self._usernames)
+        retry_after = limits.take(chat_id, call.at)
+        if retry_after is not None:
+            self.flood_refusals.append(call)
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        try:
+            return await known[1](call.params, call.files)
+        except ApiError:
+            limits.give_back(chat_id, call.at)
+            raise
 
     def _raise_injected_failure(self, call: Call) -> None:
         chat_id = _chat_id_of(call.params, self._usernames)
@@ -982,6 +1235,8 @@ class BotApiEmulator:
 
     def _store(self, message: SentMessage) -> JSONDict:
         self._sent.setdefault(message.chat_id, []).append(message)
+        shown = message.text if message.text is not None else message.caption
+        self._deliveries.append((message.chat_id, shown or ""))
         return self.message_json(message)
 
     def _find_message(self, params: JSONDict, missing: str) -> SentMessage:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dtm
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -715,3 +716,274 @@ async def test_real_application_round_trip(emulator: BotApiEmulator, amina: Fake
     assert final.message_id == welcome.message_id
     assert final.buttons == []
     assert len(amina.answered_callbacks) == 1
+
+
+class FakeClock:
+    """A clock a test steps by hand, to drive the flood limits without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(emulator: BotApiEmulator) -> FakeClock:
+    """Replace the emulator's clock: time only passes when the test says so."""
+    fake = FakeClock()
+    emulator.clock = fake
+    return fake
+
+
+@contextlib.contextmanager
+def quiet_retry_after() -> Iterator[None]:
+    """Silence PTB 22's warning about RetryAfter.retry_after becoming a timedelta.
+
+    Enter it in the test itself, around any concurrent sends, never inside each task: nested
+    catch_warnings blocks that exit out of order would leak their filters.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        yield
+
+
+async def try_send(client: Bot, chat_id: int, text: str) -> float | None:
+    """Send a message: None once delivered, or the retry_after (seconds) of a 429."""
+    try:
+        await client.send_message(chat_id, text)
+    except RetryAfter as flood:
+        return retry_seconds(flood)
+    return None
+
+
+def too_many_requests(seconds: int) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "error_code": 429,
+        "description": f"Too Many Requests: retry after {seconds}",
+        "parameters": {"retry_after": seconds},
+    }
+
+
+async def test_burst_beyond_the_global_limit_is_refused_and_not_delivered(
+    emulator: BotApiEmulator, client: Bot, clock: FakeClock
+) -> None:
+    people = [emulator.resident(1000 + n) for n in range(40)]
+    emulator.enforce_limits(
+        global_per_second=30, per_chat_per_second=None, per_group_per_minute=None
+    )
+
+    with quiet_retry_after():
+        outcomes = await asyncio.gather(
+            *(try_send(client, person.id, f"Annonce {person.id}") for person in people)
+        )
+
+    assert sorted(outcome or 0 for outcome in outcomes) == [0] * 30 + [1] * 10
+    assert len(emulator.flood_refusals) == 10
+    for refused in emulator.flood_refusals:
+        assert refused.response == too_many_requests(1)
+        assert refused in emulator.calls
+        assert emulator.messages(refused.params["chat_id"]) == []
+    delivered = emulator.delivered_texts()
+    assert len(delivered) == len(set(delivered)) == 30
+    assert {(call.params["chat_id"], call.params["text"]) for call in emulator.received()} == set(
+        delivered
+    )
+    assert emulator.max_rate() == 30
+
+    # Half a second later the bucket holds 15 tokens, but the bot was told to wait 1 s.
+    clock.advance(0.5)
+    with quiet_retry_after():
+        assert await try_send(client, people[0].id, "Encore") == 1
+    clock.advance(0.5)
+    assert await try_send(client, people[0].id, "Enfin") is None
+    assert len(emulator.flood_refusals) == 11
+
+
+async def test_per_chat_limit_counts_sends_and_edits_only(
+    emulator: BotApiEmulator, client: Bot, amina: FakeUser, clock: FakeClock
+) -> None:
+    karim, leila = emulator.resident(222), emulator.resident(333)
+    emulator.enforce_limits(global_per_second=2, per_chat_per_second=1)
+
+    first = await client.send_message(amina.id, "un")
+    with quiet_retry_after():
+        assert await try_send(client, amina.id, "deux") == 1
+        # The refusal took no token from the bot-wide bucket: one is left for Karim.
+        assert await try_send(client, karim.id, "bonjour") is None
+        assert await try_send(client, leila.id, "bonjour") == 1
+        assert await client.send_chat_action(amina.id, "typing")  # not a message
+        with pytest.raises(RetryAfter):
+            await client.edit_message_text("un !", amina.id, first.message_id)
+
+    clock.advance(1)
+    with pytest.raises(BadRequest, match="Message text is empty"):
+        await client.send_message(amina.id, "   ")  # takes no token either
+    await client.edit_message_text("un !", amina.id, first.message_id)
+
+    assert [m.text for m in amina.inbox] == ["un !"]
+    assert leila.inbox == []
+    assert [call.method for call in emulator.flood_refusals] == [
+        "sendMessage",
+        "sendMessage",
+        "editMessageText",
+    ]
+    assert [call.method for call in emulator.received()] == [
+        "sendMessage",
+        "sendMessage",
+        "editMessageText",
+    ]
+
+
+async def test_group_limit_is_per_minute(
+    emulator: BotApiEmulator, client: Bot, amina: FakeUser, clock: FakeClock
+) -> None:
+    group = emulator.group(-100200300)
+    emulator.enforce_limits(per_group_per_minute=20)
+
+    assert await try_send(client, group.id, "Réunion jeudi") is None
+    with quiet_retry_after():
+        assert await try_send(client, group.id, "Rappel") == 3  # 20 a minute: one every 3 s
+    assert await try_send(client, amina.id, "Bonjour") is None  # other chats are not held up
+    clock.advance(1.5)
+    with quiet_retry_after():
+        assert await try_send(client, group.id, "Rappel") == 2  # 1.5 s, rounded up
+    clock.advance(1.5)
+    assert await try_send(client, group.id, "Rappel") is None
+
+    emulator.enforce_limits(per_group_per_minute=20, burst=60)  # a minute's worth at once
+    for n in range(20):
+        assert await try_send(client, group.id, f"Point {n}") is None
+    with quiet_retry_after():
+        assert await try_send(client, group.id, "Point 20") == 3
+    assert len(group.inbox) == 22
+
+
+async def test_retry_after_is_honoured_then_accepted(
+    emulator: BotApiEmulator, client: Bot, amina: FakeUser
+) -> None:
+    emulator.enforce_limits()  # Telegram's limits, on the real clock
+
+    await client.send_message(amina.id, "un")
+    with quiet_retry_after():
+        with pytest.raises(RetryAfter) as flood:
+            await client.send_message(amina.id, "deux")
+        wait = retry_seconds(flood.value)
+        assert wait == 1
+        with pytest.raises(RetryAfter):
+            await client.send_message(amina.id, "deux")  # too early
+    await asyncio.sleep(wait)
+    await client.send_message(amina.id, "deux")
+
+    assert [m.text for m in amina.inbox] == ["un", "deux"]
+    assert len(emulator.flood_refusals) == 2
+
+
+async def test_sending_during_the_announced_wait_stays_refused(
+    emulator: BotApiEmulator, client: Bot, amina: FakeUser, clock: FakeClock
+) -> None:
+    emulator.enforce_limits(retry_after=3)
+
+    assert await try_send(client, amina.id, "un") is None
+    with quiet_retry_after():
+        assert await try_send(client, amina.id, "deux") == 3
+        clock.advance(1.5)  # a token is back, but Telegram said 3 s
+        assert await try_send(client, amina.id, "deux") == 3
+    clock.advance(1.5)
+    assert await try_send(client, amina.id, "deux") is None
+    assert [m.text for m in amina.inbox] == ["un", "deux"]
+
+
+async def test_honouring_retry_after_keeps_a_broadcast_within_limits(
+    emulator: BotApiEmulator, client: Bot, clock: FakeClock
+) -> None:
+    people = [emulator.resident(1000 + n) for n in range(60)]
+    emulator.enforce_limits(global_per_second=30)
+    start = clock.now
+
+    with quiet_retry_after():
+        for person in people:
+            while (wait := await try_send(client, person.id, "Fête de quartier")) is not None:
+                clock.advance(wait)
+            clock.advance(0.005)
+
+    assert sorted(emulator.delivered_texts()) == [(p.id, "Fête de quartier") for p in people]
+    assert emulator.flood_refusals
+    assert emulator.max_rate(1.0) <= 30 + 30  # a full bucket plus a second of refill
+    assert clock.now - start >= (60 - 30) / 30  # what the first full bucket did not cover
+
+
+async def test_max_rate_counts_successful_sends_in_sliding_windows(
+    emulator: BotApiEmulator, client: Bot, amina: FakeUser, clock: FakeClock
+) -> None:
+    karim = emulator.resident(222)
+    assert emulator.max_rate() == 0
+    start = clock.now
+    sent: list[Message] = []
+    for offset, person in [(0.0, amina), (0.5, karim), (0.9, karim), (1.0, amina), (1.4, karim)]:
+        clock.now = start + offset
+        sent.append(await client.send_message(person.id, f"à {offset}"))
+        with pytest.raises(BadRequest):
+            await client.send_message(person.id, "")  # failed sends do not count
+        await client.send_chat_action(person.id, "typing")  # nor other methods
+    clock.now = start + 3
+    await client.edit_message_text("modifié", amina.id, sent[0].message_id)
+
+    assert [call.at - start for call in emulator.received("sendmessage")] == pytest.approx(
+        [0.0, 0.5, 0.9, 1.0, 1.4]
+    )
+    assert [call.method for call in emulator.received()][-1] == "editMessageText"
+    assert emulator.max_rate() == 4  # from 0.5 to 1.4
+    assert emulator.max_rate(2.0) == 2.5  # five sends within two seconds
+    assert emulator.max_rate(0.25) == 8  # 0.9 and 1.0
+    assert emulator.max_rate(chat_id=amina.id) == 1  # 0.0 and 1.0 never share a window
+    assert emulator.max_rate(chat_id=karim.id) == 3
+    with pytest.raises(ValueError, match="window"):
+        emulator.max_rate(0)
+
+
+async def test_lift_limits(
+    emulator: BotApiEmulator, client: Bot, amina: FakeUser, clock: FakeClock
+) -> None:
+    emulator.enforce_limits()
+    assert await try_send(client, amina.id, "un") is None
+    with quiet_retry_after():
+        assert await try_send(client, amina.id, "deux") == 1
+
+    emulator.lift_limits()
+    for n in range(5):
+        assert await try_send(client, amina.id, f"sans limite {n}") is None
+    assert len(emulator.flood_refusals) == 1
+
+    emulator.enforce_limits()  # afresh: full buckets, no ban
+    assert await try_send(client, amina.id, "trois") is None
+    with quiet_retry_after():
+        assert await try_send(client, amina.id, "quatre") == 1
+    assert len(amina.inbox) == 7
+    with pytest.raises(ValueError, match="positive"):
+        emulator.enforce_limits(global_per_second=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        emulator.enforce_limits(retry_after=0)
+
+
+async def test_delivered_texts_lists_each_delivery(
+    emulator: BotApiEmulator, client: Bot, amina: FakeUser
+) -> None:
+    group = emulator.group(-100200300)
+
+    hello = await client.send_message(amina.id, "<b>Bonjour</b>", "HTML")
+    await client.send_document(amina.id, InputFile(b"1;2\n", filename="bilan.csv"))
+    await client.send_photo(group.id, PNG, caption="Affiche")
+    await client.edit_message_text("Bonsoir", amina.id, hello.message_id)
+    await client.send_message(amina.id, "<b>Bonjour</b>", "HTML")
+
+    assert emulator.delivered_texts() == [
+        (amina.id, "<b>Bonjour</b>"),
+        (amina.id, ""),
+        (group.id, "Affiche"),
+        (amina.id, "<b>Bonjour</b>"),
+    ]

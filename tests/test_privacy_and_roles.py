@@ -75,8 +75,8 @@ async def test_forget_also_removes_a_staff_role(
     from storage.queries import people
 
     async def grant(session: AsyncSession) -> None:
-        merged = await session.merge(council)
-        await people.grant_role(session, merged, "telegram", "3004", Role.COORDINATOR)
+        stored = await session.get_one(Council, council.id)
+        await people.grant_role(session, stored, "telegram", "3004", Role.COORDINATOR)
 
     await in_transaction(bot, grant)
     coordinator = emulator.resident(3004, language_code="en")

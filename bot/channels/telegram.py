@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from telegram import (
@@ -18,15 +19,32 @@ from telegram import (
     Update,
 )
 from telegram.constants import BotCommandLimit, ChatType, MessageEntityType, MessageLimit
-from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.dispatcher import Delivery, DeliveryKind
+from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
 from flows.i18n import SHIPPED_LOCALES, Translator
 
 log = logging.getLogger(__name__)
 
+# Read RetryAfter.retry_after as a timedelta, the library's behaviour from its next major version.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 CHANNEL = "telegram"
+BURST = 0.1  # seconds of sending let through at once: pace rather than burst
+CONNECTIONS = (
+    64  # HTTP connections to the Bot API: the dispatcher's requests in flight, and replies
+)
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 SEND_ATTEMPTS = 3
@@ -95,7 +113,10 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 
 
 class TelegramChannel:
-    """Runs flows for Telegram updates, by long polling or from the webhook route."""
+    """Runs flows for Telegram updates, by long polling or from the webhook route;
+    sends the dispatcher's messages (it is the dispatcher's Sender for Telegram)."""
+
+    channel = CHANNEL
 
     def __init__(
         self,
@@ -105,8 +126,10 @@ class TelegramChannel:
         *,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        rate: float = 30.0,
     ) -> None:
         self.engine = engine
+        self.limiter = RateLimiter(rate, burst=BURST)
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.application: Application[Any, Any, Any, Any, Any, Any] = (
@@ -115,6 +138,8 @@ class TelegramChannel:
             .base_url(f"{api_url}/bot")
             .base_file_url(f"{api_url}/file/bot")
             .updater(None)
+            .connection_pool_size(CONNECTIONS)
+            .pool_timeout(30)
             .build()
         )
         self.application.add_handler(TypeHandler(Update, self._on_update))
@@ -235,57 +260,87 @@ class TelegramChannel:
     async def _render(self, update: Update, inbound: Inbound, outcome: Outcome) -> None:
         query = update.callback_query
         if query is not None:
-            await self._call(query.answer, text=outcome.toast)
+            await self._quietly(query.answer(text=outcome.toast))
             message = query.message
             if outcome.clear_buttons and isinstance(message, Message) and message.reply_markup:
-                await self._call(message.edit_reply_markup, reply_markup=None)
+                await self._quietly(message.edit_reply_markup(reply_markup=None))
         if outcome.duplicate:
             return
         await self.send(int(inbound.chat_id), outcome.replies)
 
     async def send(self, chat_id: int, replies: Sequence[Reply]) -> None:
-        """Send replies to a chat, in order."""
-        bot = self.application.bot
+        """Answer someone who is waiting: ahead of broadcasts, a few retries, then give up."""
         for reply in replies:
-            markup = keyboard(reply)
-            attachment = reply.attachment
-            if attachment is None:
-                await self._call(bot.send_message, chat_id, reply.text, reply_markup=markup)
-                continue
-            caption = reply.text if len(reply.text) <= MessageLimit.CAPTION_LENGTH else None
-            file = InputFile(attachment.content, filename=attachment.filename)
-            if attachment.kind == "photo":
-                await self._call(
-                    bot.send_photo, chat_id, file, caption=caption, reply_markup=markup
-                )
-            else:
-                await self._call(
-                    bot.send_document, chat_id, file, caption=caption, reply_markup=markup
-                )
-            if caption is None:
-                await self._call(bot.send_message, chat_id, reply.text)
+            for attempt in range(1, SEND_ATTEMPTS + 1):
+                await self.limiter.acquire(priority=True)
+                delivery = await self.deliver(str(chat_id), reply)
+                if delivery.kind is DeliveryKind.RETRY_AFTER:
+                    await asyncio.sleep(delivery.retry_after)
+                elif delivery.kind is DeliveryKind.NETWORK and attempt < SEND_ATTEMPTS:
+                    await asyncio.sleep(SEND_BACKOFF * attempt)
+                else:
+                    break
+            if delivery.kind is not DeliveryKind.SENT:
+                log.info("a reply to %s was not delivered: %s", chat_id, delivery.error)
+                return
 
-    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call the Bot API, waiting out a 429 and retrying network errors a few times."""
-        for attempt in range(1, SEND_ATTEMPTS + 1):
-            try:
-                return await method(*args, **kwargs)
-            except RetryAfter as error:
-                await asyncio.sleep(_seconds(error.retry_after))
-            except Forbidden as error:
-                log.info("cannot write to this chat: %s", error.message)
-                return None
-            except BadRequest as error:
-                log.warning(
-                    "the Bot API refused %s: %s", getattr(method, "__name__", method), error.message
-                )
-                return None
-            except NetworkError as error:
-                if attempt == SEND_ATTEMPTS:
-                    log.warning("giving up after %d network errors: %s", attempt, error)
-                    return None
-                await asyncio.sleep(SEND_BACKOFF * attempt)
-        return None
+    async def deliver(self, chat_id: str, reply: Reply, *, paid: bool = False) -> Delivery:
+        """Send one reply; say what happened rather than raise."""
+        try:
+            message = await self._send_reply(int(chat_id), reply, paid)
+        except RetryAfter as error:
+            return Delivery(DeliveryKind.RETRY_AFTER, retry_after=_seconds(error.retry_after))
+        except Forbidden as error:
+            return Delivery(DeliveryKind.BLOCKED, error=error.message)
+        except BadRequest as error:
+            if "chat not found" in error.message.lower():
+                return Delivery(DeliveryKind.BLOCKED, error=error.message)
+            return Delivery(DeliveryKind.REJECTED, error=error.message)
+        except TelegramError as error:  # timeouts, network errors, server errors
+            return Delivery(DeliveryKind.NETWORK, error=str(error))
+        return Delivery(DeliveryKind.SENT, message_id=str(message.message_id))
+
+    async def edit(self, chat_id: str, message_id: str, text: str) -> Delivery:
+        """Replace a message's text (a progress report)."""
+        try:
+            await self.application.bot.edit_message_text(text, int(chat_id), int(message_id))
+        except RetryAfter as error:
+            return Delivery(DeliveryKind.RETRY_AFTER, retry_after=_seconds(error.retry_after))
+        except Forbidden as error:
+            return Delivery(DeliveryKind.BLOCKED, error=error.message)
+        except BadRequest as error:
+            return Delivery(DeliveryKind.REJECTED, error=error.message)
+        except TelegramError as error:
+            return Delivery(DeliveryKind.NETWORK, error=str(error))
+        return Delivery(DeliveryKind.SENT, message_id=message_id)
+
+    async def _send_reply(self, chat_id: int, reply: Reply, paid: bool) -> Message:
+        bot = self.application.bot
+        markup = keyboard(reply)
+        extra: dict[str, Any] = {"allow_paid_broadcast": True} if paid else {}
+        attachment = reply.attachment
+        if attachment is None:
+            return await bot.send_message(chat_id, reply.text, reply_markup=markup, **extra)
+        caption = reply.text if len(reply.text) <= MessageLimit.CAPTION_LENGTH else None
+        file = InputFile(attachment.content, filename=attachment.filename)
+        if attachment.kind == "photo":
+            sent = await bot.send_photo(
+                chat_id, file, caption=caption, reply_markup=markup, **extra
+            )
+        else:
+            sent = await bot.send_document(
+                chat_id, file, caption=caption, reply_markup=markup, **extra
+            )
+        if caption is None:
+            await bot.send_message(chat_id, reply.text, **extra)
+        return sent
+
+    async def _quietly(self, call: Awaitable[Any]) -> None:
+        """Answer a tap or tidy a message: a failure here only loses a nicety."""
+        try:
+            await call
+        except TelegramError as error:
+            log.info("Bot API call failed: %s", error)
 
 
 def _seconds(retry_after: Any) -> float:

@@ -6,6 +6,7 @@ from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.help.flow import summary
 from flows.i18n import N_
 from flows.onboarding import service
+from flows.subscription import service as subscription
 from storage.models import Council
 from storage.queries import councils
 
@@ -43,7 +44,7 @@ async def start(ctx: Context) -> Next:
 async def welcome_back(ctx: Context, council: Council | None) -> Next:
     """Greet a known person; join the council of the link if it is a new one."""
     assert ctx.person is not None
-    if service.resume(ctx.person):
+    if subscription.resume(ctx.person):
         ctx.say(ctx._("Welcome back: you will receive the council's messages again."))
     if council is not None:
         outcome = await service.join(ctx.session, ctx.person, council)

@@ -67,11 +67,3 @@ async def current_council(session: AsyncSession, person: Person) -> Council | No
     """The council the person joined last: the one the bot speaks for by default."""
     memberships = await people.memberships(session, person)
     return memberships[0].council if memberships else None
-
-
-def resume(person: Person) -> bool:
-    """Welcome a stopped person back to broadcasts; True if they had stopped."""
-    if person.status == PersonStatus.STOPPED:
-        person.status = PersonStatus.ACTIVE
-        return True
-    return False

@@ -1,0 +1,1 @@
+"""Announcements: a coordinator sends one message to the council's residents."""

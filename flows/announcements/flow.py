@@ -1,0 +1,166 @@
+"""/announce: choose the council, write the message, preview, send; progress follows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+
+from flows.announcements import service
+from flows.broadcasts import service as broadcasts
+from flows.broadcasts.quiet import next_allowed
+from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.i18n import N_
+from storage.models import Role, utcnow
+from storage.queries import councils
+
+SPREAD = timedelta(hours=1)
+SPREAD_FROM = 200  # audiences from this size are offered a slower pace
+
+
+async def announce(ctx: Context) -> Next:
+    """Start an announcement in the coordinator's council (asking which, if several)."""
+    allowed = await service.councils_for(
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
+    )
+    if not allowed:
+        ctx.say(ctx._("This command is for council coordinators and organisers."))
+        return END
+    if len(allowed) == 1:
+        ctx.remember(announce_council=allowed[0].id)
+        return "announcements.write"
+    return "announcements.choose_council"
+
+
+async def ask_council(ctx: Context) -> Prompt:
+    """Ask which council the announcement is for."""
+    allowed = await service.councils_for(
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
+    )
+    rows = [[Option(str(council.id), council.name)] for council in allowed]
+    return Prompt(ctx._("Which council is this message for?"), [*rows, [_cancel(ctx)]])
+
+
+async def handle_council(ctx: Context, value: str) -> Next:
+    """Remember the council."""
+    if value == "cancel":
+        return _cancelled(ctx)
+    ctx.remember(announce_council=int(value))
+    return "announcements.write"
+
+
+async def ask_text(ctx: Context) -> Prompt:
+    """Ask for the message."""
+    council = await councils.by_id(ctx.session, int(ctx.data["announce_council"]))
+    name = council.name if council else ""
+    return Prompt(
+        ctx._("Write your message to the residents of {council}, in one message.").format(
+            council=name
+        ),
+        [[_cancel(ctx)]],
+    )
+
+
+async def handle_text(ctx: Context, text: str) -> Next:
+    """Keep the text for the preview."""
+    if not text:
+        return "announcements.write"
+    ctx.remember(announce_text=text)
+    return "announcements.preview"
+
+
+async def handle_write_choice(ctx: Context, value: str) -> Next:
+    return _cancelled(ctx)
+
+
+async def ask_preview(ctx: Context) -> Prompt:
+    """Show the message as residents will read it, to how many, and when."""
+    council = await councils.by_id(ctx.session, int(ctx.data["announce_council"]))
+    assert council is not None
+    size = await broadcasts.audience_size(ctx.session, broadcasts.members(council))
+    text = service.message_for_residents(council, ctx.data["announce_text"])(ctx.t).text
+    lines = [
+        ctx.ngettext(
+            "Preview: this message will go to {count} resident.",
+            "Preview: this message will go to {count} residents.",
+            size,
+        ).format(count=ctx.t.number(size)),
+        "",
+        text,
+    ]
+    now = utcnow()
+    starts = next_allowed(council, now)
+    if starts > now:
+        lines += [
+            "",
+            ctx._("It is quiet time: it will go out from {time}.").format(
+                time=format_datetime(
+                    starts, format="short", tzinfo=ZoneInfo(council.timezone), locale=ctx.t.locale
+                )
+            ),
+        ]
+    rows = [[Option("send", ctx._("Send"))]]
+    if size >= SPREAD_FROM:
+        rows.append([Option("spread", ctx._("Send over the next hour"))])
+    rows.append([_cancel(ctx)])
+    return Prompt("\n".join(lines), rows)
+
+
+async def handle_preview(ctx: Context, value: str) -> Next:
+    """Send, or cancel."""
+    if value == "cancel":
+        return _cancelled(ctx)
+    outcome, _broadcast = await service.send(
+        ctx.session,
+        council_id=int(ctx.data["announce_council"]),
+        text=str(ctx.data["announce_text"]),
+        channel=ctx.inbound.channel,
+        sender_id=ctx.inbound.sender_id,
+        is_admin=ctx.is_admin,
+        starter=ctx.person,
+        report_to=broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale),
+        spread=SPREAD if value == "spread" else None,
+    )
+    ctx.forget_values("announce_council", "announce_text")
+    if outcome is service.Sent.NOT_ALLOWED:
+        ctx.say(ctx._("This command is for council coordinators and organisers."))
+    elif outcome is service.Sent.NOBODY:
+        ctx.say(ctx._("Nobody has joined this council yet: nothing was sent."))
+    else:
+        ctx.say(ctx._("On its way. I will show the progress here."))
+    return END
+
+
+def _cancel(ctx: Context) -> Option:
+    return Option("cancel", ctx._("Cancel"))
+
+
+def _cancelled(ctx: Context) -> Next:
+    ctx.forget_values("announce_council", "announce_text")
+    ctx.say(ctx._("Cancelled: nothing was sent."))
+    return END
+
+
+FLOW = Flow(
+    name="announcements",
+    steps=[
+        Step("announcements.choose_council", ask_council, on_choice=handle_council),
+        Step(
+            "announcements.write",
+            ask_text,
+            on_choice=handle_write_choice,
+            on_text=handle_text,
+            max_text_length=service.MAX_LENGTH,
+        ),
+        Step("announcements.preview", ask_preview, on_choice=handle_preview),
+    ],
+    commands=[
+        Command(
+            "announce",
+            announce,
+            N_("send a message to your council's residents"),
+            roles=frozenset({Role.COORDINATOR}),
+        )
+    ],
+)

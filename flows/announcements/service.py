@@ -1,0 +1,77 @@
+"""Who may announce to which council, and sending the announcement."""
+
+from __future__ import annotations
+
+import enum
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.broadcasts import service as broadcasts
+from flows.engine import Reply
+from flows.i18n import Translator
+from storage.models import Broadcast, Council, Person, Role
+from storage.queries import councils, people
+
+MAX_LENGTH = 1000
+
+
+class Sent(enum.Enum):
+    SENT = "sent"
+    NOBODY = "nobody"
+    NOT_ALLOWED = "not_allowed"
+
+
+async def councils_for(
+    session: AsyncSession, channel: str, sender_id: str, is_admin: bool
+) -> list[Council]:
+    """The councils this person may send announcements to: as coordinator, or all as admin."""
+    if is_admin:
+        return list(await councils.all_councils(session))
+    held = await people.roles_of(session, channel, sender_id)
+    return sorted(
+        {council for council, role in held if role == Role.COORDINATOR}, key=lambda c: c.name
+    )
+
+
+def message_for_residents(council: Council, text: str) -> broadcasts.Render:
+    """The announcement as each resident reads it: a header in their language, then the text."""
+
+    def render(t: Translator) -> Reply:
+        header = t._("📣 Message from {council}:").format(council=council.name)
+        return Reply(f"{header}\n\n{text}")
+
+    return render
+
+
+async def send(
+    session: AsyncSession,
+    *,
+    council_id: int,
+    text: str,
+    channel: str,
+    sender_id: str,
+    is_admin: bool,
+    starter: Person | None,
+    report_to: broadcasts.ReportTo,
+    spread: timedelta | None,
+) -> tuple[Sent, Broadcast | None]:
+    """Check the role again (buttons can be forged, roles revoked), then queue the broadcast."""
+    allowed = await councils_for(session, channel, sender_id, is_admin)
+    council = next((c for c in allowed if c.id == council_id), None)
+    if council is None:
+        return Sent.NOT_ALLOWED, None
+    audience = broadcasts.members(council)
+    if await broadcasts.audience_size(session, audience) == 0:
+        return Sent.NOBODY, None
+    broadcast = await broadcasts.start_broadcast(
+        session,
+        council=council,
+        kind="announcement",
+        audience=audience,
+        render=message_for_residents(council, text),
+        started_by=starter,
+        report_to=report_to,
+        spread=spread,
+    )
+    return Sent.SENT, broadcast

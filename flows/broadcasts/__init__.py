@@ -1,0 +1,1 @@
+"""Broadcasts: one message to many, through the outbox, with progress for the coordinator."""

@@ -1,0 +1,52 @@
+"""What the coordinator reads while a broadcast goes out: one message, edited as it goes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_time
+
+from flows.i18n import Translator
+from storage.queries.outbox import Counts
+
+
+def progress(
+    t: Translator,
+    counts: Counts,
+    *,
+    interrupted: bool = False,
+    starts_at: datetime | None = None,
+    timezone: str = "Europe/Paris",
+) -> str:
+    """'Sent 1,200 of 3,400 — 12 unreachable', or the final tally."""
+    if interrupted:
+        head = t._("Stopped: sent {sent} of {total}.")
+    elif counts.finished:
+        head = t._("Done: sent {sent} of {total}.")
+    elif starts_at is not None and counts.sent == 0:
+        return t._("Quiet hours: sending starts at {time}.").format(
+            time=format_time(starts_at, format="short", tzinfo=ZoneInfo(timezone), locale=t.locale)
+        )
+    else:
+        head = t._("Sent {sent} of {total}")
+    parts = [head.format(sent=t.number(counts.sent), total=t.number(counts.total))]
+    if counts.unreachable:
+        parts.append(
+            t.ngettext("{count} unreachable", "{count} unreachable", counts.unreachable).format(
+                count=t.number(counts.unreachable)
+            )
+        )
+    if counts.failed:
+        parts.append(
+            t.ngettext("{count} failed", "{count} failed", counts.failed).format(
+                count=t.number(counts.failed)
+            )
+        )
+    if counts.cancelled:
+        parts.append(
+            t.ngettext("{count} cancelled", "{count} cancelled", counts.cancelled).format(
+                count=t.number(counts.cancelled)
+            )
+        )
+    return " — ".join(parts)

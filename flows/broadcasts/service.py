@@ -1,0 +1,127 @@
+"""Start a broadcast in the same transaction as the record that causes it.
+
+Flows describe what to say (a function from a Translator to a Reply) and to whom
+(a SELECT of person ids); the outbox gets one message per person, in their language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.broadcasts.quiet import next_allowed
+from flows.engine import Attachment, Choice, Reply
+from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES, Translator
+from storage.models import (
+    Broadcast,
+    BroadcastStatus,
+    Council,
+    Membership,
+    Person,
+    PersonStatus,
+    Priority,
+    utcnow,
+)
+from storage.queries import outbox
+
+Render = Callable[[Translator], Reply]
+
+
+def to_payload(reply: Reply) -> dict[str, Any]:
+    """A reply as stored in the outbox (JSON)."""
+    if reply.attachment is not None:
+        raise ValueError("broadcast attachments are not stored in the outbox")
+    return {
+        "text": reply.text,
+        "choices": [[{"label": c.label, "data": c.data} for c in row] for row in reply.choices],
+    }
+
+
+def from_payload(payload: dict[str, Any]) -> Reply:
+    """The reply an outbox payload describes."""
+    choices = tuple(
+        tuple(Choice(str(c["label"]), str(c["data"])) for c in row)
+        for row in payload.get("choices", [])
+    )
+    attachment = payload.get("attachment")
+    return Reply(
+        text=str(payload.get("text", "")),
+        choices=choices,
+        attachment=Attachment(**attachment) if isinstance(attachment, dict) else None,
+    )
+
+
+def members(council: Council) -> Select[int]:
+    """Everyone in the council who still wants its messages."""
+    return (
+        select(Person.id)
+        .join(Membership, Membership.person_id == Person.id)
+        .where(Membership.council_id == council.id, Person.status == PersonStatus.ACTIVE)
+    )
+
+
+@dataclass(frozen=True)
+class ReportTo:
+    """Where the coordinator follows the broadcast."""
+
+    channel: str
+    chat_id: str
+    locale: str
+
+
+async def start_broadcast(
+    session: AsyncSession,
+    *,
+    council: Council,
+    kind: str,
+    audience: Select[int],
+    render: Render,
+    started_by: Person | None = None,
+    report_to: ReportTo | None = None,
+    subject: str | None = None,
+    urgent: bool = False,
+    spread: timedelta | None = None,
+    now: datetime | None = None,
+) -> Broadcast:
+    """Record the broadcast and queue its messages; nothing is sent before the commit."""
+    now = now or utcnow()
+    broadcast = Broadcast(
+        council_id=council.id,
+        started_by=started_by.id if started_by else None,
+        kind=kind,
+        subject=subject,
+        status=BroadcastStatus.PENDING,
+        urgent=urgent,
+        not_before=now if urgent else next_allowed(council, now),
+        report_channel=report_to.channel if report_to else None,
+        report_chat_id=report_to.chat_id if report_to else None,
+        report_locale=report_to.locale if report_to else None,
+        audience_size=0,
+        sent=0,
+        failed=0,
+        unreachable=0,
+        cancelled=0,
+    )
+    session.add(broadcast)
+    await session.flush()
+    payloads = {locale: to_payload(render(Translator(locale))) for locale in SHIPPED_LOCALES}
+    priority = Priority.URGENT if urgent else Priority.BROADCAST
+    broadcast.audience_size = await outbox.enqueue_for_audience(
+        session, broadcast, audience, payloads, DEFAULT_LOCALE, priority
+    )
+    if spread is not None and broadcast.audience_size:
+        broadcast.max_rate = max(broadcast.audience_size / spread.total_seconds(), 0.01)
+    if broadcast.audience_size == 0:
+        broadcast.status = BroadcastStatus.DONE
+        broadcast.finished_at = now
+    return broadcast
+
+
+async def audience_size(session: AsyncSession, audience: Select[int]) -> int:
+    """How many people a broadcast to this audience would reach now."""
+    return int(await session.scalar(select(func.count()).select_from(audience.subquery())) or 0)

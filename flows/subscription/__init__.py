@@ -1,0 +1,1 @@
+"""Subscription: /stop ends broadcasts to a person until /start; blocked bots are noticed."""

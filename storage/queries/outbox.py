@@ -1,0 +1,369 @@
+"""The outbox: enqueue in bulk, claim what is due, record what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Broadcast,
+    BroadcastStatus,
+    Identity,
+    OutboxMessage,
+    OutboxStatus,
+    Person,
+    PersonStatus,
+    utcnow,
+)
+
+UNREACHABLE = "unreachable"  # last_error of a message whose recipient blocked the bot
+
+
+def _first_identity() -> Any:
+    """One address per person: their oldest channel identity."""
+    return (
+        select(Identity.person_id, func.min(Identity.id).label("identity_id"))
+        .group_by(Identity.person_id)
+        .subquery()
+    )
+
+
+async def enqueue_for_audience(
+    session: AsyncSession,
+    broadcast: Broadcast,
+    audience: Select[int],
+    payloads: Mapping[str, dict[str, Any]],
+    default_locale: str,
+    priority: int,
+) -> int:
+    """Queue one message per person of the audience, in their language; returns how many.
+
+    Runs as one INSERT … SELECT per language, so the database streams the audience and
+    nothing is built in memory, whatever its size.
+    """
+    audience_ids = audience.subquery()
+    first = _first_identity()
+    total = 0
+    others = [locale for locale in payloads if locale != default_locale]
+    for locale, payload in payloads.items():
+        in_locale = (
+            Person.locale == locale if locale != default_locale else Person.locale.not_in(others)
+        )
+        rows = (
+            select(
+                literal(broadcast.id),
+                literal(broadcast.council_id),
+                Person.id,
+                Identity.channel,
+                Identity.external_id,
+                literal(payload, JSON),
+                literal(priority),
+                literal(OutboxStatus.PENDING.value),
+                literal(0),
+                literal(broadcast.not_before),
+                literal(f"b{broadcast.id}:p") + cast(Person.id, String),
+                literal(utcnow()),
+            )
+            .select_from(Person)
+            .join(audience_ids, audience_ids.c[0] == Person.id)
+            .join(first, first.c.person_id == Person.id)
+            .join(Identity, Identity.id == first.c.identity_id)
+            .where(Person.status == PersonStatus.ACTIVE, in_locale)
+        )
+        result = await session.execute(
+            insert(OutboxMessage).from_select(
+                [
+                    "broadcast_id",
+                    "council_id",
+                    "person_id",
+                    "channel",
+                    "chat_id",
+                    "payload",
+                    "priority",
+                    "status",
+                    "attempts",
+                    "next_attempt_at",
+                    "idempotency_key",
+                    "created_at",
+                ],
+                rows,
+            )
+        )
+        total += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+    return total
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message a dispatcher took: everything needed to send it."""
+
+    id: int
+    broadcast_id: int | None
+    council_id: int | None
+    person_id: int | None
+    channel: str
+    chat_id: str
+    payload: dict[str, Any]
+    priority: int
+    attempts: int
+
+
+async def claim(
+    session: AsyncSession, dispatcher: str, channels: Sequence[str], limit: int, now: datetime
+) -> list[Claimed]:
+    """Take up to `limit` due messages, most urgent first, skipping rows other dispatchers hold.
+
+    Messages for someone who stopped or became unreachable are not taken.
+    """
+    reachable = or_(
+        OutboxMessage.person_id.is_(None),
+        OutboxMessage.person_id.in_(select(Person.id).where(Person.status == PersonStatus.ACTIVE)),
+    )
+    due = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.next_attempt_at <= now,
+            OutboxMessage.channel.in_(channels),
+            reachable,
+        )
+        .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(await session.scalars(due))
+    if not ids:
+        return []
+    rows = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .values(status=OutboxStatus.SENDING, claimed_by=dispatcher, claimed_at=now)
+        .returning(
+            OutboxMessage.id,
+            OutboxMessage.broadcast_id,
+            OutboxMessage.council_id,
+            OutboxMessage.person_id,
+            OutboxMessage.channel,
+            OutboxMessage.chat_id,
+            OutboxMessage.payload,
+            OutboxMessage.priority,
+            OutboxMessage.attempts,
+        )
+    )
+    claimed = [Claimed(*row) for row in rows]
+    claimed.sort(key=lambda message: (message.priority, message.id))
+    return claimed
+
+
+async def mark_sent(session: AsyncSession, ids: Iterable[int], now: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.SENDING)
+        .values(
+            status=OutboxStatus.SENT,
+            sent_at=now,
+            attempts=OutboxMessage.attempts + 1,
+            claimed_by=None,
+            last_error=None,
+        )
+    )
+
+
+async def mark_failed(session: AsyncSession, message_id: int, error: str) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.FAILED,
+            attempts=OutboxMessage.attempts + 1,
+            claimed_by=None,
+            last_error=error[:200],
+        )
+    )
+
+
+async def release(
+    session: AsyncSession, message_id: int, at: datetime, error: str | None, count_attempt: bool
+) -> None:
+    """Put a claimed message back in the queue, due at `at`."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.PENDING,
+            next_attempt_at=at,
+            claimed_by=None,
+            attempts=OutboxMessage.attempts + (1 if count_attempt else 0),
+            last_error=None if error is None else error[:200],
+        )
+    )
+
+
+async def mark_unreachable(session: AsyncSession, person_id: int, message_id: int | None) -> None:
+    """The person blocked the bot: mark them, fail this message and cancel the rest."""
+    await session.execute(
+        update(Person)
+        .where(Person.id == person_id, Person.status == PersonStatus.ACTIVE)
+        .values(status=PersonStatus.UNREACHABLE)
+    )
+    if message_id is not None:
+        await mark_failed(session, message_id, UNREACHABLE)
+    await cancel_for_person(session, person_id, UNREACHABLE)
+
+
+async def cancel_for_person(session: AsyncSession, person_id: int, reason: str) -> int:
+    """Cancel what is still queued for a person (they stopped, left or blocked the bot)."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.person_id == person_id, OutboxMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CANCELLED, last_error=reason)
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
+async def reclaim_abandoned(session: AsyncSession, older_than: datetime) -> int:
+    """Put back messages claimed by a dispatcher that died before recording them."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.claimed_at < older_than)
+        .values(status=OutboxStatus.PENDING, claimed_by=None)
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
+async def renew_claims(session: AsyncSession, dispatcher: str, now: datetime) -> None:
+    """A live dispatcher still holds these: keep others from taking them back."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.claimed_by == dispatcher)
+        .values(claimed_at=now)
+    )
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int
+    sent: int
+    failed: int
+    unreachable: int
+    cancelled: int
+    waiting: int  # pending or being sent
+
+    @property
+    def finished(self) -> bool:
+        return self.waiting == 0
+
+
+async def counts(session: AsyncSession, broadcast_id: int) -> Counts:
+    """Where a broadcast stands, counted from its messages."""
+    status = OutboxMessage.status
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.sum(case((status == OutboxStatus.SENT, 1), else_=0)),
+                func.sum(
+                    case(
+                        (
+                            and_(
+                                status == OutboxStatus.FAILED,
+                                OutboxMessage.last_error != UNREACHABLE,
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+                func.sum(
+                    case(
+                        (
+                            and_(
+                                status == OutboxStatus.FAILED,
+                                OutboxMessage.last_error == UNREACHABLE,
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+                func.sum(case((status == OutboxStatus.CANCELLED, 1), else_=0)),
+            ).where(OutboxMessage.broadcast_id == broadcast_id)
+        )
+    ).one()
+    total, sent, failed, unreachable, cancelled = (int(value or 0) for value in row)
+    return Counts(
+        total=total,
+        sent=sent,
+        failed=failed,
+        unreachable=unreachable,
+        cancelled=cancelled,
+        waiting=total - sent - failed - unreachable - cancelled,
+    )
+
+
+async def broadcasts_to_report(
+    session: AsyncSession, now: datetime, every: timedelta
+) -> list[Broadcast]:
+    """Broadcasts whose progress report is due, taken by this process alone."""
+    query = (
+        select(Broadcast)
+        .where(
+            Broadcast.status.in_([BroadcastStatus.PENDING, BroadcastStatus.SENDING]),
+            or_(Broadcast.reported_at.is_(None), Broadcast.reported_at <= now - every),
+        )
+        .order_by(Broadcast.id)
+        .limit(20)
+        .with_for_update(skip_locked=True)
+    )
+    due = list(await session.scalars(query))
+    for broadcast in due:
+        broadcast.reported_at = now
+    return due
+
+
+async def enqueue_one(
+    session: AsyncSession,
+    *,
+    channel: str,
+    chat_id: str,
+    payload: dict[str, Any],
+    priority: int,
+    person_id: int | None = None,
+    council_id: int | None = None,
+    key: str | None = None,
+    at: datetime | None = None,
+) -> OutboxMessage:
+    """Queue a single message (a reply sent later, a notice to one person)."""
+    message = OutboxMessage(
+        channel=channel,
+        chat_id=chat_id,
+        payload=payload,
+        priority=priority,
+        person_id=person_id,
+        council_id=council_id,
+        idempotency_key=key,
+        next_attempt_at=at or utcnow(),
+        status=OutboxStatus.PENDING,
+        attempts=0,
+    )
+    session.add(message)
+    await session.flush()
+    return message
