@@ -26,9 +26,10 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
     PersonStatus,
+    Priority,
     Role,
 )
-from storage.queries import people
+from storage.queries import outbox, people
 from tests.conftest import StartBot, in_transaction
 from tests.emulator import BotApiEmulator
 from tests.factories import add_residents
@@ -391,3 +392,72 @@ async def test_a_tap_is_answered_during_a_broadcast(
     assert (reply.text or "").startswith("Send /start") or "/start" in (reply.text or "")
     assert len(emulator.delivered_texts()) < 300  # the broadcast was still going
     assert emulator.flood_refusals == []
+
+
+async def test_blocking_the_bot_marks_the_person_and_unblocking_restores_them(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    app = await start_bot(limits=FAST)
+    sam = emulator.resident(22_001, language_code="en")
+    await onboard(sam, EN)
+
+    def member_update(status: str) -> dict[str, object]:
+        bot_user = {"id": emulator.bot_id, "is_bot": True, "first_name": "Coup de pouce"}
+        return {
+            "my_chat_member": {
+                "chat": {"id": sam.id, "type": "private", "first_name": sam.first_name},
+                "from": sam.user,
+                "date": 1_800_000_000,
+                "old_chat_member": {"status": "member", "user": bot_user},
+                "new_chat_member": {"status": status, "user": bot_user}
+                | ({"until_date": 0} if status == "kicked" else {}),
+            }
+        }
+
+    async def status() -> PersonStatus:
+        person = await in_transaction(
+            app, lambda s: people.person_by_identity(s, "telegram", "22001")
+        )
+        assert person is not None
+        return PersonStatus(person.status)
+
+    emulator.push_update(member_update("kicked"))
+    await emulator.wait_until_consumed()
+    assert await status() == PersonStatus.UNREACHABLE
+    emulator.push_update(member_update("member"))
+    await emulator.wait_until_consumed()
+    assert await status() == PersonStatus.ACTIVE
+
+
+async def test_a_group_gets_at_most_its_pace(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    app = await start_bot(limits=dataclasses.replace(FAST, group_interval=0.5))
+    group = emulator.group(-100_777)
+
+    async def queue(session: AsyncSession) -> None:
+        for number in range(4):
+            await outbox.enqueue_one(
+                session,
+                channel="telegram",
+                chat_id=str(group.id),
+                payload={"text": f"Résultats {number}"},
+                priority=Priority.REPORT,
+            )
+
+    await in_transaction(app, queue)
+    app.dispatcher.wake()
+    await emulator.wait_until(lambda: len(group.inbox) == 4 or None, timeout=10)
+    times = [c.at for c in emulator.calls_to("sendMessage") if c.params["chat_id"] == group.id]
+    assert [m.text for m in group.inbox] == [f"Résultats {n}" for n in range(4)]
+    assert min(later - earlier for earlier, later in itertools.pairwise(times)) >= 0.45
+
+
+async def test_paid_broadcasts_ask_telegram_for_the_higher_rate(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    app = await start_bot(limits=dataclasses.replace(FAST, paid_broadcast=True))
+    await residents(app, emulator, council, range(23_001, 23_003))
+    await until_finished(app, await broadcast_to_members(app, council))
+    sends = emulator.calls_to("sendMessage")
+    assert [c.params.get("allow_paid_broadcast") for c in sends] == [True, True]

@@ -18,7 +18,13 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.constants import BotCommandLimit, ChatType, MessageEntityType, MessageLimit
+from telegram.constants import (
+    BotCommandLimit,
+    ChatMemberStatus,
+    ChatType,
+    MessageEntityType,
+    MessageLimit,
+)
 from telegram.error import (
     BadRequest,
     Conflict,
@@ -64,6 +70,15 @@ def to_inbound(update: Update, bot_username: str) -> Inbound | None:
         "username": user.username,
         "event_id": update.update_id,
     }
+    membership = update.my_chat_member
+    if membership is not None:
+        if membership.chat.type != ChatType.PRIVATE:
+            return None
+        status = membership.new_chat_member.status
+        if status not in (ChatMemberStatus.BANNED, ChatMemberStatus.MEMBER):
+            return None
+        blocked = status == ChatMemberStatus.BANNED  # "kicked": the person blocked the bot
+        return Inbound(chat_id=str(membership.chat.id), blocked=blocked, **common)
     query = update.callback_query
     if query is not None:
         chat = query.message.chat if query.message is not None else None

@@ -1,0 +1,133 @@
+"""Figure 1: does a broadcast go out at the rate Telegram allows, without a 429, each
+resident getting it exactly once?
+
+The emulator (in a child process) enforces a global limit of L messages/s and 1 message/s per
+chat; the bot is configured with dispatch_rate=L. Achieved rate = delivered / time from the
+first to the last delivery, on the emulator's receive timestamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+
+from bench.common import (
+    BROADCAST_TEXT,
+    add_council,
+    add_residents,
+    broadcast_to_members,
+    database_kinds,
+    label,
+    max_in_window,
+    quiet_logging,
+    rate_between,
+    scratch_database,
+    sent_count,
+    start_app,
+    tally,
+)
+from bench.remote_emulator import RemoteEmulator
+
+TARGET = 0.95
+FIRST_ID = 5_000_001
+
+
+@dataclass(frozen=True)
+class Case:
+    rate: int  # L, messages per second
+    residents: int
+    note: str
+
+
+CASES = (
+    Case(
+        30,
+        600,
+        "subset: 10,000 residents at 30/s would take 5.6 min; 600 residents are 20 s of "
+        "steady sending, enough for the rate, and keep the run short",
+    ),
+    Case(1000, 10_000, "10,000 residents at Telegram's paid-broadcast rate: 10 s of sending"),
+)
+
+
+async def run_case(kind: str, case: Case) -> bool:
+    ids = range(FIRST_ID, FIRST_ID + case.residents)
+    async with scratch_database(kind) as url:
+        council_id = await add_council(url)
+        await add_residents(url, council_id, list(ids))
+        emulator = RemoteEmulator()
+        await emulator.start()
+        try:
+            await emulator.residents(ids)
+            await emulator.enforce_limits(global_per_second=case.rate, per_chat_per_second=1)
+            app = await start_app(url, emulator.url, rate=case.rate)
+            try:
+                started = time.monotonic()
+                broadcast_id = await broadcast_to_members(app, council_id)
+                committed = time.monotonic()
+                deadline = committed + case.residents / case.rate * 2 + 20
+                while time.monotonic() < deadline:
+                    if await emulator.delivered_count() >= case.residents:
+                        break
+                    await asyncio.sleep(0.25)
+                while time.monotonic() < deadline:  # everything recorded as sent
+                    if await sent_count(app, broadcast_id) >= case.residents:
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(1.0)  # room for a late duplicate to show up
+            finally:
+                await app.stop()
+            deliveries = await emulator.deliveries()
+            times = await emulator.receive_times(BROADCAST_TEXT)
+            refusals = await emulator.flood_refusals()
+        finally:
+            await emulator.stop()
+    counted = tally(deliveries, ids, BROADCAST_TEXT)
+    achieved = rate_between(times)
+    fraction = achieved / case.rate
+    span = max(times) - min(times) if times else 0.0
+    ok = (
+        fraction >= TARGET
+        and refusals == 0
+        and counted.lost == 0
+        and counted.duplicated == 0
+        and counted.strays == 0
+    )
+    name = label(kind)
+    print(f"[{name}] L={case.rate}/s, {case.residents:,} residents ({case.note})")
+    print(f"[{name}]   enqueue (start_broadcast + commit): {committed - started:.2f} s")
+    if times:
+        print(f"[{name}]   first delivery {min(times) - committed:.2f} s after the commit")
+    print(
+        f"[{name}]   delivered {counted.delivered:,} of {counted.audience:,} "
+        f"in {span:.2f} s (first to last delivery)"
+    )
+    verdict = "OK" if fraction >= TARGET else "BELOW TARGET"
+    print(
+        f"[{name}]   achieved rate {achieved:.1f}/s = {fraction:.3f} x L "
+        f"(target >= {TARGET}): {verdict}"
+    )
+    print(f"[{name}]   busiest 1-second window: {max_in_window(times)} messages")
+    print(f"[{name}]   429 refusals: {refusals}")
+    print(
+        f"[{name}]   lost: {counted.lost}, duplicated: {counted.duplicated}, "
+        f"outside the audience: {counted.strays}"
+    )
+    return ok
+
+
+async def main() -> int:
+    quiet_logging()
+    kinds = database_kinds(description=__doc__ or "")
+    results = []
+    for kind in kinds:
+        for case in CASES:
+            results.append(await run_case(kind, case))
+    print(f"all targets met: {'yes' if all(results) else 'NO'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
