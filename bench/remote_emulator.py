@@ -24,15 +24,16 @@ class RemoteEmulator:
 
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
-        self._connection, child_end = context.Pipe()
+        self._connection, self._child_end = context.Pipe()
         self._process = context.Process(
-            target=_child, args=(child_end,), name="bot-api-emulator", daemon=True
+            target=_child, args=(self._child_end,), name="bot-api-emulator", daemon=True
         )
         self._lock = asyncio.Lock()
         self.url = ""
 
     async def start(self) -> None:
         self._process.start()
+        self._child_end.close()  # so that a dead child makes recv() fail instead of hang
         self.url = str(await self._ask("url"))
 
     async def stop(self) -> None:

@@ -177,6 +177,7 @@ class Dispatcher:
 
     async def _send_loop(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # a wake() from now on cuts the coming wait short
             try:
                 if len(self._waiting) < self.limits.concurrency * 4:
                     await self._claim()
@@ -185,7 +186,6 @@ class Dispatcher:
                 log.exception("dispatcher loop failed; retrying")
                 delay = 1.0
             if delay > 0:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
@@ -362,12 +362,12 @@ class Dispatcher:
 
     async def _report_loop(self) -> None:
         while not self._stopping:
+            self._wake_report.clear()
             try:
                 await self._keep_claims()
                 await self._report()
             except Exception:
                 log.exception("could not report broadcast progress")
-            self._wake_report.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_report.wait(), timeout=self.limits.report_every)
 
