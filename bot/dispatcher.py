@@ -53,6 +53,7 @@ class DeliveryKind(enum.Enum):
     BLOCKED = "blocked"  # 403: the person blocked the bot or deleted their account
     REJECTED = "rejected"  # 400: this message will never go through
     NETWORK = "network"  # timeout or connection error: try again later
+    CANCELLED = "cancelled"  # not sent: its broadcast was stopped meanwhile
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Sender(Protocol):
 
     async def deliver(self, chat_id: str, reply: Reply, *, paid: bool = False) -> Delivery: ...
 
-    async def edit(self, chat_id: str, message_id: str, text: str) -> Delivery: ...
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> Delivery: ...
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Dispatcher:
         self._broadcast_limiters: dict[int, RateLimiter] = {}
         self._recent_429: deque[tuple[float, str]] = deque()
         self._quiet: dict[int, tuple[Council, float]] = {}
+        self._interrupted: set[int] = set()  # broadcasts stopped by their coordinator
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(self.limits.concurrency)
         self._results: list[tuple[Claimed, Delivery]] = []
@@ -208,6 +210,9 @@ class Dispatcher:
                     return min(head.ready_at - now, self.limits.poll_interval)
                 heapq.heappop(self._waiting)
                 message = head.message
+                if message.broadcast_id in self._interrupted:
+                    self._results.append((message, Delivery(DeliveryKind.CANCELLED)))
+                    continue
                 wait = self._must_wait(message, now)
                 if wait > 0:
                     head.ready_at = now + wait
@@ -336,7 +341,9 @@ class Dispatcher:
             kind = delivery.kind
             if kind is DeliveryKind.SENT:
                 continue
-            if kind is DeliveryKind.RETRY_AFTER:
+            if kind is DeliveryKind.CANCELLED:
+                await outbox.cancel_message(session, message.id, "interrupted")
+            elif kind is DeliveryKind.RETRY_AFTER:
                 at = now + timedelta(seconds=delivery.retry_after)
                 await outbox.release(session, message.id, at, "429", count_attempt=False)
             elif kind is DeliveryKind.BLOCKED and message.person_id is not None:
@@ -382,8 +389,9 @@ class Dispatcher:
             for broadcast in due:
                 counts = await outbox.counts(session, broadcast.id)
                 self._pace(broadcast)
-                if counts.finished and broadcast.status != BroadcastStatus.INTERRUPTED:
-                    broadcast.status = BroadcastStatus.DONE
+                if counts.finished:
+                    if broadcast.status != BroadcastStatus.INTERRUPTED:
+                        broadcast.status = BroadcastStatus.DONE
                     broadcast.finished_at = now
                 elif counts.sent and broadcast.status == BroadcastStatus.PENDING:
                     broadcast.status = BroadcastStatus.SENDING
@@ -400,6 +408,8 @@ class Dispatcher:
         async with session_scope(self.sessions) as session:
             now = utcnow()
             await outbox.renew_claims(session, self.name, now)
+            held = {queued.message.broadcast_id for queued in self._waiting} - {None}
+            self._interrupted = await outbox.interrupted_among(session, held)
             reclaimed = await outbox.reclaim_abandoned(session, self._lease_cutoff())
         if reclaimed:
             log.warning("%d message(s) held by a stopped dispatcher are queued again", reclaimed)
@@ -427,12 +437,14 @@ class Dispatcher:
         )
         if text == broadcast.report_text:
             return
+        running = broadcast.finished_at is None and broadcast.status != BroadcastStatus.INTERRUPTED
+        reply = report.message(t, broadcast.id, text, running)
         await sender.limiter.acquire(priority=True)
         if broadcast.report_message_id is None:
-            delivery = await sender.deliver(broadcast.report_chat_id, Reply(text))
+            delivery = await sender.deliver(broadcast.report_chat_id, reply)
         else:
             delivery = await sender.edit(
-                broadcast.report_chat_id, broadcast.report_message_id, text
+                broadcast.report_chat_id, broadcast.report_message_id, reply
             )
         if delivery.kind is not DeliveryKind.SENT:
             return

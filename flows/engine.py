@@ -136,6 +136,18 @@ class Command:
 
 
 ReachabilityHook = Callable[[AsyncSession, Person, bool], Awaitable[None]]
+ActionHandler = Callable[["Context", Sequence[str]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button outside any conversation (on a broadcast, a report): ``<prefix>:<arg>:…``.
+
+    Its arguments come from the client: the handler checks them and the sender's rights.
+    """
+
+    prefix: str
+    run: ActionHandler
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,7 @@ class Flow:
     steps: Sequence[Step] = ()
     commands: Sequence[Command] = ()
     on_reachability: ReachabilityHook | None = None  # the person blocked or unblocked the bot
+    actions: Sequence[Action] = ()
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,7 @@ class Context:
     engine: Engine
     replies: list[Reply] = field(default_factory=list)
     drop_conversation: bool = False  # set when the conversation's row must go (erasure)
+    toast: str | None = None  # a short notice for the tapped button
 
     def _(self, message: str) -> str:
         return self.t._(message)
@@ -222,6 +236,7 @@ class Engine:
         self.commands: dict[str, Command] = {}
         self.keywords: dict[str, Command] = {}
         self.reachability_hooks = [flow.on_reachability for flow in flows if flow.on_reachability]
+        self.actions: dict[str, Action] = {}
         for flow in flows:
             for step in flow.steps:
                 if step.name in self.steps:
@@ -233,6 +248,10 @@ class Engine:
                 self.commands[command.name] = command
                 for keyword in command.keywords:
                     self.keywords[normalise_keyword(keyword)] = command
+            for action in flow.actions:
+                if action.prefix in self.actions or action.prefix == CONVERSATION_PREFIX:
+                    raise ValueError(f"button prefix {action.prefix!r} used twice")
+                self.actions[action.prefix] = action
 
     def translator_for(self, inbound: Inbound) -> Translator:
         """A translator from the client's language alone (for apologies when all else failed)."""
@@ -265,6 +284,7 @@ class Engine:
             await self._dispatch(ctx, outcome)
             outcome.replies = ctx.replies
             outcome.rtl = ctx.t.rtl
+            outcome.toast = ctx.toast or outcome.toast
             if ctx.drop_conversation or (
                 ctx.conversation.step is None and not ctx.conversation.data and ctx.person is None
             ):
@@ -324,6 +344,14 @@ class Engine:
         await self.go(ctx, await command.run(ctx))
 
     async def _on_choice(self, ctx: Context, raw: str, outcome: Outcome) -> None:
+        prefix, _, rest = raw.partition(":")
+        action = self.actions.get(prefix)
+        if action is not None and len(raw.encode()) <= MAX_BUTTON_DATA_BYTES:
+            if ctx.person is None:
+                outcome.toast = ctx._("First, let's get you started: send /start.")
+                return
+            await action.run(ctx, rest.split(":"))
+            return
         parsed = parse_conversation_choice(raw)
         if parsed is None:
             log.info("ignored a button that was never issued: %r", raw[:80])
@@ -397,6 +425,14 @@ def normalise_keyword(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.strip().casefold())
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return bare.strip(KEYWORD_PUNCTUATION)
+
+
+def action_data(prefix: str, *args: object) -> str:
+    """Button data for an action: ``prefix:arg:arg``, within Telegram's 64 bytes."""
+    data = ":".join([prefix, *(str(arg) for arg in args)])
+    if len(data.encode()) > MAX_BUTTON_DATA_BYTES:
+        raise ValueError(f"button data over {MAX_BUTTON_DATA_BYTES} bytes: {data!r}")
+    return data
 
 
 def conversation_choice(prompt: int, value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flows.announcements.flow import FLOW as ANNOUNCEMENTS
+from flows.broadcasts.flow import FLOW as BROADCASTS
 from flows.engine import Flow
 from flows.help.flow import FLOW as HELP
 from flows.language.flow import FLOW as LANGUAGE
@@ -10,4 +11,12 @@ from flows.onboarding.flow import FLOW as ONBOARDING
 from flows.privacy.flow import FLOW as PRIVACY
 from flows.subscription.flow import FLOW as SUBSCRIPTION
 
-FLOWS: tuple[Flow, ...] = (ONBOARDING, LANGUAGE, HELP, PRIVACY, SUBSCRIPTION, ANNOUNCEMENTS)
+FLOWS: tuple[Flow, ...] = (
+    ONBOARDING,
+    LANGUAGE,
+    HELP,
+    PRIVACY,
+    SUBSCRIPTION,
+    BROADCASTS,
+    ANNOUNCEMENTS,
+)

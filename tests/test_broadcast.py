@@ -102,7 +102,7 @@ async def until_finished(app: CoupDePouce, broadcast_id: int, within: float = 20
     deadline = datetime.now(UTC) + timedelta(seconds=within)
     while datetime.now(UTC) < deadline:
         broadcast = await in_transaction(app, lambda s: s.get(Broadcast, broadcast_id))
-        if broadcast.status == BroadcastStatus.DONE:
+        if broadcast.finished_at is not None:
             assert isinstance(broadcast, Broadcast)
             return broadcast
         await asyncio.sleep(0.05)
@@ -461,3 +461,50 @@ async def test_paid_broadcasts_ask_telegram_for_the_higher_rate(
     await until_finished(app, await broadcast_to_members(app, council))
     sends = emulator.calls_to("sendMessage")
     assert [c.params.get("allow_paid_broadcast") for c in sends] == [True, True]
+
+
+async def test_the_coordinator_stops_a_broadcast_from_its_report(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    app = await start_bot(limits=FAST, dispatch_rate=5)
+    coordinator = emulator.resident(24_001, language_code="en")
+
+    async def grant(session: AsyncSession) -> None:
+        stored = await session.get_one(Council, council.id)
+        await people.grant_role(session, stored, "telegram", "24001", Role.COORDINATOR)
+
+    await in_transaction(app, grant)
+    await onboard(coordinator, EN)
+    await residents(app, emulator, council, range(24_101, 24_141))
+    broadcast_id = await broadcast_to_members(app, council, report_chat=coordinator.id)
+    running = await coordinator.wait_for(lambda m: (m.text or "").startswith("Sent"))
+    answered = len(coordinator.answered_callbacks)
+    coordinator.tap("⏹ Stop sending", running)
+    await emulator.wait_until(lambda: len(coordinator.answered_callbacks) > answered or None, 5)
+    assert (
+        coordinator.answered_callbacks[-1].params["text"] == "Stopped: nothing more will be sent."
+    )
+    broadcast = await until_finished(app, broadcast_id)
+    assert broadcast.status == BroadcastStatus.INTERRUPTED
+    final = await coordinator.wait_for(lambda m: (m.text or "").startswith("Stopped"))
+    assert final.buttons == []
+    assert broadcast.sent + broadcast.cancelled == 41  # the coordinator is a member too
+    assert broadcast.cancelled > 0
+    greetings = {hello(Translator(locale)).text for locale in ("fr", "en", "ar")}
+    assert sum(text in greetings for _chat, text in emulator.delivered_texts()) == broadcast.sent
+
+
+async def test_a_forged_stop_button_for_another_council_changes_nothing(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    app = await start_bot(limits=FAST, dispatch_rate=5)
+    await residents(app, emulator, council, range(25_101, 25_121))
+    broadcast_id = await broadcast_to_members(app, council)
+    intruder = emulator.resident(25_001, language_code="en")
+    await onboard(intruder, EN)
+    answered = len(intruder.answered_callbacks)
+    intruder.tap_data(f"bstop:{broadcast_id}", intruder.inbox[0])
+    await emulator.wait_until(lambda: len(intruder.answered_callbacks) > answered or None, 5)
+    assert intruder.answered_callbacks[-1].params["text"] == "Sorry, this button does not work."
+    broadcast = await in_transaction(app, lambda s: s.get(Broadcast, broadcast_id))
+    assert broadcast.status != BroadcastStatus.INTERRUPTED

@@ -315,10 +315,12 @@ class TelegramChannel:
             return Delivery(DeliveryKind.NETWORK, error=str(error))
         return Delivery(DeliveryKind.SENT, message_id=str(message.message_id))
 
-    async def edit(self, chat_id: str, message_id: str, text: str) -> Delivery:
-        """Replace a message's text (a progress report)."""
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> Delivery:
+        """Replace a message's text and buttons (a progress report)."""
         try:
-            await self.application.bot.edit_message_text(text, int(chat_id), int(message_id))
+            await self.application.bot.edit_message_text(
+                reply.text, int(chat_id), int(message_id), reply_markup=keyboard(reply)
+            )
         except RetryAfter as error:
             return Delivery(DeliveryKind.RETRY_AFTER, retry_after=_seconds(error.retry_after))
         except Forbidden as error:

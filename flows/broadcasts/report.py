@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_time
 
+from flows.broadcasts.flow import STOP_PREFIX
+from flows.engine import Choice, Reply, action_data
 from flows.i18n import Translator
 from storage.queries.outbox import Counts
 
@@ -50,3 +52,11 @@ def progress(
             )
         )
     return " — ".join(parts)
+
+
+def message(t: Translator, broadcast_id: int, text: str, running: bool) -> Reply:
+    """The report as sent: with a button to stop sending while it runs."""
+    if not running:
+        return Reply(text)
+    stop = Choice("⏹ " + t._("Stop sending"), action_data(STOP_PREFIX, broadcast_id))
+    return Reply(text, ((stop,),))

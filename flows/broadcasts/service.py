@@ -6,6 +6,7 @@ Flows describe what to say (a function from a Translator to a Reply) and to whom
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from storage.models import (
     Person,
     PersonStatus,
     Priority,
+    Role,
     utcnow,
 )
 from storage.queries import outbox
@@ -125,3 +127,33 @@ async def start_broadcast(
 async def audience_size(session: AsyncSession, audience: Select[int]) -> int:
     """How many people a broadcast to this audience would reach now."""
     return int(await session.scalar(select(func.count()).select_from(audience.subquery())) or 0)
+
+
+class Interrupted(enum.Enum):
+    INTERRUPTED = "interrupted"
+    ALREADY_OVER = "already_over"
+    NOT_ALLOWED = "not_allowed"
+
+
+async def interrupt(
+    session: AsyncSession,
+    broadcast_id: int,
+    person: Person,
+    roles: set[tuple[Council, Role]],
+    is_admin: bool,
+) -> Interrupted:
+    """Stop a broadcast: what is not sent yet is cancelled. For its council's coordinators."""
+    broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
+    if broadcast is None:
+        return Interrupted.NOT_ALLOWED
+    coordinates = any(
+        council.id == broadcast.council_id and role == Role.COORDINATOR for council, role in roles
+    )
+    if not (is_admin or coordinates or broadcast.started_by == person.id):
+        return Interrupted.NOT_ALLOWED
+    if broadcast.status in (BroadcastStatus.DONE, BroadcastStatus.INTERRUPTED):
+        return Interrupted.ALREADY_OVER
+    broadcast.status = BroadcastStatus.INTERRUPTED
+    broadcast.reported_at = None  # report the end at once
+    await outbox.cancel_broadcast(session, broadcast.id)
+    return Interrupted.INTERRUPTED

@@ -239,6 +239,36 @@ async def cancel_for_person(session: AsyncSession, person_id: int, reason: str) 
     return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
+async def cancel_broadcast(session: AsyncSession, broadcast_id: int) -> int:
+    """Cancel what a broadcast has not sent yet (what is being sent finishes)."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == OutboxStatus.PENDING
+        )
+        .values(status=OutboxStatus.CANCELLED, last_error="interrupted")
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
+async def cancel_message(session: AsyncSession, message_id: int, reason: str) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status=OutboxStatus.CANCELLED, claimed_by=None, last_error=reason)
+    )
+
+
+async def interrupted_among(session: AsyncSession, broadcast_ids: set[int | None]) -> set[int]:
+    """Which of these broadcasts their coordinator stopped."""
+    if not broadcast_ids:
+        return set()
+    query = select(Broadcast.id).where(
+        Broadcast.id.in_(broadcast_ids), Broadcast.status == BroadcastStatus.INTERRUPTED
+    )
+    return set(await session.scalars(query))
+
+
 async def reclaim_abandoned(session: AsyncSession, older_than: datetime) -> int:
     """Put back messages claimed by a dispatcher that died before recording them."""
     result = await session.execute(
@@ -326,7 +356,8 @@ async def broadcasts_to_report(
     query = (
         select(Broadcast)
         .where(
-            Broadcast.status.in_([BroadcastStatus.PENDING, BroadcastStatus.SENDING]),
+            Broadcast.finished_at.is_(None),
+            Broadcast.status != BroadcastStatus.DONE,
             or_(Broadcast.reported_at.is_(None), Broadcast.reported_at <= now - every),
         )
         .order_by(Broadcast.id)

@@ -1,0 +1,30 @@
+"""The button on a broadcast's progress report: stop sending."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flows.broadcasts import service
+from flows.engine import Action, Context, Flow
+
+STOP_PREFIX = "bstop"
+
+
+async def stop_sending(ctx: Context, args: Sequence[str]) -> None:
+    """Interrupt the broadcast, if this person may."""
+    assert ctx.person is not None
+    if len(args) != 1 or not args[0].isdigit():
+        ctx.toast = ctx._("Sorry, this button does not work.")
+        return
+    outcome = await service.interrupt(
+        ctx.session, int(args[0]), ctx.person, await ctx.roles(), ctx.is_admin
+    )
+    if outcome is service.Interrupted.NOT_ALLOWED:
+        ctx.toast = ctx._("Sorry, this button does not work.")
+    elif outcome is service.Interrupted.ALREADY_OVER:
+        ctx.toast = ctx._("This broadcast is already over.")
+    else:
+        ctx.toast = ctx._("Stopped: nothing more will be sent.")
+
+
+FLOW = Flow(name="broadcasts", actions=[Action(STOP_PREFIX, stop_sending)])
