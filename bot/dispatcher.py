@@ -118,7 +118,7 @@ class Dispatcher:
         self._clock = clock
         self._waiting: list[_Queued] = []  # claimed, ordered by when they may go
         self._chat_free_at: dict[tuple[str, str], float] = {}
-        self._broadcast_limiters: dict[int, RateLimiter] = {}
+        self._paces: dict[int, RateLimiter | None] = {}  # broadcasts smoothed over a duration
         self._recent_429: deque[tuple[float, str]] = deque()
         self._quiet: dict[int, tuple[Council, float]] = {}
         self._interrupted: set[int] = set()  # broadcasts stopped by their coordinator
@@ -195,6 +195,13 @@ class Dispatcher:
         room = self.limits.concurrency * 8 - len(self._waiting)
         async with session_scope(self.sessions) as session:
             claimed = await outbox.claim(session, self.name, list(self.senders), room, utcnow())
+            unknown = {m.broadcast_id for m in claimed if m.broadcast_id is not None} - set(
+                self._paces
+            )
+            for broadcast_id, rate in (await outbox.paces(session, unknown)).items():
+                self._paces[broadcast_id] = (
+                    RateLimiter(rate, burst=0, clock=self._clock) if rate else None
+                )
         now = self._clock()
         for message in claimed:
             heapq.heappush(self._waiting, _Queued(now, message.priority, message.id, message))
@@ -243,9 +250,8 @@ class Dispatcher:
         chat_wait = self._chat_free_at.get((message.channel, message.chat_id), 0.0) - now
         if chat_wait > 0:
             return chat_wait
-        if message.broadcast_id is not None and message.broadcast_id in self._broadcast_limiters:
-            return self._broadcast_limiters[message.broadcast_id].try_acquire()
-        return 0.0
+        pace = self._paces.get(message.broadcast_id) if message.broadcast_id else None
+        return pace.try_acquire() if pace is not None else 0.0
 
     def _interval(self, chat_id: str) -> float:
         return self.limits.group_interval if chat_id.startswith("-") else self.limits.chat_interval
@@ -388,7 +394,6 @@ class Dispatcher:
             progress: list[tuple[Broadcast, Counts, Council | None]] = []
             for broadcast in due:
                 counts = await outbox.counts(session, broadcast.id)
-                self._pace(broadcast)
                 if counts.finished:
                     if broadcast.status != BroadcastStatus.INTERRUPTED:
                         broadcast.status = BroadcastStatus.DONE
@@ -413,12 +418,6 @@ class Dispatcher:
             reclaimed = await outbox.reclaim_abandoned(session, self._lease_cutoff())
         if reclaimed:
             log.warning("%d message(s) held by a stopped dispatcher are queued again", reclaimed)
-
-    def _pace(self, broadcast: Broadcast) -> None:
-        if broadcast.max_rate and broadcast.id not in self._broadcast_limiters:
-            self._broadcast_limiters[broadcast.id] = RateLimiter(
-                broadcast.max_rate, clock=self._clock
-            )
 
     async def _show_progress(
         self, broadcast: Broadcast, counts: Counts, council: Council | None

@@ -508,3 +508,30 @@ async def test_a_forged_stop_button_for_another_council_changes_nothing(
     assert intruder.answered_callbacks[-1].params["text"] == "Sorry, this button does not work."
     broadcast = await in_transaction(app, lambda s: s.get(Broadcast, broadcast_id))
     assert broadcast.status != BroadcastStatus.INTERRUPTED
+
+
+async def test_a_large_broadcast_can_be_smoothed_over_a_duration(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    app = await start_bot(limits=dataclasses.replace(FAST, chat_interval=0), dispatch_rate=100)
+    await residents(app, emulator, council, range(26_001, 26_021))
+
+    async def start(session: AsyncSession) -> int:
+        stored = await session.get_one(Council, council.id)
+        broadcast = await broadcasts.start_broadcast(
+            session,
+            council=stored,
+            kind="test",
+            audience=broadcasts.members(stored),
+            render=hello,
+            spread=timedelta(seconds=2),
+        )
+        assert broadcast.max_rate == 10  # 20 people over 2 seconds
+        return broadcast.id
+
+    broadcast_id = await in_transaction(app, start)
+    app.dispatcher.wake()
+    await until_finished(app, broadcast_id)
+    times = sorted(call.at for call in emulator.received("sendMessage"))
+    assert times[-1] - times[0] >= 1.6  # not at the 100/s the channel allows
+    assert emulator.max_rate(window=1.0) <= 12

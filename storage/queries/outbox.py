@@ -269,6 +269,16 @@ async def interrupted_among(session: AsyncSession, broadcast_ids: set[int | None
     return set(await session.scalars(query))
 
 
+async def paces(session: AsyncSession, broadcast_ids: set[int]) -> dict[int, float | None]:
+    """Each broadcast's own pace, if it is smoothed over a duration."""
+    if not broadcast_ids:
+        return {}
+    rows = await session.execute(
+        select(Broadcast.id, Broadcast.max_rate).where(Broadcast.id.in_(broadcast_ids))
+    )
+    return {broadcast_id: rate for broadcast_id, rate in rows}
+
+
 async def reclaim_abandoned(session: AsyncSession, older_than: datetime) -> int:
     """Put back messages claimed by a dispatcher that died before recording them."""
     result = await session.execute(
