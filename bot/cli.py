@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings, SettingsError, load_settings
+from flows.councils import create as create_council
 from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES
 from storage import db
 from storage.models import Role
@@ -132,8 +133,12 @@ def council_add(
     name: Annotated[str, typer.Option(help="The council's full name.")],
     timezone: Annotated[str, typer.Option(help="IANA time zone.")] = "Europe/Paris",
     locale: Annotated[str, typer.Option(help="The council's language.")] = DEFAULT_LOCALE,
+    neighbourhoods: Annotated[
+        str, typer.Option(help="Comma-separated neighbourhoods residents choose from.")
+    ] = "",
 ) -> None:
-    """Add a council."""
+    """Add a council, with the shipped skills catalogue."""
+    places = [place.strip() for place in neighbourhoods.split(",") if place.strip()]
     if not SLUG_PATTERN.match(slug):
         fail("the slug is 2 to 64 lower-case letters, digits and hyphens, e.g. quartier-nord")
     if not name.strip():
@@ -150,7 +155,7 @@ def council_add(
     async def add(session: AsyncSession) -> None:
         if await councils.by_slug(session, slug) is not None:
             fail(f"a council named {slug!r} already exists")
-        await councils.add(session, slug, name.strip(), timezone, locale)
+        await create_council(session, slug, name.strip(), timezone, locale, places)
 
     try:
         with_session(config, add)

@@ -6,6 +6,7 @@ import logging
 
 from bot.app import CoupDePouce
 from bot.settings import Settings
+from flows.councils import create as create_council
 from storage.db import create_engine, session_factory, session_scope
 from storage.queries import councils
 
@@ -21,7 +22,9 @@ async def seed(settings: Settings) -> None:
     try:
         async with session_scope(session_factory(engine)) as session:
             if await councils.by_slug(session, DEMO_SLUG) is None:
-                await councils.add(session, DEMO_SLUG, DEMO_NAME, "Europe/Paris", "fr")
+                await create_council(
+                    session, DEMO_SLUG, DEMO_NAME, neighbourhoods=["Nord", "Centre", "Gare"]
+                )
                 log.info("seeded the demo council %r", DEMO_SLUG)
     finally:
         await engine.dispose()

@@ -73,6 +73,7 @@ class Reply:
     text: str
     choices: tuple[tuple[Choice, ...], ...] = ()
     attachment: Attachment | None = None
+    replace: bool = False  # redraw the message whose button was tapped, rather than add one
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Step:
     on_choice: StepChoice | None = None
     on_text: StepText | None = None
     max_text_length: int = 500
+    in_place: bool = False  # a tap that leads here redraws the tapped message (toggles, pages)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class Context:
     replies: list[Reply] = field(default_factory=list)
     drop_conversation: bool = False  # set when the conversation's row must go (erasure)
     toast: str | None = None  # a short notice for the tapped button
+    tapped: bool = False  # a button of the current question was tapped: its message can be redrawn
 
     def _(self, message: str) -> str:
         return self.t._(message)
@@ -370,8 +373,9 @@ class Engine:
             log.info("ignored a value that was never offered at %s: %r", step.name, value[:40])
             outcome.toast = ctx._("Sorry, this button does not work.")
             return
-        outcome.clear_buttons = True
+        ctx.tapped = True
         await self.go(ctx, await step.on_choice(ctx, value))
+        outcome.clear_buttons = not any(reply.replace for reply in ctx.replies)
 
     async def _on_text(self, ctx: Context, text: str) -> None:
         step = self.steps.get(ctx.conversation.step or "")
@@ -415,7 +419,9 @@ class Engine:
         ctx.conversation.step = step.name
         ctx.conversation.prompt = number
         ctx.conversation.options = [option.value for row in prompt.rows for option in row]
-        ctx.replies.append(Reply(prompt.text, choices, prompt.attachment))
+        replace = ctx.tapped and step.in_place and not ctx.replies and prompt.attachment is None
+        ctx.tapped = False
+        ctx.replies.append(Reply(prompt.text, choices, prompt.attachment, replace=replace))
 
 
 def normalise_keyword(text: str) -> str:

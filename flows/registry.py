@@ -10,6 +10,8 @@ from flows.language.flow import FLOW as LANGUAGE
 from flows.onboarding.flow import FLOW as ONBOARDING
 from flows.privacy.flow import FLOW as PRIVACY
 from flows.subscription.flow import FLOW as SUBSCRIPTION
+from flows.talents.flow import FLOW as TALENTS
+from flows.talents.search import FLOW as SEARCH
 
 FLOWS: tuple[Flow, ...] = (
     ONBOARDING,
@@ -19,4 +21,6 @@ FLOWS: tuple[Flow, ...] = (
     SUBSCRIPTION,
     BROADCASTS,
     ANNOUNCEMENTS,
+    TALENTS,
+    SEARCH,
 )

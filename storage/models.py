@@ -93,6 +93,8 @@ class Council(Base):
     # except what an organiser marked urgent.
     quiet_start: Mapped[time | None] = mapped_column(Time, default=time(21, 0))
     quiet_end: Mapped[time | None] = mapped_column(Time, default=time(8, 0))
+    # Where residents live, offered as buttons in the talent directory (empty: not asked).
+    neighbourhoods: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -312,3 +314,59 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Skill(Base):
+    """One entry of a council's skills catalogue.
+
+    Skills from the shipped catalogue have no labels of their own: their names come
+    from the translation catalogs. A council's own skills carry a label per language.
+    """
+
+    __tablename__ = "skills"
+    __table_args__ = (UniqueConstraint("council_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(32))
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class TalentProfile(Base):
+    """A resident in a council's talent directory."""
+
+    __tablename__ = "talent_profiles"
+    __table_args__ = (UniqueConstraint("council_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    own_words: Mapped[str | None] = mapped_column(String(300))
+    languages: Mapped[str | None] = mapped_column(String(200))
+    weekdays: Mapped[bool] = mapped_column(Boolean, default=False)
+    evenings: Mapped[bool] = mapped_column(Boolean, default=False)
+    weekends: Mapped[bool] = mapped_column(Boolean, default=False)
+    neighbourhood: Mapped[str | None] = mapped_column(String(100))
+    contact_ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime] = mapped_column(default=utcnow)  # last said "still right"
+    hidden_at: Mapped[datetime | None]  # stale: did not confirm in time; hidden from searches
+
+    skills: Mapped[list[ProfileSkill]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ProfileSkill(Base):
+    __tablename__ = "profile_skills"
+    __table_args__ = (Index("ix_profile_skills_skill_profile", "skill_id", "profile_id"),)
+
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("talent_profiles.id", ondelete="CASCADE"), primary_key=True
+    )
+    skill_id: Mapped[int] = mapped_column(
+        ForeignKey("skills.id", ondelete="CASCADE"), primary_key=True
+    )

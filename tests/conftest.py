@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app import CoupDePouce
 from bot.dispatcher import Limits
 from bot.settings import Settings, load_settings
+from flows.councils import create as create_council
 from flows.engine import Flow
 from flows.registry import FLOWS
 from storage import db
 from storage.models import Council
-from storage.queries import councils
 from tests.emulator import BotApiEmulator
 
 SHARED_TELEGRAM = Path(__file__).resolve().parents[2] / "shared" / "telegram"
@@ -173,8 +173,11 @@ async def council(database_url: str) -> Council:
     engine = db.create_engine(database_url)
     try:
         async with db.session_scope(db.session_factory(engine)) as session:
-            added = await councils.add(
-                session, "quartier-nord", "Conseil citoyen Quartier Nord", "Europe/Paris", "fr"
+            added = await create_council(
+                session,
+                "quartier-nord",
+                "Conseil citoyen Quartier Nord",
+                neighbourhoods=["Les Tilleuls", "La Gare", "Le Centre"],
             )
             # Stories run at any hour of the day; quiet hours have stories of their own.
             added.quiet_start = added.quiet_end = None

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from telegram import (
@@ -281,7 +282,22 @@ class TelegramChannel:
                 await self._quietly(message.edit_reply_markup(reply_markup=None))
         if outcome.duplicate:
             return
-        await self.send(int(inbound.chat_id), outcome.replies)
+        replies = outcome.replies
+        redrawable = replies and replies[0].replace and query is not None
+        if redrawable and await self._redraw(query.message if query else None, replies[0]):
+            replies = replies[1:]
+        await self.send(int(inbound.chat_id), [replace(reply, replace=False) for reply in replies])
+
+    async def _redraw(self, message: object, reply: Reply) -> bool:
+        """Edit the tapped message into the new question; False if it cannot be edited."""
+        if not isinstance(message, Message):
+            return False
+        try:
+            await message.edit_text(reply.text, reply_markup=keyboard(reply))
+        except TelegramError as error:
+            log.info("could not redraw a message, sending a new one: %s", error)
+            return False
+        return True
 
     async def send(self, chat_id: int, replies: Sequence[Reply]) -> None:
         """Answer someone who is waiting: ahead of broadcasts, a few retries, then give up."""

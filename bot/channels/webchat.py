@@ -74,6 +74,7 @@ def render(outcome: Outcome) -> dict[str, Any]:
 def _reply(reply: Reply) -> dict[str, Any]:
     rendered: dict[str, Any] = {
         "text": reply.text,
+        "replace": reply.replace,
         "choices": [[{"label": c.label, "data": c.data} for c in row] for row in reply.choices],
     }
     if reply.attachment is not None:

@@ -12,6 +12,7 @@ from flows.broadcasts import service as broadcasts
 from flows.broadcasts.quiet import next_allowed
 from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
+from flows.staff import councils_coordinated
 from storage.models import Role, utcnow
 from storage.queries import councils
 
@@ -21,7 +22,7 @@ SPREAD_FROM = 200  # audiences from this size are offered a slower pace
 
 async def announce(ctx: Context) -> Next:
     """Start an announcement in the coordinator's council (asking which, if several)."""
-    allowed = await service.councils_for(
+    allowed = await councils_coordinated(
         ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
     )
     if not allowed:
@@ -35,7 +36,7 @@ async def announce(ctx: Context) -> Next:
 
 async def ask_council(ctx: Context) -> Prompt:
     """Ask which council the announcement is for."""
-    allowed = await service.councils_for(
+    allowed = await councils_coordinated(
         ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
     )
     rows = [[Option(str(council.id), council.name)] for council in allowed]

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows.broadcasts import service as broadcasts
 from flows.engine import Reply
 from flows.i18n import Translator
-from storage.models import Broadcast, Council, Person, Role
-from storage.queries import councils, people
+from flows.staff import coordinated
+from storage.models import Broadcast, Council, Person
 
 MAX_LENGTH = 1000
 
@@ -20,18 +20,6 @@ class Sent(enum.Enum):
     SENT = "sent"
     NOBODY = "nobody"
     NOT_ALLOWED = "not_allowed"
-
-
-async def councils_for(
-    session: AsyncSession, channel: str, sender_id: str, is_admin: bool
-) -> list[Council]:
-    """The councils this person may send announcements to: as coordinator, or all as admin."""
-    if is_admin:
-        return list(await councils.all_councils(session))
-    held = await people.roles_of(session, channel, sender_id)
-    return sorted(
-        {council for council, role in held if role == Role.COORDINATOR}, key=lambda c: c.name
-    )
 
 
 def message_for_residents(council: Council, text: str) -> broadcasts.Render:
@@ -57,8 +45,7 @@ async def send(
     spread: timedelta | None,
 ) -> tuple[Sent, Broadcast | None]:
     """Check the role again (buttons can be forged, roles revoked), then queue the broadcast."""
-    allowed = await councils_for(session, channel, sender_id, is_admin)
-    council = next((c for c in allowed if c.id == council_id), None)
+    council = await coordinated(session, channel, sender_id, is_admin, council_id)
     if council is None:
         return Sent.NOT_ALLOWED, None
     audience = broadcasts.members(council)

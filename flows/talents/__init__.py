@@ -1,0 +1,1 @@
+"""Talent directory: residents say what they can lend; coordinators find them."""

@@ -1,0 +1,221 @@
+"""/search, for coordinators: find residents by skill, free time and neighbourhood.
+
+Results are paged and show first names, skills and free time: never contact details.
+The council is checked again at every step: button data can be forged, roles revoked.
+"""
+
+from __future__ import annotations
+
+from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.i18n import N_
+from flows.staff import coordinated, councils_coordinated
+from flows.talents.catalogue import category_label, skill_label
+from flows.talents.flow import AVAILABILITY
+from storage.models import Council, Role
+from storage.queries import talents
+
+PAGE_SIZE = 10
+ANY = "any"
+SEARCH_KEYS = ("search_council", "search_category", "search_skill", "search_when", "search_place")
+
+
+async def start_search(ctx: Context) -> Next:
+    """Search in the coordinator's council, asking which if several."""
+    allowed = await councils_coordinated(
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
+    )
+    if not allowed:
+        ctx.say(ctx._("This command is for council coordinators and organisers."))
+        return END
+    ctx.forget_values(*SEARCH_KEYS, "search_page")
+    if len(allowed) == 1:
+        ctx.remember(search_council=allowed[0].id)
+        return "search.skill"
+    return "search.council"
+
+
+async def council(ctx: Context) -> Council | None:
+    """The council searched, if the sender still coordinates it."""
+    return await coordinated(
+        ctx.session,
+        ctx.inbound.channel,
+        ctx.inbound.sender_id,
+        ctx.is_admin,
+        int(ctx.data.get("search_council", 0)),
+    )
+
+
+def refused(ctx: Context) -> Next:
+    ctx.forget_values(*SEARCH_KEYS, "search_page")
+    ctx.say(ctx._("This command is for council coordinators and organisers."))
+    return END
+
+
+async def ask_council(ctx: Context) -> Prompt:
+    allowed = await councils_coordinated(
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
+    )
+    return Prompt(
+        ctx._("Search the directory of which council?"),
+        [[Option(str(c.id), c.name)] for c in allowed],
+    )
+
+
+async def handle_council(ctx: Context, value: str) -> Next:
+    ctx.remember(search_council=int(value))
+    return "search.skill"
+
+
+async def ask_skill(ctx: Context) -> Prompt:
+    """Which skill: a category first, or any."""
+    found = await council(ctx)
+    skills = await talents.skills(ctx.session, found.id) if found else []
+    rows = [
+        [Option(f"cat:{category}", category_label(category, ctx.t))]
+        for category in dict.fromkeys(skill.category for skill in skills)
+    ]
+    rows.append([Option(ANY, ctx._("Any skill"))])
+    return Prompt(ctx._("Which skill are you looking for?"), rows)
+
+
+async def handle_skill(ctx: Context, value: str) -> Next:
+    if await council(ctx) is None:
+        return refused(ctx)
+    if value.startswith("cat:"):
+        ctx.remember(search_category=value.removeprefix("cat:"))
+        return "search.skill_in_category"
+    ctx.remember(search_skill=None)
+    return "search.when"
+
+
+async def ask_skill_in_category(ctx: Context) -> Prompt:
+    found = await council(ctx)
+    category = str(ctx.data.get("search_category", ""))
+    skills = await talents.skills(ctx.session, found.id) if found else []
+    rows = [
+        [Option(str(skill.id), skill_label(skill, ctx.t))]
+        for skill in skills
+        if skill.category == category
+    ]
+    rows.append([Option("back", "◀ " + ctx._("Back"))])
+    return Prompt(category_label(category, ctx.t), rows)
+
+
+async def handle_skill_in_category(ctx: Context, value: str) -> Next:
+    if value == "back":
+        return "search.skill"
+    ctx.remember(search_skill=int(value))
+    return "search.when"
+
+
+async def ask_when(ctx: Context) -> Prompt:
+    rows = [[Option(ANY, ctx._("Any time"))]]
+    rows += [[Option(key, ctx._(label))] for key, label in AVAILABILITY.items()]
+    return Prompt(ctx._("Free when?"), rows)
+
+
+async def handle_when(ctx: Context, value: str) -> Next:
+    found = await council(ctx)
+    if found is None:
+        return refused(ctx)
+    ctx.remember(search_when=None if value == ANY else value, search_page=0)
+    return "search.place" if found.neighbourhoods else "search.results"
+
+
+async def ask_place(ctx: Context) -> Prompt:
+    found = await council(ctx)
+    places = found.neighbourhoods if found else []
+    rows = [[Option(ANY, ctx._("Any neighbourhood"))]]
+    rows += [[Option(str(index), name)] for index, name in enumerate(places)]
+    return Prompt(ctx._("In which neighbourhood?"), rows)
+
+
+async def handle_place(ctx: Context, value: str) -> Next:
+    found = await council(ctx)
+    if found is None:
+        return refused(ctx)
+    ctx.remember(search_place=None if value == ANY else found.neighbourhoods[int(value)])
+    return "search.results"
+
+
+async def ask_results(ctx: Context) -> Prompt:
+    """One page of results."""
+    found = await council(ctx)
+    if found is None:
+        return Prompt(ctx._("This command is for council coordinators and organisers."))
+    when = ctx.data.get("search_when")
+    criteria = talents.Criteria(
+        council_id=found.id,
+        skill_id=ctx.data.get("search_skill"),
+        weekdays=when == "weekdays",
+        evenings=when == "evenings",
+        weekends=when == "weekends",
+        neighbourhood=ctx.data.get("search_place"),
+    )
+    page = int(ctx.data.get("search_page", 0))
+    total, results = await talents.search(ctx.session, criteria, page * PAGE_SIZE, PAGE_SIZE)
+    if total == 0:
+        return Prompt(
+            ctx._("Nobody in the directory matches this search."),
+            [[Option("new", ctx._("New search")), Option("close", ctx._("Close"))]],
+        )
+    names = {s.id: skill_label(s, ctx.t) for s in await talents.skills(ctx.session, found.id)}
+    pages = (total + PAGE_SIZE - 1) // PAGE_SIZE
+    lines = [
+        ctx.ngettext("{count} person found", "{count} people found", total).format(
+            count=ctx.t.number(total)
+        )
+        + f" — {ctx.t.number(page + 1)}/{ctx.t.number(pages)}"
+    ]
+    for number, person in enumerate(results, start=page * PAGE_SIZE + 1):
+        skills = ", ".join(names[s] for s in person.skill_ids if s in names) or "—"
+        free = ", ".join(
+            ctx._(label) for key, label in AVAILABILITY.items() if getattr(person, key)
+        )
+        details = " — ".join(part for part in (skills, free, person.neighbourhood or "") if part)
+        lines.append(f"{ctx.t.number(number)}. {person.first_name} — {details}")
+    navigation = []
+    if page > 0:
+        navigation.append(Option("previous", "◀"))
+    if page + 1 < pages:
+        navigation.append(Option("next", "▶"))
+    rows = [navigation] if navigation else []
+    rows.append([Option("new", ctx._("New search")), Option("close", ctx._("Close"))])
+    return Prompt("\n".join(lines), rows)
+
+
+async def handle_results(ctx: Context, value: str) -> Next:
+    if value == "close":
+        ctx.forget_values(*SEARCH_KEYS, "search_page")
+        return END
+    if value == "new":
+        return "search.skill"
+    page = int(ctx.data.get("search_page", 0))
+    ctx.remember(search_page=max(page + (1 if value == "next" else -1), 0))
+    return "search.results"
+
+
+FLOW = Flow(
+    name="search",
+    steps=[
+        Step("search.council", ask_council, on_choice=handle_council),
+        Step("search.skill", ask_skill, on_choice=handle_skill, in_place=True),
+        Step(
+            "search.skill_in_category",
+            ask_skill_in_category,
+            on_choice=handle_skill_in_category,
+            in_place=True,
+        ),
+        Step("search.when", ask_when, on_choice=handle_when),
+        Step("search.place", ask_place, on_choice=handle_place),
+        Step("search.results", ask_results, on_choice=handle_results, in_place=True),
+    ],
+    commands=[
+        Command(
+            "search",
+            start_search,
+            N_("find residents in the talent directory"),
+            roles=frozenset({Role.COORDINATOR}),
+        )
+    ],
+)
