@@ -21,16 +21,19 @@ from bench.common import (
     database_kinds,
     label,
     max_in_window,
+    pauses,
     quiet_logging,
     rate_between,
     scratch_database,
     sent_count,
     start_app,
+    status_counts,
     tally,
 )
 from bench.remote_emulator import RemoteEmulator
 
 TARGET = 0.95
+DEADLINE_SLACK = 50.0  # seconds beyond the expected sending time before giving up
 FIRST_ID = 5_000_001
 
 
@@ -67,7 +70,8 @@ async def run_case(kind: str, case: Case) -> bool:
                 started = time.monotonic()
                 broadcast_id = await broadcast_to_members(app, council_id)
                 committed = time.monotonic()
-                deadline = committed + case.residents / case.rate * 2 + 20
+                # Generous: a bot slower than L still finishes, so that "lost" means lost.
+                deadline = committed + case.residents / case.rate * 1.2 + DEADLINE_SLACK
                 while time.monotonic() < deadline:
                     if await emulator.delivered_count() >= case.residents:
                         break
@@ -79,6 +83,8 @@ async def run_case(kind: str, case: Case) -> bool:
                 await asyncio.sleep(1.0)  # room for a late duplicate to show up
             finally:
                 await app.stop()
+            statuses = await status_counts(app, broadcast_id)  # after stop: nothing in flight
+            await app.database.dispose()
             deliveries = await emulator.deliveries()
             times = await emulator.receive_times(BROADCAST_TEXT)
             refusals = await emulator.flood_refusals()
@@ -110,11 +116,20 @@ async def run_case(kind: str, case: Case) -> bool:
         f"(target >= {TARGET}): {verdict}"
     )
     print(f"[{name}]   busiest 1-second window: {max_in_window(times)} messages")
+    count, idle = pauses(times)
+    print(
+        f"[{name}]   pauses > 0.1 s between consecutive deliveries: {count}, "
+        f"{idle:.2f} s in all ({idle / span if span else 0:.0%} of the sending time)"
+    )
     print(f"[{name}]   429 refusals: {refusals}")
     print(
         f"[{name}]   lost: {counted.lost}, duplicated: {counted.duplicated}, "
         f"outside the audience: {counted.strays}"
     )
+    queued = statuses.get("pending", 0) + statuses.get("sending", 0)
+    if counted.lost:
+        print(f"[{name}]   of the lost, still queued when the run gave up: {queued}")
+    print(f"[{name}]   outbox at the end: {statuses}")
     return ok
 
 

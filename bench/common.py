@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import itertools
 import logging
 import math
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -78,10 +79,10 @@ def postgres_url() -> str | None:
 
 
 def database_kinds(argv: Sequence[str] | None = None, description: str = "") -> list[str]:
-    """Which databases to run on: SQLite by default, PostgreSQL too when BENCH_POSTGRES_URL is
-    set; `--db sqlite|postgresql|both` chooses explicitly."""
+    """Which databases to run on: SQLite by default, PostgreSQL instead when BENCH_POSTGRES_URL
+    is set (each run stays short); `--db sqlite|postgresql|both` chooses explicitly."""
     parser = argparse.ArgumentParser(description=description)
-    default = "both" if postgres_url() else "sqlite"
+    default = "postgresql" if postgres_url() else "sqlite"
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default=default)
     chosen: str = parser.parse_args(argv).db
     if chosen in ("postgresql", "both") and postgres_url() is None:
@@ -157,6 +158,11 @@ async def add_residents(
     try:
         for start in range(0, len(telegram_ids), batch):
             await _add_batch(engine, council_id, telegram_ids[start : start + batch], start)
+        if engine.dialect.name == "postgresql":
+            # Statistics, as autovacuum would have gathered them in a database in service:
+            # without them the planner picks poor plans for freshly bulk-loaded tables.
+            async with engine.connect() as connection:
+                await connection.execute(text("ANALYZE"))
     finally:
         await engine.dispose()
 
@@ -195,7 +201,10 @@ async def _add_batch(
         )
         await connection.execute(
             insert(Membership),
-            [{"person_id": person_id, "council_id": council_id, "joined_at": now} for person_id in ids],
+            [
+                {"person_id": person_id, "council_id": council_id, "joined_at": now}
+                for person_id in ids
+            ],
         )
 
 
@@ -312,6 +321,25 @@ def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
             end += 1
         most = max(most, end - start)
     return most
+
+
+def pauses(times: Sequence[float], longer_than: float = 0.1) -> tuple[int, float]:
+    """How many gaps between consecutive receive times exceed `longer_than`, and their sum."""
+    ordered = sorted(times)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ordered)]
+    long = [gap for gap in gaps if gap > longer_than]
+    return len(long), sum(long)
+
+
+async def status_counts(app: CoupDePouce, broadcast_id: int) -> dict[str, int]:
+    """The broadcast's outbox messages by status."""
+    async with db.session_scope(app.sessions) as session:
+        rows = await session.execute(
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.broadcast_id == broadcast_id)
+            .group_by(OutboxMessage.status)
+        )
+        return {str(OutboxStatus(status).value): int(count) for status, count in rows}
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChatChannel
 from bot.dispatcher import Dispatcher, Limits, Sender
+from bot.scheduler import Scheduler
 from bot.settings import Settings, require_token
 from bot.web import build_web_app
 from flows.engine import Engine, Flow, FlowConfig
@@ -66,6 +67,9 @@ class CoupDePouce:
             # One process per SQLite file: whatever is marked as being sent was left by a crash.
             reclaim_all_at_start=settings.is_sqlite,
         )
+        self.scheduler = Scheduler(
+            self.sessions, [job for flow in flows for job in flow.jobs], self.dispatcher.wake
+        )
         self.webchat = WebChatChannel(self.engine, self.sessions)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -94,6 +98,7 @@ class CoupDePouce:
         await site.start()
         self.port = _bound_port(self._runner)
         await self.dispatcher.start()
+        await self.scheduler.start()
         log.info("web server on http://%s:%s", self.settings.http_host, self.port)
 
     async def stop(self) -> None:
@@ -101,6 +106,7 @@ class CoupDePouce:
         if not self.running:
             return
         self.running = False
+        await self.scheduler.stop()
         await self.dispatcher.stop()
         if self._runner is not None:
             await self._runner.cleanup()

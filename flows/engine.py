@@ -14,6 +14,7 @@ import logging
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import delete, select
@@ -153,6 +154,16 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Job:
+    """Scheduled work: due rows of our tables, claimed in one transaction, turned into
+    outbox messages in the same one. Returns how many things it did."""
+
+    name: str
+    every: timedelta
+    run: Callable[[AsyncSession, datetime], Awaitable[int]]
+
+
+@dataclass(frozen=True)
 class Flow:
     """One capability's conversation: its steps and commands."""
 
@@ -161,6 +172,7 @@ class Flow:
     commands: Sequence[Command] = ()
     on_reachability: ReachabilityHook | None = None  # the person blocked or unblocked the bot
     actions: Sequence[Action] = ()
+    jobs: Sequence[Job] = ()
 
 
 @dataclass(frozen=True)

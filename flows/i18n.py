@@ -85,8 +85,9 @@ class Translator:
     def number(self, value: int | float) -> str:
         return format_decimal(value, locale=self.locale)
 
-    def datetime(self, moment: datetime, timezone: str) -> str:
-        return format_datetime(moment, format="full", tzinfo=ZoneInfo(timezone), locale=self.locale)
+    def datetime(self, moment: datetime, timezone: str, format: str = "full") -> str:
+        """A date and time in the council's time zone, written the person's way."""
+        return format_datetime(moment, format=format, tzinfo=ZoneInfo(timezone), locale=self.locale)
 
     @property
     def rtl(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flows.announcements.flow import FLOW as ANNOUNCEMENTS
 from flows.broadcasts.flow import FLOW as BROADCASTS
+from flows.calls.flow import FLOW as CALLS
 from flows.engine import Flow
 from flows.help.flow import FLOW as HELP
 from flows.language.flow import FLOW as LANGUAGE
@@ -23,4 +24,5 @@ FLOWS: tuple[Flow, ...] = (
     ANNOUNCEMENTS,
     TALENTS,
     SEARCH,
+    CALLS,
 )

@@ -370,3 +370,56 @@ class ProfileSkill(Base):
     skill_id: Mapped[int] = mapped_column(
         ForeignKey("skills.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class CallStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"  # past its deadline: the coordinator got the summary
+
+
+class Answer(enum.StrEnum):
+    YES = "yes"
+    MAYBE = "maybe"
+    NO = "no"
+
+
+class Call(Base):
+    """A call for talents: a local project asks residents for a helping hand."""
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_status_deadline", "status", "deadline"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(
+        ForeignKey("councils.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("persons.id", ondelete="SET NULL"))
+    holder_chat: Mapped[str | None] = mapped_column(String(64))  # where answers are reported
+    holder_channel: Mapped[str | None] = mapped_column(String(16))
+    holder_locale: Mapped[str] = mapped_column(String(16), default="fr")
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(String(1000))
+    skill_ids: Mapped[list[int]] = mapped_column(JSON, default=list)  # empty: every member
+    needed_when: Mapped[str] = mapped_column(String(200))
+    people_needed: Mapped[int] = mapped_column(Integer, default=1)
+    deadline: Mapped[datetime]
+    status: Mapped[CallStatus] = mapped_column(_enum(CallStatus), default=CallStatus.OPEN)
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+
+class CallAnswer(Base):
+    """A resident's answer to a call: one row per person, changed in place."""
+
+    __tablename__ = "call_answers"
+    __table_args__ = (UniqueConstraint("call_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    answer: Mapped[Answer] = mapped_column(_enum(Answer))
+    message: Mapped[str | None] = mapped_column(String(300))
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -155,7 +155,7 @@ async def seed_directory(app: CoupDePouce, council: Council) -> None:
     async def run(session: AsyncSession) -> None:
         stored = await session.get_one(Council, council.id)
         other = await create_council(session, "centre", "Conseil du Centre")
-        here = await add_residents(session, stored, [41_001, 41_002, 41_003])
+        here = await add_residents(session, stored, [41_001, 41_002, 41_003], locales=("en",))
         there = await add_residents(session, other, [41_100])
         cooking = await talents.skill_by_key(session, stored.id, "cooking")
         garden = await talents.skill_by_key(session, stored.id, "gardening")

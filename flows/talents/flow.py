@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
 from flows.onboarding.service import current_council
-from flows.talents import service
+from flows.talents import picker, service
 from flows.talents.catalogue import TRANSLATION_KEY, category_label, skill_label
+from flows.talents.picker import TICK
 from storage.models import Council, Skill
 from storage.queries import councils, talents
 
-TICK = "✅ "
 AVAILABILITY = {
     "weekdays": N_("Weekdays"),
     "evenings": N_("Evenings"),
@@ -93,24 +93,19 @@ async def open_directory(ctx: Context) -> Next:
 async def ask_skills(ctx: Context) -> Prompt:
     """Ask for skills, one category at a time."""
     skills = await catalogue(ctx)
-    chosen = set(draft_of(ctx).skill_ids)
-    names = [skill_label(skill, ctx.t) for skill in skills if skill.id in chosen]
+    chosen = draft_of(ctx).skill_ids
     lines = [ctx._("What can you lend a hand with? Open a category, tick your skills, then Done.")]
-    if names:
-        lines.append(ctx._("Chosen: {skills}").format(skills=", ".join(names)))
-    rows: list[list[Option]] = []
-    for category in dict.fromkeys(skill.category for skill in skills):
-        ticked = sum(1 for skill in skills if skill.category == category and skill.id in chosen)
-        label = category_label(category, ctx.t) + (f" ({ticked})" if ticked else "")
-        rows.append([Option(f"cat:{category}", label)])
-    rows.append([Option("done", TICK + ctx._("Done"))])
-    return Prompt("\n\n".join(lines), rows)
+    if chosen:
+        lines.append(
+            ctx._("Chosen: {skills}").format(skills=picker.chosen_names(ctx, skills, chosen))
+        )
+    return Prompt("\n\n".join(lines), picker.category_rows(ctx, skills, chosen))
 
 
 async def handle_skills(ctx: Context, value: str) -> Next:
     """Open a category, or move on."""
-    if value.startswith("cat:"):
-        ctx.remember(talent_category=value.removeprefix("cat:"))
+    if value.startswith(picker.CATEGORY):
+        ctx.remember(talent_category=value.removeprefix(picker.CATEGORY))
         return "talents.category"
     skills = await catalogue(ctx)
     chosen = set(draft_of(ctx).skill_ids)
@@ -123,13 +118,7 @@ async def handle_skills(ctx: Context, value: str) -> Next:
 async def ask_category(ctx: Context) -> Prompt:
     """Tick the skills of one category."""
     category = str(ctx.data.get("talent_category", ""))
-    chosen = set(draft_of(ctx).skill_ids)
-    rows = [
-        [Option(str(skill.id), (TICK if skill.id in chosen else "") + skill_label(skill, ctx.t))]
-        for skill in await catalogue(ctx)
-        if skill.category == category
-    ]
-    rows.append([Option("back", "◀ " + ctx._("Back"))])
+    rows = picker.skill_rows(ctx, await catalogue(ctx), category, draft_of(ctx).skill_ids)
     return Prompt(
         ctx._("{category}: tap what you can do (tap again to untick).").format(
             category=category_label(category, ctx.t)
@@ -140,12 +129,10 @@ async def ask_category(ctx: Context) -> Prompt:
 
 async def handle_category(ctx: Context, value: str) -> Next:
     """Tick or untick a skill, or go back to the categories."""
-    if value == "back":
+    if value == picker.BACK:
         return "talents.skills"
     draft = draft_of(ctx)
-    skill_id = int(value)
-    chosen = set(draft.skill_ids) ^ {skill_id}
-    keep(ctx, dataclasses.replace(draft, skill_ids=sorted(chosen)))
+    keep(ctx, dataclasses.replace(draft, skill_ids=picker.toggled(draft.skill_ids, value)))
     return "talents.category"
 
 

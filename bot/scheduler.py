@@ -1,0 +1,69 @@
+"""The scheduler: APScheduler drives one short periodic tick per kind of work.
+
+What is due lives in our own tables (a call's deadline, a reminder's time); each tick
+claims the due rows atomically and turns them into outbox messages in the same
+transaction, so work survives restarts, never runs twice, and several processes can
+run side by side. APScheduler's own job store is not used: it is in memory only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from flows.engine import Job
+from storage.db import session_scope
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        jobs: Sequence[Job],
+        on_work: Callable[[], None] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.jobs = list(jobs)
+        self.on_work = on_work
+        self._scheduler: AsyncIOScheduler | None = None
+
+    async def start(self) -> None:
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        for job in self.jobs:
+            self._scheduler.add_job(
+                self.tick,
+                "interval",
+                seconds=job.every.total_seconds(),
+                args=[job],
+                id=job.name,
+                next_run_time=utcnow(),  # work missed while down runs at once
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        self._scheduler.start()
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+
+    async def tick(self, job: Job) -> int:
+        """Run one job once: claim what is due, in one transaction."""
+        try:
+            async with session_scope(self.sessions) as session:
+                done = await job.run(session, utcnow())
+        except Exception:
+            log.exception("scheduled job %s failed; it will run again at its next tick", job.name)
+            return 0
+        if done:
+            log.info("%s: %d done", job.name, done)
+            if self.on_work is not None:
+                self.on_work()
+        return done

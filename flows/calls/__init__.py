@@ -1,0 +1,1 @@
+"""Calls for talents: a project asks the directory for a helping hand."""

@@ -1,0 +1,363 @@
+"""/call, for coordinators: title, description, skills, times, how many, deadline; preview;
+send to the matching residents. Residents answer with the call's own buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from flows.broadcasts import service as broadcasts
+from flows.calls import service
+from flows.calls.jobs import CLOSE_CALLS
+from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.i18n import N_, Translator
+from flows.staff import coordinated, councils_coordinated
+from flows.talents import picker
+from flows.talents.catalogue import category_label
+from flows.talents.flow import AVAILABILITY
+from storage.models import Answer, Call, Council, Priority, Role, Skill, utcnow
+from storage.queries import outbox, talents
+
+DEADLINES = {"3d": (3, N_("In 3 days")), "1w": (7, N_("In a week")), "2w": (14, N_("In two weeks"))}
+PEOPLE = (1, 2, 3, 5, 10)
+KEYS = ("call_council", "call_title", "call_text", "call_skills", "call_category", "call_when")
+ANSWERS = {
+    Answer.YES: N_("I can help"),
+    Answer.MAYBE: N_("Maybe, tell me more"),
+    Answer.NO: N_("Not this time"),
+}
+
+
+# --- writing the call ----------------------------------------------------------------------
+
+
+async def new_call(ctx: Context) -> Next:
+    """Start a call in the coordinator's council, asking which if several."""
+    allowed = await councils_coordinated(
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
+    )
+    if not allowed:
+        ctx.say(ctx._("This command is for council coordinators and organisers."))
+        return END
+    ctx.forget_values(*KEYS)
+    ctx.remember(call_skills=[], call_when=[])
+    if len(allowed) == 1:
+        ctx.remember(call_council=allowed[0].id)
+        return "calls.title"
+    return "calls.council"
+
+
+async def council(ctx: Context) -> Council | None:
+    return await coordinated(
+        ctx.session,
+        ctx.inbound.channel,
+        ctx.inbound.sender_id,
+        ctx.is_admin,
+        int(ctx.data.get("call_council", 0)),
+    )
+
+
+async def catalogue(ctx: Context) -> Sequence[Skill]:
+    return await talents.skills(ctx.session, int(ctx.data.get("call_council", 0)))
+
+
+async def ask_council(ctx: Context) -> Prompt:
+    allowed = await councils_coordinated(
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
+    )
+    return Prompt(
+        ctx._("Which council is this call for?"), [[Option(str(c.id), c.name)] for c in allowed]
+    )
+
+
+async def handle_council(ctx: Context, value: str) -> Next:
+    ctx.remember(call_council=int(value))
+    return "calls.title"
+
+
+async def ask_title(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("A call for talents: what is the project? Give it a short title."),
+        [[Option("cancel", ctx._("Cancel"))]],
+    )
+
+
+async def handle_title(ctx: Context, text: str) -> Next:
+    ctx.remember(call_title=text)
+    return "calls.description"
+
+
+async def ask_description(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Describe what is needed: what, where, when."), [[Option("cancel", ctx._("Cancel"))]]
+    )
+
+
+async def handle_description(ctx: Context, text: str) -> Next:
+    ctx.remember(call_text=text)
+    return "calls.skills"
+
+
+async def cancel(ctx: Context, _value: str) -> Next:
+    ctx.forget_values(*KEYS)
+    ctx.say(ctx._("Cancelled: nothing was sent."))
+    return END
+
+
+async def ask_skills(ctx: Context) -> Prompt:
+    skills = await catalogue(ctx)
+    chosen = list(ctx.data.get("call_skills", []))
+    text = ctx._("Which skills are needed? Tick none to ask every member.")
+    if chosen:
+        names = picker.chosen_names(ctx, skills, chosen)
+        text += "\n\n" + ctx._("Chosen: {skills}").format(skills=names)
+    return Prompt(text, picker.category_rows(ctx, skills, chosen))
+
+
+async def handle_skills(ctx: Context, value: str) -> Next:
+    if value.startswith(picker.CATEGORY):
+        ctx.remember(call_category=value.removeprefix(picker.CATEGORY))
+        return "calls.skill_category"
+    return "calls.when"
+
+
+async def ask_skill_category(ctx: Context) -> Prompt:
+    category = str(ctx.data.get("call_category", ""))
+    chosen = list(ctx.data.get("call_skills", []))
+    return Prompt(
+        category_label(category, ctx.t),
+        picker.skill_rows(ctx, await catalogue(ctx), category, chosen),
+    )
+
+
+async def handle_skill_category(ctx: Context, value: str) -> Next:
+    if value == picker.BACK:
+        return "calls.skills"
+    ctx.remember(call_skills=picker.toggled(ctx.data.get("call_skills", []), value))
+    return "calls.skill_category"
+
+
+async def ask_when(ctx: Context) -> Prompt:
+    chosen = set(ctx.data.get("call_when", []))
+    rows = [
+        [Option(key, (picker.TICK if key in chosen else "") + ctx._(label))]
+        for key, label in AVAILABILITY.items()
+    ]
+    rows.append([Option(picker.DONE, picker.TICK + ctx._("Done"))])
+    return Prompt(ctx._("When is help needed? Tick none if any time suits."), rows)
+
+
+async def handle_when(ctx: Context, value: str) -> Next:
+    if value == picker.DONE:
+        return "calls.people"
+    ctx.remember(call_when=sorted(set(ctx.data.get("call_when", [])) ^ {value}))
+    return "calls.when"
+
+
+async def ask_people(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("How many people are needed?"),
+        [[Option(str(n), ctx.t.number(n)) for n in PEOPLE]],
+    )
+
+
+async def handle_people(ctx: Context, value: str) -> Next:
+    ctx.remember(call_people=int(value))
+    return "calls.deadline"
+
+
+async def ask_deadline(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Until when can residents answer?"),
+        [[Option(key, ctx._(label))] for key, (_days, label) in DEADLINES.items()],
+    )
+
+
+async def handle_deadline(ctx: Context, value: str) -> Next:
+    ctx.remember(call_days=DEADLINES[value][0])
+    return "calls.preview"
+
+
+def draft(ctx: Context) -> service.NewCall:
+    return service.NewCall(
+        title=str(ctx.data.get("call_title", "")),
+        description=str(ctx.data.get("call_text", "")),
+        skill_ids=[int(s) for s in ctx.data.get("call_skills", [])],
+        when=[str(w) for w in ctx.data.get("call_when", [])],
+        people_needed=int(ctx.data.get("call_people", 1)),
+        deadline=utcnow() + timedelta(days=int(ctx.data.get("call_days", 7))),
+    )
+
+
+async def ask_preview(ctx: Context) -> Prompt:
+    """Show the call as residents will read it, and how many it reaches."""
+    found = await council(ctx)
+    if found is None:
+        return Prompt(ctx._("This command is for council coordinators and organisers."))
+    new = draft(ctx)
+    reach = await service.matches(ctx.session, found, new)
+    if reach == 0:
+        return Prompt(
+            ctx._("Nobody matches this call yet. Change the skills or the times, or cancel."),
+            [[Option("skills", ctx._("Change the skills")), Option("cancel", ctx._("Cancel"))]],
+        )
+    skills = [s for s in await catalogue(ctx) if s.id in new.skill_ids]
+    preview = Call(
+        id=0,
+        title=new.title,
+        description=new.description,
+        people_needed=new.people_needed,
+        deadline=new.deadline,
+    )
+    shown = service.invitation(found, preview, skills, found.timezone)(ctx.t).text
+    head = ctx.ngettext(
+        "Preview: this call will go to {count} resident.",
+        "Preview: this call will go to {count} residents.",
+        reach,
+    ).format(count=ctx.t.number(reach))
+    return Prompt(
+        f"{head}\n\n{shown}",
+        [
+            [Option("send", ctx._("Send")), Option("skills", ctx._("Change the skills"))],
+            [Option("cancel", ctx._("Cancel"))],
+        ],
+    )
+
+
+async def handle_preview(ctx: Context, value: str) -> Next:
+    if value == "cancel":
+        return await cancel(ctx, value)
+    if value == "skills":
+        return "calls.skills"
+    found = await council(ctx)
+    if found is None:
+        ctx.forget_values(*KEYS)
+        ctx.say(ctx._("This command is for council coordinators and organisers."))
+        return END
+    report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
+    outcome, _call = await service.send(ctx.session, found, draft(ctx), ctx.person, report_to)
+    ctx.forget_values(*KEYS)
+    if outcome is service.Sent.NOBODY:
+        ctx.say(ctx._("Nobody matches this call yet. Change the skills or the times, or cancel."))
+    else:
+        ctx.say(ctx._("On its way. I will show the progress here, and each answer as it comes."))
+    return END
+
+
+# --- residents answering -------------------------------------------------------------------
+
+
+async def answer(ctx: Context, args: Sequence[str]) -> None:
+    """A resident taps an answer on a call (the button's data is checked, not trusted)."""
+    assert ctx.person is not None
+    if len(args) != 2 or not args[0].isdigit() or args[1] not in {a.value for a in Answer}:
+        ctx.toast = ctx._("Sorry, this button does not work.")
+        return
+    choice = Answer(args[1])
+    outcome, call = await service.answer(ctx.session, int(args[0]), ctx.person, choice)
+    if outcome is service.Answered.NOT_ALLOWED or call is None:
+        ctx.toast = ctx._("Sorry, this button does not work.")
+        return
+    if outcome is service.Answered.CLOSED:
+        ctx.say(ctx._("This call is closed. Thank you all the same!"))
+        return
+    ctx.toast = ctx._("Answer recorded.")
+    await tell_holder(ctx, call, choice, None)
+    if choice is Answer.NO:
+        ctx.say(ctx._("Thank you for answering. See you for the next one!"))
+        return
+    ctx.remember(answer_call=call.id)
+    await ctx.engine.go(ctx, "calls.message")
+
+
+async def ask_message(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Thank you! Add a short message for the coordinator if you like: write it now."),
+        [[Option("skip", ctx._("No, thanks"))]],
+    )
+
+
+async def handle_message_text(ctx: Context, text: str) -> Next:
+    assert ctx.person is not None
+    call_id = int(ctx.data.get("answer_call", 0))
+    ctx.forget_values("answer_call")
+    if await service.add_message(ctx.session, call_id, ctx.person, text):
+        call = await ctx.session.get(Call, call_id)
+        if call is not None:
+            await tell_holder(ctx, call, None, text)
+        ctx.say(ctx._("Sent to the coordinator."))
+    return END
+
+
+async def handle_message_skip(ctx: Context, _value: str) -> Next:
+    ctx.forget_values("answer_call")
+    ctx.say(ctx._("Alright. The coordinator will get back to you."))
+    return END
+
+
+async def tell_holder(ctx: Context, call: Call, choice: Answer | None, message: str | None) -> None:
+    """Let whoever sent the call see answers as they come (through the outbox)."""
+    if call.holder_chat is None or call.holder_channel is None or ctx.person is None:
+        return
+    t = Translator(call.holder_locale)
+    name = ctx.person.first_name or "—"
+    if choice is not None:
+        text = t._("{name} answered “{answer}” to “{title}”.").format(
+            name=name, answer=t._(ANSWERS[choice]), title=call.title
+        )
+    else:
+        text = t._("{name} about “{title}”: {message}").format(
+            name=name, title=call.title, message=message
+        )
+    await outbox.enqueue_one(
+        ctx.session,
+        channel=call.holder_channel,
+        chat_id=call.holder_chat,
+        payload={"text": text},
+        priority=Priority.REPORT,
+        council_id=call.council_id,
+    )
+
+
+FLOW = Flow(
+    name="calls",
+    steps=[
+        Step("calls.council", ask_council, on_choice=handle_council),
+        Step("calls.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=120),
+        Step(
+            "calls.description",
+            ask_description,
+            on_choice=cancel,
+            on_text=handle_description,
+            max_text_length=1000,
+        ),
+        Step("calls.skills", ask_skills, on_choice=handle_skills, in_place=True),
+        Step(
+            "calls.skill_category",
+            ask_skill_category,
+            on_choice=handle_skill_category,
+            in_place=True,
+        ),
+        Step("calls.when", ask_when, on_choice=handle_when, in_place=True),
+        Step("calls.people", ask_people, on_choice=handle_people),
+        Step("calls.deadline", ask_deadline, on_choice=handle_deadline),
+        Step("calls.preview", ask_preview, on_choice=handle_preview),
+        Step(
+            "calls.message",
+            ask_message,
+            on_choice=handle_message_skip,
+            on_text=handle_message_text,
+            max_text_length=300,
+        ),
+    ],
+    commands=[
+        Command(
+            "call",
+            new_call,
+            N_("send a call for talents to matching residents"),
+            roles=frozenset({Role.COORDINATOR}),
+        )
+    ],
+    actions=[Action(service.ANSWER_PREFIX, answer)],
+    jobs=[CLOSE_CALLS],
+)

@@ -1,0 +1,50 @@
+"""Scheduled work for calls: at the deadline, close the call and send its summary."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.calls import service
+from flows.engine import Job
+from flows.i18n import Translator
+from storage.models import Answer, Priority
+from storage.queries import outbox
+
+
+async def close_calls(session: AsyncSession, now: datetime) -> int:
+    """Close every call past its deadline and tell its coordinator who answered what."""
+    closed = await service.close_due(session, now)
+    for call in closed:
+        if call.holder_chat is None or call.holder_channel is None:
+            continue
+        t = Translator(call.holder_locale)
+        names = await service.tally(session, call.id)
+        lines = [
+            t._("“{title}” is closed.").format(title=call.title),
+            t.ngettext("{count} can help", "{count} can help", len(names[Answer.YES])).format(
+                count=t.number(len(names[Answer.YES]))
+            )
+            + (": " + ", ".join(names[Answer.YES]) if names[Answer.YES] else ""),
+            t.ngettext("{count} maybe", "{count} maybe", len(names[Answer.MAYBE])).format(
+                count=t.number(len(names[Answer.MAYBE]))
+            )
+            + (": " + ", ".join(names[Answer.MAYBE]) if names[Answer.MAYBE] else ""),
+            t.ngettext(
+                "{count} not this time", "{count} not this time", len(names[Answer.NO])
+            ).format(count=t.number(len(names[Answer.NO]))),
+        ]
+        await outbox.enqueue_one(
+            session,
+            channel=call.holder_channel,
+            chat_id=call.holder_chat,
+            payload={"text": "\n".join(lines)},
+            priority=Priority.REPORT,
+            council_id=call.council_id,
+            key=f"call-summary:{call.id}",
+        )
+    return len(closed)
+
+
+CLOSE_CALLS = Job("close-calls", timedelta(seconds=30), close_calls)

@@ -1,0 +1,151 @@
+"""Calls for talents: sent to matching residents only, answered with one tap (and a short
+message), followed by the coordinator as answers come, summed up at the deadline."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import CoupDePouce
+from flows.calls.jobs import CLOSE_CALLS
+from storage.models import Call, CallAnswer, Council, utcnow
+from tests.conftest import in_transaction
+from tests.emulator import BotApiEmulator, FakeUser
+from tests.helpers import FR
+from tests.test_talents import coordinator_of, seed_directory
+
+COOK_EVENINGS, COOK_DAYTIME, GARDENER, OTHER_COUNCIL = 41_001, 41_002, 41_003, 41_100
+
+
+async def send_cooking_call(nadia: FakeUser) -> None:
+    """A coordinator asks for cooks free in the evening, answering within a week."""
+    nadia.send("/call")
+    await nadia.next_message()
+    nadia.send("Repas solidaire")
+    await nadia.next_message()
+    nadia.send("Cuisiner pour 80 personnes samedi soir, salle Jean-Moulin.")
+    skills = await nadia.next_message()
+    nadia.tap("Home and repairs", skills)
+    nadia.tap("Cooking", await nadia.wait_for(lambda m: "Cooking" in m.labels()))
+    nadia.tap("◀ Back", await nadia.wait_for(lambda m: "✅ Cooking" in m.labels()))
+    nadia.tap("✅ Done", await nadia.wait_for(lambda m: "Home and repairs (1)" in m.labels()))
+    when = await nadia.wait_for(lambda m: "Evenings" in m.labels())
+    nadia.tap("Evenings", when)
+    nadia.tap("✅ Done", await nadia.wait_for(lambda m: "✅ Evenings" in m.labels()))
+    nadia.tap("3", await nadia.wait_for(lambda m: "3" in m.labels()))
+    nadia.tap("In a week", await nadia.wait_for(lambda m: "In a week" in m.labels()))
+
+
+async def answers(app: CoupDePouce) -> list[tuple[str, str | None]]:
+    async def run(session: AsyncSession) -> list[tuple[str, str | None]]:
+        rows = await session.execute(select(CallAnswer.answer, CallAnswer.message))
+        return [(str(answer), message) for answer, message in rows]
+
+    result: list[tuple[str, str | None]] = await in_transaction(app, run)
+    return result
+
+
+async def test_a_call_reaches_matching_residents_who_answer(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_directory(bot, council)
+    residents = {
+        chat: emulator.resident(chat, language_code="en")
+        for chat in (41_001, 41_002, 41_003, 41_100)
+    }
+    nadia = await coordinator_of(bot, emulator, council, 43_001)
+    await send_cooking_call(nadia)
+    preview = await nadia.wait_for(lambda m: (m.text or "").startswith("Preview"))
+    assert (preview.text or "").startswith("Preview: this call will go to 1 resident.")
+    assert "Repas solidaire" in (preview.text or "")
+    nadia.tap("Send", preview)
+
+    call = await residents[COOK_EVENINGS].wait_for(lambda m: "Repas solidaire" in (m.text or ""))
+    assert call.labels() == ["🙋 I can help", "Maybe, tell me more", "Not this time"]
+    for chat in (COOK_DAYTIME, GARDENER, OTHER_COUNCIL):
+        assert all("Repas solidaire" not in (m.text or "") for m in residents[chat].inbox)
+
+    cook = residents[COOK_EVENINGS]
+    cook.tap("🙋 I can help", call)
+    await cook.wait_for(lambda m: (m.text or "").startswith("Thank you! Add a short message"))
+    await nadia.wait_for(
+        lambda m: m.text == "Habitant 41001 answered “I can help” to “Repas solidaire”."
+    )
+    cook.send("J'apporte une grande marmite")
+    await cook.wait_for(lambda m: m.text == "Sent to the coordinator.")
+    await nadia.wait_for(
+        lambda m: m.text == "Habitant 41001 about “Repas solidaire”: J'apporte une grande marmite"
+    )
+    assert await answers(bot) == [("yes", "J'apporte une grande marmite")]
+
+    cook.tap("Not this time", call)  # changing one's mind
+    await cook.wait_for(lambda m: (m.text or "").startswith("Thank you for answering"))
+    assert await answers(bot) == [("no", "J'apporte une grande marmite")]
+
+
+async def test_forged_answers_change_nothing(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_directory(bot, council)
+    for chat in (41_001, 41_002, 41_003, 41_100):
+        emulator.resident(chat, language_code="en")
+    nadia = await coordinator_of(bot, emulator, council, 43_002)
+    await send_cooking_call(nadia)
+    nadia.tap("Send", await nadia.wait_for(lambda m: (m.text or "").startswith("Preview")))
+    await nadia.wait_for(lambda m: (m.text or "").startswith("On its way"))
+    call_id = await in_transaction(bot, lambda s: s.scalar(select(Call.id)))
+    outsider = emulator.resident(OTHER_COUNCIL)  # a resident of another council
+    outsider.tap_data(f"call:{call_id}:yes", nadia.inbox[0])
+    outsider.tap_data(f"call:{call_id + 1}:yes", nadia.inbox[0])
+    outsider.tap_data(f"call:{call_id}:always", nadia.inbox[0])
+    await emulator.wait_until_consumed()
+    await emulator.wait_until(lambda: len(outsider.answered_callbacks) == 3 or None, timeout=5)
+    toasts = {c.params.get("text") for c in outsider.answered_callbacks}
+    assert toasts == {FR._("Sorry, this button does not work.")}  # their stored language
+    assert await answers(bot) == []
+
+
+async def test_at_the_deadline_the_coordinator_gets_the_summary(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_directory(bot, council)
+    cook = emulator.resident(COOK_EVENINGS, language_code="en")
+    nadia = await coordinator_of(bot, emulator, council, 43_003)
+    await send_cooking_call(nadia)
+    nadia.tap("Send", await nadia.wait_for(lambda m: (m.text or "").startswith("Preview")))
+    call = await cook.wait_for(lambda m: "Repas solidaire" in (m.text or ""))
+    cook.tap("Maybe, tell me more", call)
+    await cook.wait_for(lambda m: (m.text or "").startswith("Thank you! Add"))
+
+    async def past_deadline(session: AsyncSession) -> None:
+        await session.execute(update(Call).values(deadline=utcnow() - timedelta(minutes=1)))
+
+    await in_transaction(bot, past_deadline)
+    assert await bot.scheduler.tick(CLOSE_CALLS) == 1
+    assert await bot.scheduler.tick(CLOSE_CALLS) == 0  # never twice
+    summary = await nadia.wait_for(
+        lambda m: (m.text or "").startswith("“Repas solidaire” is closed.")
+    )
+    assert (summary.text or "").splitlines()[1:] == [
+        "0 can help",
+        "1 maybe: Habitant 41001",
+        "0 not this time",
+    ]
+    cook.tap("🙋 I can help", call)
+    await cook.wait_for(lambda m: m.text == "This call is closed. Thank you all the same!")
+    count = await in_transaction(
+        bot, lambda s: s.scalar(select(func.count()).select_from(CallAnswer))
+    )
+    assert count == 1
+
+
+async def test_a_call_nobody_matches_is_not_sent(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    nadia = await coordinator_of(bot, emulator, council, 43_004)  # an empty directory
+    await send_cooking_call(nadia)
+    nobody = await nadia.wait_for(lambda m: (m.text or "").startswith("Nobody matches"))
+    assert "Send" not in nobody.labels()
+    assert await in_transaction(bot, lambda s: s.scalar(select(Call.id))) is None
