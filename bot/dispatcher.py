@@ -181,9 +181,12 @@ class Dispatcher:
         while not self._stopping:
             self._wake.clear()  # a wake() from now on cuts the coming wait short
             try:
+                claimed = 0
                 if len(self._waiting) < self.limits.concurrency * 4:
-                    await self._claim()
+                    claimed = await self._claim()
                 delay = await self._send_ready()
+                if claimed and len(self._waiting) < self.limits.concurrency * 4:
+                    delay = 0.0  # more may be due: claim again at once rather than poll
             except Exception:
                 log.exception("dispatcher loop failed; retrying")
                 delay = 1.0
@@ -191,7 +194,8 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
-    async def _claim(self) -> None:
+    async def _claim(self) -> int:
+        """Take due messages into the local queue; return how many."""
         room = self.limits.concurrency * 8 - len(self._waiting)
         async with session_scope(self.sessions) as session:
             claimed = await outbox.claim(session, self.name, list(self.senders), room, utcnow())
@@ -205,6 +209,7 @@ class Dispatcher:
         now = self._clock()
         for message in claimed:
             heapq.heappush(self._waiting, _Queued(now, message.priority, message.id, message))
+        return len(claimed)
 
     async def _send_ready(self) -> float:
         """Send what may go now; return how long to sleep before the next one may."""
@@ -240,6 +245,8 @@ class Dispatcher:
                 task = asyncio.create_task(self._send(sender, message))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
+                if len(self._waiting) < self.limits.concurrency:
+                    return 0.0  # top the queue up before it runs dry
             return 0.0 if self._waiting else self.limits.poll_interval
         finally:
             for queued in deferred:

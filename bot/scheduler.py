@@ -8,6 +8,7 @@ run side by side. APScheduler's own job store is not used: it is in memory only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
@@ -32,6 +33,7 @@ class Scheduler:
         self.jobs = list(jobs)
         self.on_work = on_work
         self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
@@ -50,12 +52,19 @@ class Scheduler:
         self._scheduler.start()
 
     async def stop(self) -> None:
+        """No new ticks; let the ones under way finish their transaction."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        if self._running:
+            await asyncio.wait(self._running, timeout=30)
 
     async def tick(self, job: Job) -> int:
         """Run one job once: claim what is due, in one transaction."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
         try:
             async with session_scope(self.sessions) as session:
                 done = await job.run(session, utcnow())

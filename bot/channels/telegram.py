@@ -37,6 +37,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.http import AiohttpRequest
 from bot.dispatcher import Delivery, DeliveryKind
 from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
@@ -154,8 +155,8 @@ class TelegramChannel:
             .base_url(f"{api_url}/bot")
             .base_file_url(f"{api_url}/file/bot")
             .updater(None)
-            .connection_pool_size(CONNECTIONS)
-            .pool_timeout(30)
+            .request(AiohttpRequest(CONNECTIONS))
+            .get_updates_request(AiohttpRequest(1, read_timeout=POLL_TIMEOUT + 10))
             .build()
         )
         self.application.add_handler(TypeHandler(Update, self._on_update))
