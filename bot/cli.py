@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import enum
+import json
 import logging
 import re
 import sys
@@ -19,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.settings import Settings, SettingsError, load_settings
 from flows.councils import create as create_council
 from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES
+from flows.talents import export as talent_export
 from storage import db
 from storage.models import Role
 from storage.queries import councils, people
@@ -230,6 +234,45 @@ def invite(
         except OSError as error:
             fail(f"cannot write {qr}: {error.strerror}")
         typer.echo(f"QR code written to {qr}")
+
+
+class ExportKind(enum.StrEnum):
+    TALENTS = "talents"
+    CALLS = "calls"
+
+
+class ExportFormat(enum.StrEnum):
+    CSV = "csv"
+    JSON = "json"
+
+
+@app.command()
+def export(
+    kind: Annotated[ExportKind, typer.Argument(help="What to export.")],
+    council: Annotated[str, typer.Option(help="The council's slug.")],
+    format: Annotated[ExportFormat, typer.Option(help="csv or json.")] = ExportFormat.CSV,
+) -> None:
+    """Export a council's talent directory, or its calls with their answers, to stdout."""
+    config = settings()
+    upgrade_database(config)
+
+    async def rows(session: AsyncSession) -> list[dict[str, object]]:
+        found = await councils.by_slug(session, council)
+        if found is None:
+            fail(f"no council named {council!r}; see `coupdepouce council list`")
+        if kind is ExportKind.TALENTS:
+            return await talent_export.directory(session, found)
+        return await talent_export.call_answers(session, found)
+
+    data = with_session(config, rows)
+    if format is ExportFormat.JSON:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if not data:
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(data[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(data)
 
 
 def _bot_username(config: Settings) -> str:

@@ -3,6 +3,7 @@ message), followed by the coordinator as answers come, summed up at the deadline
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -13,7 +14,7 @@ from flows.calls.jobs import CLOSE_CALLS
 from storage.models import Call, CallAnswer, Council, utcnow
 from tests.conftest import in_transaction
 from tests.emulator import BotApiEmulator, FakeUser
-from tests.helpers import FR
+from tests.helpers import FR, run_cli
 from tests.test_talents import coordinator_of, seed_directory
 
 COOK_EVENINGS, COOK_DAYTIME, GARDENER, OTHER_COUNCIL = 41_001, 41_002, 41_003, 41_100
@@ -108,7 +109,7 @@ async def test_forged_answers_change_nothing(
 
 
 async def test_at_the_deadline_the_coordinator_gets_the_summary(
-    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council, database_url: str
 ) -> None:
     await seed_directory(bot, council)
     cook = emulator.resident(COOK_EVENINGS, language_code="en")
@@ -139,6 +140,22 @@ async def test_at_the_deadline_the_coordinator_gets_the_summary(
         bot, lambda s: s.scalar(select(func.count()).select_from(CallAnswer))
     )
     assert count == 1
+    code, out, err = await run_cli(
+        "export",
+        "calls",
+        "--council",
+        "quartier-nord",
+        "--format",
+        "json",
+        env={"DATABASE_URL": database_url},
+    )
+    assert code == 0, err
+    [exported] = json.loads(out)
+    assert (exported["title"], exported["status"], exported["maybe"]) == (
+        "Repas solidaire",
+        "closed",
+        "Habitant 41001",
+    )
 
 
 async def test_a_call_nobody_matches_is_not_sent(

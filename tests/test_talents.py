@@ -3,9 +3,10 @@ searches it, and sees first names and skills, never contact details or another c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -17,7 +18,7 @@ from storage.queries import people, talents
 from tests.conftest import in_transaction
 from tests.emulator import BotApiEmulator, FakeUser, SentMessage
 from tests.factories import add_residents
-from tests.helpers import EN, FR, onboard
+from tests.helpers import EN, FR, onboard, run_cli
 
 
 async def profile_of(app: CoupDePouce, telegram_id: int) -> TalentProfile | None:
@@ -251,3 +252,36 @@ async def test_residents_cannot_search_and_forged_taps_are_refused(
         lambda m: m.text == "This command is for council coordinators and organisers."
     )
     assert refused.buttons == []
+
+
+async def test_export_shows_contacts_only_with_consent(
+    bot: CoupDePouce, council: Council, database_url: str
+) -> None:
+    await seed_directory(bot, council)
+
+    async def consent_for_one(session: AsyncSession) -> None:
+        await session.execute(update(Identity).values(username="voisin"))
+        first = await session.scalar(select(TalentProfile).order_by(TalentProfile.id))
+        assert first is not None
+        first.contact_ok = True
+
+    await in_transaction(bot, consent_for_one)
+    env = {"DATABASE_URL": database_url}
+    code, out, err = await run_cli(
+        "export", "talents", "--council", "quartier-nord", "--format", "json", env=env
+    )
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [row["first_name"] for row in rows] == [
+        "Habitant 41001",
+        "Habitant 41002",
+        "Habitant 41003",
+    ]
+    assert [row["contact"] for row in rows] == ["@voisin", "", ""]
+    assert rows[1]["skills"] == "Cuisine, Jardinage"  # in the council's language
+    code, out, err = await run_cli("export", "talents", "--council", "quartier-nord", env=env)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("first_name,skills,languages")
+    assert len(out.splitlines()) == 4
+    code, _out, err = await run_cli("export", "talents", "--council", "nowhere", env=env)
+    assert code == 2 and "no council" in err

@@ -1,0 +1,75 @@
+"""The directory and its calls as rows, for `coupdepouce export`.
+
+Contact details appear only for residents who said project holders may contact them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from flows.calls import service as calls
+from flows.i18n import Translator
+from flows.talents.catalogue import skill_label
+from storage.models import Call, Council, Person, TalentProfile
+from storage.queries import talents
+
+
+async def directory(session: AsyncSession, council: Council) -> list[dict[str, Any]]:
+    t = Translator(council.locale)
+    names = {
+        skill.id: skill_label(skill, t)
+        for skill in await talents.skills(session, council.id, active_only=False)
+    }
+    query = (
+        select(TalentProfile, Person)
+        .join(Person, Person.id == TalentProfile.person_id)
+        .where(TalentProfile.council_id == council.id)
+        .options(selectinload(TalentProfile.skills), selectinload(Person.identities))
+        .order_by(TalentProfile.id)
+    )
+    rows = []
+    for talent, person in (await session.execute(query)).all():
+        usernames = [
+            i.username for i in person.identities if i.channel == "telegram" and i.username
+        ]
+        rows.append(
+            {
+                "first_name": person.first_name,
+                "skills": ", ".join(
+                    names[link.skill_id] for link in talent.skills if link.skill_id in names
+                ),
+                "languages": talent.languages or "",
+                "own_words": talent.own_words or "",
+                "weekdays": talent.weekdays,
+                "evenings": talent.evenings,
+                "weekends": talent.weekends,
+                "neighbourhood": talent.neighbourhood or "",
+                "contact": f"@{usernames[0]}" if talent.contact_ok and usernames else "",
+                "joined_at": talent.created_at.isoformat(),
+                "confirmed_at": talent.confirmed_at.isoformat(),
+                "hidden": talent.hidden_at is not None,
+            }
+        )
+    return rows
+
+
+async def call_answers(session: AsyncSession, council: Council) -> list[dict[str, Any]]:
+    """One row per call, with who answered what (first names only)."""
+    query = select(Call).where(Call.council_id == council.id).order_by(Call.id)
+    rows = []
+    for call in await session.scalars(query):
+        names = await calls.tally(session, call.id)
+        rows.append(
+            {
+                "title": call.title,
+                "status": call.status.value,
+                "deadline": call.deadline.isoformat(),
+                "people_needed": call.people_needed,
+                **{f"{answer.value}": ", ".join(people) for answer, people in names.items()},
+            }
+        )
+    return rows
