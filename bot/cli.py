@@ -21,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings, SettingsError, load_settings
 from flows.councils import create as create_council
-from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES
+from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES, Translator
 from flows.talents import export as talent_export
+from flows.talents.catalogue import CATEGORIES, skill_label
 from storage import db
-from storage.models import Role
-from storage.queries import councils, people
+from storage.models import Council, Role
+from storage.queries import councils, people, talents
 
 T = TypeVar("T")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
@@ -39,9 +40,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 council_app = typer.Typer(help="Councils served by this bot.", no_args_is_help=True)
 role_app = typer.Typer(help="Staff roles in a council.", no_args_is_help=True)
+skills_app = typer.Typer(help="A council's skills catalogue.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(council_app, name="council")
 app.add_typer(role_app, name="role")
+app.add_typer(skills_app, name="skills")
 
 
 class CliError(Exception):
@@ -208,6 +211,90 @@ def role_grant(
 
     council_name = with_session(config, grant)
     typer.echo(f"{telegram_user_id} is now {role} of {council_name}")
+
+
+KEY_PATTERN = re.compile(r"^[a-z0-9_]{2,32}$")
+
+
+@skills_app.command("list")
+def skills_list(slug: Annotated[str, typer.Argument(help="The council.")]) -> None:
+    """List the council's skills: key, category, name in each language, and whether offered."""
+    config = settings()
+    upgrade_database(config)
+
+    async def listing(session: AsyncSession) -> list[str]:
+        council = await _council(session, slug)
+        lines = []
+        for skill in await talents.skills(session, council.id, active_only=False):
+            names = " / ".join(skill_label(skill, Translator(locale)) for locale in SHIPPED_LOCALES)
+            state = "" if skill.active else "\t(removed)"
+            lines.append(f"{skill.key}\t{skill.category}\t{names}{state}")
+        return lines
+
+    typer.echo("\n".join(with_session(config, listing)))
+
+
+@skills_app.command("add")
+def skills_add(
+    slug: Annotated[str, typer.Argument(help="The council.")],
+    key: Annotated[str, typer.Argument(help="Short identifier, e.g. bike_repair.")],
+    label: Annotated[
+        list[str], typer.Option(help="The name in one language, as LANG:NAME; repeat per language.")
+    ],
+    category: Annotated[str, typer.Option(help="One of the catalogue's categories.")] = "other",
+) -> None:
+    """Add a skill to the council's catalogue (or offer again one that was removed)."""
+    if not KEY_PATTERN.match(key):
+        fail("the key is 2 to 32 lower-case letters, digits or underscores, e.g. bike_repair")
+    if category not in CATEGORIES:
+        fail(f"unknown category {category!r}; choose among {', '.join(CATEGORIES)}")
+    labels: dict[str, str] = {}
+    for item in label:
+        locale, _, name = item.partition(":")
+        if locale not in SHIPPED_LOCALES or not name.strip():
+            fail(f"--label takes LANG:NAME with LANG among {', '.join(SHIPPED_LOCALES)}")
+        labels[locale] = name.strip()[:100]
+    config = settings()
+    upgrade_database(config)
+
+    async def add(session: AsyncSession) -> None:
+        council = await _council(session, slug)
+        existing = await talents.skill_by_key(session, council.id, key)
+        if existing is None:
+            await talents.add_skill(session, council, key, category, labels)
+        else:
+            existing.active, existing.category = True, category
+            existing.labels = {**existing.labels, **labels}
+
+    with_session(config, add)
+    typer.echo(f"skill {key} offered in {slug}")
+
+
+@skills_app.command("remove")
+def skills_remove(
+    slug: Annotated[str, typer.Argument(help="The council.")],
+    key: Annotated[str, typer.Argument(help="The skill's key (see `skills list`).")],
+) -> None:
+    """Stop offering a skill; residents who have it keep it in their profile."""
+    config = settings()
+    upgrade_database(config)
+
+    async def remove(session: AsyncSession) -> None:
+        council = await _council(session, slug)
+        skill = await talents.skill_by_key(session, council.id, key)
+        if skill is None:
+            fail(f"no skill {key!r} in {slug}; see `coupdepouce skills list {slug}`")
+        skill.active = False
+
+    with_session(config, remove)
+    typer.echo(f"skill {key} no longer offered in {slug}")
+
+
+async def _council(session: AsyncSession, slug: str) -> Council:
+    council = await councils.by_slug(session, slug)
+    if council is None:
+        fail(f"no council named {slug!r}; see `coupdepouce council list`")
+    return council
 
 
 @app.command()

@@ -285,3 +285,35 @@ async def test_export_shows_contacts_only_with_consent(
     assert len(out.splitlines()) == 4
     code, _out, err = await run_cli("export", "talents", "--council", "nowhere", env=env)
     assert code == 2 and "no council" in err
+
+
+async def test_the_catalogue_is_edited_without_code(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council, database_url: str
+) -> None:
+    env = {"DATABASE_URL": database_url}
+    code, _out, err = await run_cli(
+        "skills",
+        "add",
+        "quartier-nord",
+        "bike_repair",
+        "--category",
+        "home",
+        "--label",
+        "fr:Réparation de vélos",
+        "--label",
+        "en:Bike repair",
+        env=env,
+    )
+    assert code == 0, err
+    code, _out, err = await run_cli("skills", "remove", "quartier-nord", "sewing", env=env)
+    assert code == 0, err
+    sam = emulator.resident(40_010, language_code="en")
+    await onboard(sam, EN)
+    sam.send("/talents")
+    await sam.next_message()
+    picker = await sam.next_message()
+    sam.tap("Home and repairs", picker)
+    home = await sam.wait_for(
+        lambda m: m.message_id == picker.message_id and "◀ Back" in m.labels()
+    )
+    assert home.labels() == ["Cooking", "DIY and repairs", "Bike repair", "◀ Back"]
