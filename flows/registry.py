@@ -5,6 +5,7 @@ from __future__ import annotations
 from flows.announcements.flow import FLOW as ANNOUNCEMENTS
 from flows.broadcasts.flow import FLOW as BROADCASTS
 from flows.calls.flow import FLOW as CALLS
+from flows.calls.follow import FLOW as FOLLOW
 from flows.engine import Flow
 from flows.help.flow import FLOW as HELP
 from flows.language.flow import FLOW as LANGUAGE
@@ -25,4 +26,5 @@ FLOWS: tuple[Flow, ...] = (
     TALENTS,
     SEARCH,
     CALLS,
+    FOLLOW,
 )

@@ -423,3 +423,28 @@ class CallAnswer(Base):
     answer: Mapped[Answer] = mapped_column(_enum(Answer))
     message: Mapped[str | None] = mapped_column(String(300))
     answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IntroductionStatus(enum.StrEnum):
+    ASKED = "asked"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class Introduction(Base):
+    """A coordinator asked to put a resident in touch for a call; the resident decides."""
+
+    __tablename__ = "introductions"
+    __table_args__ = (UniqueConstraint("call_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[int | None] = mapped_column(
+        ForeignKey("persons.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[IntroductionStatus] = mapped_column(
+        _enum(IntroductionStatus), default=IntroductionStatus.ASKED
+    )
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None]

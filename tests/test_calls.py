@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from flows.calls.jobs import CLOSE_CALLS
-from storage.models import Call, CallAnswer, Council, utcnow
+from storage.models import Call, CallAnswer, Council, Identity, TalentProfile, utcnow
 from tests.conftest import in_transaction
 from tests.emulator import BotApiEmulator, FakeUser
 from tests.helpers import FR, run_cli
@@ -166,3 +166,86 @@ async def test_a_call_nobody_matches_is_not_sent(
     nobody = await nadia.wait_for(lambda m: (m.text or "").startswith("Nobody matches"))
     assert "Send" not in nobody.labels()
     assert await in_transaction(bot, lambda s: s.scalar(select(Call.id))) is None
+
+
+async def helper_answered(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council, coordinator_id: int
+) -> tuple[FakeUser, FakeUser]:
+    """A call sent, and the evening cook's "I can help"; returns (coordinator, cook)."""
+    await seed_directory(bot, council)
+    cook = emulator.resident(COOK_EVENINGS, first_name="Habitant 41001", language_code="en")
+    nadia = await coordinator_of(bot, emulator, council, coordinator_id)
+    await send_cooking_call(nadia)
+    nadia.tap("Send", await nadia.wait_for(lambda m: (m.text or "").startswith("Preview")))
+    call = await cook.wait_for(lambda m: "Repas solidaire" in (m.text or ""))
+    cook.tap("🙋 I can help", call)
+    cook.tap("No, thanks", await cook.wait_for(lambda m: "No, thanks" in m.labels()))
+    await cook.wait_for(lambda m: (m.text or "").startswith("Alright"))
+    return nadia, cook
+
+
+async def introduce(nadia: FakeUser) -> None:
+    nadia.send("/calls")
+    nadia.tap("Repas solidaire", await nadia.wait_for(lambda m: "Repas solidaire" in m.labels()))
+    answers = await nadia.wait_for(lambda m: "Introduce Habitant 41001" in m.labels())
+    assert "🙋 Habitant 41001" in (answers.text or "")
+    nadia.tap("Introduce Habitant 41001", answers)
+
+
+async def test_an_introduction_happens_only_on_yes_then_through_the_bot(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    nadia, cook = await helper_answered(bot, emulator, council, 44_001)
+    await introduce(nadia)
+    question = await cook.wait_for(lambda m: "may we share your contact" in (m.text or ""))
+    assert question.text == (
+        "About “Repas solidaire”: may we share your contact with Nadia, who runs it?"
+    )
+    assert not any("agreed" in (m.text or "") for m in nadia.inbox)  # nothing before yes
+    cook.tap("Yes, share it", question)
+    await cook.wait_for(lambda m: (m.text or "").startswith("Thank you! Their messages"))
+    agreed = await nadia.wait_for(lambda m: "agreed to be put in touch" in (m.text or ""))
+    assert "@" not in (agreed.text or "")  # the cook did not allow direct contact
+    nadia.tap("✉️ Write to them", agreed)
+    nadia.send("Bonjour, pouvez-vous venir à 17 h ?")
+    await nadia.wait_for(lambda m: m.text == "Passed on.")
+    relayed = await cook.wait_for(lambda m: "pouvez-vous venir" in (m.text or ""))
+    assert (relayed.text or "").startswith("✉️ Nadia about “Repas solidaire”:")
+    cook.tap("Answer", relayed)
+    cook.send("Oui, avec plaisir")
+    await nadia.wait_for(lambda m: "Oui, avec plaisir" in (m.text or ""))
+
+
+async def test_a_no_is_respected_silently(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    nadia, cook = await helper_answered(bot, emulator, council, 44_002)
+    await introduce(nadia)
+    question = await cook.wait_for(lambda m: "may we share your contact" in (m.text or ""))
+    before = len(nadia.inbox)
+    cook.tap("No", question)
+    await cook.wait_for(lambda m: m.text == "Understood: nothing will be shared.")
+    stranger = emulator.resident(44_999, language_code="en")
+    answered = len(stranger.answered_callbacks)
+    stranger.tap_data(question.buttons[0][0].callback_data or "", question)  # someone else's yes
+    await emulator.wait_until(lambda: len(stranger.answered_callbacks) > answered or None, 5)
+    assert len(nadia.inbox) == before  # the holder hears nothing
+
+
+async def test_direct_contact_when_the_resident_allowed_it(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    nadia, cook = await helper_answered(bot, emulator, council, 44_003)
+
+    async def allow_direct_contact(session: AsyncSession) -> None:
+        await session.execute(update(TalentProfile).values(contact_ok=True))
+        await session.execute(
+            update(Identity).where(Identity.external_id == "41001").values(username="cuisto41")
+        )
+
+    await in_transaction(bot, allow_direct_contact)
+    await introduce(nadia)
+    cook.tap("Yes, share it", await cook.wait_for(lambda m: "may we share" in (m.text or "")))
+    await cook.wait_for(lambda m: m.text == "Thank you! They will contact you directly.")
+    agreed = await nadia.wait_for(lambda m: "agreed to be put in touch" in (m.text or ""))
+    assert (agreed.text or "").endswith("@cuisto41")

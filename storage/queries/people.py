@@ -109,3 +109,16 @@ async def erase(session: AsyncSession, person: Person) -> None:
         )
     await session.execute(delete(Conversation).where(Conversation.person_id == person.id))
     await session.execute(delete(Person).where(Person.id == person.id))
+
+
+async def address_of(session: AsyncSession, person_id: int) -> tuple[str, str] | None:
+    """Where to write to a person: their oldest channel identity (channel, chat id)."""
+    row = (
+        await session.execute(
+            select(Identity.channel, Identity.external_id)
+            .where(Identity.person_id == person_id)
+            .order_by(Identity.id)
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
