@@ -52,12 +52,16 @@ class Scheduler:
         self._scheduler.start()
 
     async def stop(self) -> None:
-        """No new ticks; let the ones under way finish their transaction."""
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        """No new ticks; let the ones under way finish their transaction, then shut down
+        (APScheduler's shutdown cancels coroutines still running)."""
+        if self._scheduler is None:
+            return
+        self._scheduler.pause()
+        await asyncio.sleep(0)  # a tick submitted just before the pause registers itself
         if self._running:
             await asyncio.wait(self._running, timeout=30)
+        self._scheduler.shutdown(wait=False)
+        self._scheduler = None
 
     async def tick(self, job: Job) -> int:
         """Run one job once: claim what is due, in one transaction."""

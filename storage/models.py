@@ -95,6 +95,10 @@ class Council(Base):
     quiet_end: Mapped[time | None] = mapped_column(Time, default=time(8, 0))
     # Where residents live, offered as buttons in the talent directory (empty: not asked).
     neighbourhoods: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Directory members are asked to confirm their profile this often, and hidden from
+    # searches if they do not answer within the grace period.
+    profile_refresh_days: Mapped[int] = mapped_column(Integer, default=182)
+    profile_grace_days: Mapped[int] = mapped_column(Integer, default=30)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -354,6 +358,7 @@ class TalentProfile(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime] = mapped_column(default=utcnow)  # last said "still right"
     hidden_at: Mapped[datetime | None]  # stale: did not confirm in time; hidden from searches
+    refresh_asked_at: Mapped[datetime | None]  # when we last asked "is this still right?"
 
     skills: Mapped[list[ProfileSkill]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,8 @@ from sqlalchemy.orm import selectinload
 from bot.app import CoupDePouce
 from flows.councils import create as create_council
 from flows.i18n import Translator
-from storage.models import Council, Identity, Role, RoleGrant, Skill, TalentProfile
+from flows.talents.jobs import REFRESH_PROFILES
+from storage.models import Council, Identity, Role, RoleGrant, Skill, TalentProfile, utcnow
 from storage.queries import people, talents
 from tests.conftest import in_transaction
 from tests.emulator import BotApiEmulator, FakeUser, SentMessage
@@ -317,3 +319,56 @@ async def test_the_catalogue_is_edited_without_code(
         lambda m: m.message_id == picker.message_id and "◀ Back" in m.labels()
     )
     assert home.labels() == ["Cooking", "DIY and repairs", "Bike repair", "◀ Back"]
+
+
+async def test_stale_profiles_are_asked_then_hidden_until_confirmed(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_directory(bot, council)
+    member = emulator.resident(41_001, language_code="en")
+    for other in (41_002, 41_003, 41_100):
+        emulator.resident(other)
+    long_ago = utcnow() - timedelta(days=200)
+
+    async def age(session: AsyncSession) -> None:
+        await session.execute(
+            update(TalentProfile)
+            .where(TalentProfile.council_id == council.id)
+            .values(confirmed_at=long_ago)
+        )
+
+    await in_transaction(bot, age)
+    asked = await bot.scheduler.tick(REFRESH_PROFILES)
+    assert asked == 3
+    assert await bot.scheduler.tick(REFRESH_PROFILES) == 0  # asked once, not at every tick
+    bot.dispatcher.wake()
+    question = await member.wait_for(lambda m: "is it still right?" in (m.text or ""))
+
+    async def a_month_passes(session: AsyncSession) -> None:
+        await session.execute(
+            update(TalentProfile)
+            .where(TalentProfile.refresh_asked_at.is_not(None))
+            .values(refresh_asked_at=utcnow() - timedelta(days=31))
+        )
+
+    await in_transaction(bot, a_month_passes)
+    assert await bot.scheduler.tick(REFRESH_PROFILES) == 3  # hidden
+    nadia = await coordinator_of(bot, emulator, council, 42_010)
+    nadia.send("/search")
+    nadia.tap("Any skill", await nadia.wait_for(lambda m: "Any skill" in m.labels()))
+    nadia.tap("Any time", await nadia.wait_for(lambda m: "Any time" in m.labels()))
+    nadia.tap(
+        "Any neighbourhood", await nadia.wait_for(lambda m: "Any neighbourhood" in m.labels())
+    )
+    await nadia.wait_for(lambda m: m.text == "Nobody in the directory matches this search.")
+
+    member.tap("✅ Still right", question)
+    await member.wait_for(lambda m: (m.text or "").startswith("Thank you: your profile stays"))
+    nadia.tap("New search", await nadia.wait_for(lambda m: "New search" in m.labels()))
+    nadia.tap("Any skill", await nadia.wait_for(lambda m: "Any skill" in m.labels()))
+    nadia.tap("Any time", await nadia.wait_for(lambda m: "Any time" in m.labels()))
+    nadia.tap(
+        "Any neighbourhood", await nadia.wait_for(lambda m: "Any neighbourhood" in m.labels())
+    )
+    found = await nadia.wait_for(lambda m: "1 person found" in (m.text or ""))
+    assert "Habitant 41001" in (found.text or "")

@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
 from flows.onboarding.service import current_council
 from flows.talents import picker, service
 from flows.talents.catalogue import TRANSLATION_KEY, category_label, skill_label
+from flows.talents.jobs import REFRESH_PREFIX, REFRESH_PROFILES
 from flows.talents.picker import TICK
 from storage.models import Council, Skill
 from storage.queries import councils, talents
@@ -318,6 +319,22 @@ async def handle_confirm_leave(ctx: Context, value: str) -> Next:
     return END
 
 
+async def confirm_profile(ctx: Context, args: Sequence[str]) -> None:
+    """Answer to "is your profile still right?": keep it visible, or open it to update it."""
+    if len(args) != 2 or not args[0].isdigit() or args[1] not in {"ok", "edit"}:
+        ctx.toast = ctx._("Sorry, this button does not work.")
+        return
+    talent = await service.confirm(ctx.session, int(args[0]), _person_id(ctx))
+    if talent is None:
+        ctx.toast = ctx._("Sorry, this button does not work.")
+        return
+    if args[1] == "ok":
+        ctx.say(ctx._("Thank you: your profile stays visible to the council."))
+        return
+    ctx.remember(talent_council=talent.council_id, talent_editing=False)
+    await ctx.engine.go(ctx, "talents.profile")
+
+
 FLOW = Flow(
     name="talents",
     steps=[
@@ -348,4 +365,6 @@ FLOW = Flow(
     commands=[
         Command("talents", open_directory, N_("join the talent directory, or see your profile"))
     ],
+    actions=[Action(REFRESH_PREFIX, confirm_profile)],
+    jobs=[REFRESH_PROFILES],
 )

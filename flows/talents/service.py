@@ -103,3 +103,14 @@ async def leave(session: AsyncSession, council: Council, person_id: int) -> bool
 def _trimmed(text: str | None, limit: int) -> str | None:
     text = (text or "").strip()
     return text[:limit] if text else None
+
+
+async def confirm(session: AsyncSession, profile_id: int, person_id: int) -> TalentProfile | None:
+    """The member says their profile is still right: visible again, asked again in months."""
+    talent = await session.get(TalentProfile, profile_id)
+    if talent is None or talent.person_id != person_id:
+        return None
+    talent.confirmed_at = utcnow()
+    talent.refresh_asked_at = None
+    talent.hidden_at = None
+    return talent
