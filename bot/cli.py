@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.settings import Settings, SettingsError, load_settings
 from flows.councils import create as create_council
 from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES, Translator
+from flows.onboarding.flow import LINK_SEPARATOR
 from flows.talents import export as talent_export
 from flows.talents.catalogue import CATEGORIES, skill_label
 from storage import db
@@ -303,6 +304,9 @@ def invite(
     qr: Annotated[
         Path | None, typer.Option(help="Write a QR code of the link to this PNG file.")
     ] = None,
+    talents: Annotated[
+        bool, typer.Option("--talents", help="A link that opens the talent directory once joined.")
+    ] = False,
 ) -> None:
     """Print the council's invitation link, and write it as a QR code for posters."""
     config = settings()
@@ -313,7 +317,8 @@ def invite(
 
     if not with_session(config, exists):
         fail(f"no council named {slug!r}; see `coupdepouce council list`")
-    link = f"https://t.me/{_bot_username(config)}?start={slug}"
+    payload = f"{slug}{LINK_SEPARATOR}talents" if talents else slug
+    link = f"https://t.me/{_bot_username(config)}?start={payload}"
     typer.echo(link)
     if qr is not None:
         try:

@@ -372,3 +372,22 @@ async def test_stale_profiles_are_asked_then_hidden_until_confirmed(
     )
     found = await nadia.wait_for(lambda m: "1 person found" in (m.text or ""))
     assert "Habitant 41001" in (found.text or "")
+
+
+async def test_a_deep_link_opens_the_directory_right_after_joining(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council, database_url: str
+) -> None:
+    code, out, err = await run_cli(
+        "invite",
+        "quartier-nord",
+        "--talents",
+        env={"DATABASE_URL": database_url, "TELEGRAM_BOT_USERNAME": "nord_bot"},
+    )
+    assert code == 0, err
+    link = out.splitlines()[0]
+    assert link == "https://t.me/nord_bot?start=quartier-nord__talents"
+    lina = emulator.resident(40_020, language_code="en")
+    lina.send("/start " + link.split("start=")[1])
+    lina.tap("✅ Yes, I agree", await lina.next_message())
+    await lina.wait_for(lambda m: (m.text or "").startswith("Thank you! You are now a member"))
+    await lina.wait_for(lambda m: (m.text or "").startswith("What can you lend a hand with?"))

@@ -11,11 +11,19 @@ from storage.models import Council
 from storage.queries import councils
 
 DISPLAYED_SLUG_LENGTH = 40
+LINK_SEPARATOR = "__"  # council slugs have no underscore
 
 
 async def start(ctx: Context) -> Next:
-    """Welcome a person: join a council by its link, or start onboarding."""
-    slug = ctx.inbound.argument.strip()
+    """Welcome a person: join a council by its link, or start onboarding.
+
+    A link may name what to do once joined: ``/start quartier-nord__talents`` opens the
+    talent directory (any command anyone may use).
+    """
+    slug, _, then = ctx.inbound.argument.strip().partition(LINK_SEPARATOR)
+    command = ctx.engine.commands.get(then)
+    if command is not None and not command.roles and command.name != "start":
+        ctx.remember(then=command.name)
     council = await councils.by_slug(ctx.session, slug) if slug else None
     if slug and council is None:
         ctx.say(
@@ -54,6 +62,16 @@ async def welcome_back(ctx: Context, council: Council | None) -> Next:
             ctx.say(ctx._("You are already a member of {council}.").format(council=council.name))
     else:
         ctx.say(ctx._("Hello {name}, good to see you again!").format(name=ctx.person.first_name))
+    return await carry_on(ctx)
+
+
+async def carry_on(ctx: Context) -> Next:
+    """After joining: what the link asked for, or the list of what one can do."""
+    then = ctx.data.get("then")
+    ctx.forget_values("then")
+    command = ctx.engine.commands.get(str(then)) if then else None
+    if command is not None:
+        return await command.run(ctx)
     ctx.say(await summary(ctx))
     return END
 
@@ -127,10 +145,10 @@ async def handle_consent(ctx: Context, value: str) -> Next:
         council,
     )
     ctx.conversation.person_id = ctx.person.id
-    ctx.conversation.data = {}
+    then = ctx.data.get("then")
+    ctx.conversation.data = {"then": then} if then else {}
     ctx.say(ctx._("Thank you! You are now a member of {council}.").format(council=council.name))
-    ctx.say(await summary(ctx))
-    return END
+    return await carry_on(ctx)
 
 
 FLOW = Flow(
