@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from flows.calls.jobs import CLOSE_CALLS
+from flows.subscription import service as subscription
 from storage.models import Call, CallAnswer, Council, Identity, TalentProfile, utcnow
+from storage.queries import people
 from tests.conftest import in_transaction
 from tests.emulator import BotApiEmulator, FakeUser
 from tests.helpers import FR, run_cli
@@ -249,3 +251,19 @@ async def test_direct_contact_when_the_resident_allowed_it(
     await cook.wait_for(lambda m: m.text == "Thank you! They will contact you directly.")
     agreed = await nadia.wait_for(lambda m: "agreed to be put in touch" in (m.text or ""))
     assert (agreed.text or "").endswith("@cuisto41")
+
+
+async def test_residents_who_stopped_or_left_get_no_call(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_directory(bot, council)
+
+    async def cook_stops(session: AsyncSession) -> None:
+        person = await people.person_by_identity(session, "telegram", str(COOK_EVENINGS))
+        assert person is not None
+        await subscription.stop(session, person)
+
+    await in_transaction(bot, cook_stops)
+    nadia = await coordinator_of(bot, emulator, council, 43_010)
+    await send_cooking_call(nadia)
+    await nadia.wait_for(lambda m: (m.text or "").startswith("Nobody matches"))
