@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ from tests.emulator import BotApiEmulator
 SHARED_TELEGRAM = Path(__file__).resolve().parents[2] / "shared" / "telegram"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 TEST_TOKEN = "123456:TEST-token"
+log = logging.getLogger(__name__)
 _counter = itertools.count()
 
 requires_postgres = pytest.mark.skipif(POSTGRES_URL is None, reason="TEST_POSTGRES_URL is not set")
@@ -79,7 +81,7 @@ async def _drop_databases(template: str, prefix: str) -> None:
             "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
         )
         for row in [*names, {"datname": template}]:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+            await _drop(connection, row["datname"])
     finally:
         await connection.close()
 
@@ -101,9 +103,23 @@ async def database_url(template_database: str, tmp_path: Path) -> AsyncIterator[
     yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     connection = await asyncpg.connect(_pg_dsn(POSTGRES_URL))
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _drop(connection, name)
     finally:
         await connection.close()
+
+
+async def _drop(connection: asyncpg.Connection, name: str) -> None:
+    """Drop a test database; one still in use by someone else is left for the end of the run."""
+    for _ in range(20):
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            return
+        except asyncpg.ObjectInUseError:
+            await asyncio.sleep(0.1)  # connections closing after the test
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except asyncpg.PostgresError as error:
+        log.warning("test database %s left behind: %s", name, error)
 
 
 @pytest.fixture
