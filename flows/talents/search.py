@@ -160,13 +160,21 @@ async def ask_results(ctx: Context) -> Prompt:
             [[Option("new", ctx._("New search")), Option("close", ctx._("Close"))]],
         )
     names = {s.id: skill_label(s, ctx.t) for s in await talents.skills(ctx.session, found.id)}
+    capped = total > talents.COUNT_CAP
     pages = (total + PAGE_SIZE - 1) // PAGE_SIZE
-    lines = [
-        ctx.ngettext("{count} person found", "{count} people found", total).format(
-            count=ctx.t.number(total)
+    if capped:
+        found_line = (
+            ctx._("More than {count} people found").format(count=ctx.t.number(talents.COUNT_CAP))
+            + f" — {ctx.t.number(page + 1)}"
         )
-        + f" — {ctx.t.number(page + 1)}/{ctx.t.number(pages)}"
-    ]
+    else:
+        found_line = (
+            ctx.ngettext("{count} person found", "{count} people found", total).format(
+                count=ctx.t.number(total)
+            )
+            + f" — {ctx.t.number(page + 1)}/{ctx.t.number(pages)}"
+        )
+    lines = [found_line]
     for number, person in enumerate(results, start=page * PAGE_SIZE + 1):
         skills = ", ".join(names[s] for s in person.skill_ids if s in names) or "—"
         free = ", ".join(
@@ -177,7 +185,7 @@ async def ask_results(ctx: Context) -> Prompt:
     navigation = []
     if page > 0:
         navigation.append(Option("previous", "◀"))
-    if page + 1 < pages:
+    if page + 1 < pages or (capped and len(results) == PAGE_SIZE):
         navigation.append(Option("next", "▶"))
     rows = [navigation] if navigation else []
     rows.append([Option("new", ctx._("New search")), Option("close", ctx._("Close"))])

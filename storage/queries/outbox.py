@@ -56,59 +56,57 @@ async def enqueue_for_audience(
 ) -> int:
     """Queue one message per person of the audience, in their language; returns how many.
 
-    Runs as one INSERT … SELECT per language, so the database streams the audience and
-    nothing is built in memory, whatever its size.
+    One INSERT … SELECT: the database streams the audience, choosing each person's
+    message by their language, and nothing is built in memory, whatever its size.
     """
     audience_ids = audience.subquery()
     first = _first_identity()
-    total = 0
-    others = [locale for locale in payloads if locale != default_locale]
-    for locale, payload in payloads.items():
-        in_locale = (
-            Person.locale == locale if locale != default_locale else Person.locale.not_in(others)
+    in_their_language = case(
+        {locale: literal(payload, JSON) for locale, payload in payloads.items()},
+        value=Person.locale,
+        else_=literal(payloads[default_locale], JSON),
+    )
+    rows = (
+        select(
+            literal(broadcast.id),
+            literal(broadcast.council_id),
+            Person.id,
+            Identity.channel,
+            Identity.external_id,
+            in_their_language,
+            literal(priority),
+            literal(OutboxStatus.PENDING.value),
+            literal(0),
+            literal(broadcast.not_before),
+            literal(f"b{broadcast.id}:p") + cast(Person.id, String),
+            literal(utcnow()),
         )
-        rows = (
-            select(
-                literal(broadcast.id),
-                literal(broadcast.council_id),
-                Person.id,
-                Identity.channel,
-                Identity.external_id,
-                literal(payload, JSON),
-                literal(priority),
-                literal(OutboxStatus.PENDING.value),
-                literal(0),
-                literal(broadcast.not_before),
-                literal(f"b{broadcast.id}:p") + cast(Person.id, String),
-                literal(utcnow()),
-            )
-            .select_from(Person)
-            .join(audience_ids, audience_ids.c[0] == Person.id)
-            .join(first, first.c.person_id == Person.id)
-            .join(Identity, Identity.id == first.c.identity_id)
-            .where(Person.status == PersonStatus.ACTIVE, in_locale)
+        .select_from(Person)
+        .join(audience_ids, audience_ids.c[0] == Person.id)
+        .join(first, first.c.person_id == Person.id)
+        .join(Identity, Identity.id == first.c.identity_id)
+        .where(Person.status == PersonStatus.ACTIVE)
+    )
+    result = await session.execute(
+        insert(OutboxMessage).from_select(
+            [
+                "broadcast_id",
+                "council_id",
+                "person_id",
+                "channel",
+                "chat_id",
+                "payload",
+                "priority",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "idempotency_key",
+                "created_at",
+            ],
+            rows,
         )
-        result = await session.execute(
-            insert(OutboxMessage).from_select(
-                [
-                    "broadcast_id",
-                    "council_id",
-                    "person_id",
-                    "channel",
-                    "chat_id",
-                    "payload",
-                    "priority",
-                    "status",
-                    "attempts",
-                    "next_attempt_at",
-                    "idempotency_key",
-                    "created_at",
-                ],
-                rows,
-            )
-        )
-        total += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
-    return total
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

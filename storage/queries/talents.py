@@ -70,6 +70,9 @@ async def remove_profile(session: AsyncSession, talent: TalentProfile) -> None:
     await session.execute(delete(TalentProfile).where(TalentProfile.id == talent.id))
 
 
+COUNT_CAP = 200  # past this, "more than 200": nobody pages further, and counting costs
+
+
 @dataclass(frozen=True)
 class Criteria:
     """What a coordinator looks for; None means any."""
@@ -123,9 +126,8 @@ async def search(
 ) -> tuple[int, list[Found]]:
     """One page of matching profiles, oldest first, and how many match in all."""
     conditions = _matching(criteria)
-    total = await session.scalar(
-        select(func.count()).select_from(TalentProfile).join(Person).where(*conditions)
-    )
+    matching = select(TalentProfile.id).join(Person).where(*conditions).limit(COUNT_CAP + 1)
+    total = await session.scalar(select(func.count()).select_from(matching.subquery()))
     rows = await session.execute(
         select(
             TalentProfile.id,
