@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -119,6 +119,7 @@ class Dispatcher:
         self._waiting: list[_Queued] = []  # claimed, ordered by when they may go
         self._chat_free_at: dict[tuple[str, str], float] = {}
         self._paces: dict[int, RateLimiter | None] = {}  # broadcasts smoothed over a duration
+        self._texts: dict[int, dict[str, Any]] = {}  # each broadcast's message per language
         self._recent_429: deque[tuple[float, str]] = deque()
         self._quiet: dict[int, tuple[Council, float]] = {}
         self._interrupted: set[int] = set()  # broadcasts stopped by their coordinator
@@ -202,10 +203,12 @@ class Dispatcher:
             unknown = {m.broadcast_id for m in claimed if m.broadcast_id is not None} - set(
                 self._paces
             )
-            for broadcast_id, rate in (await outbox.paces(session, unknown)).items():
+            details = await outbox.broadcast_details(session, unknown)
+            for broadcast_id, (rate, texts) in details.items():
                 self._paces[broadcast_id] = (
                     RateLimiter(rate, burst=0, clock=self._clock) if rate else None
                 )
+                self._texts[broadcast_id] = texts
         now = self._clock()
         for message in claimed:
             heapq.heappush(self._waiting, _Queued(now, message.priority, message.id, message))
@@ -294,9 +297,7 @@ class Dispatcher:
         try:
             paid = self.limits.paid_broadcast and message.priority >= Priority.URGENT
             try:
-                delivery = await sender.deliver(
-                    message.chat_id, from_payload(message.payload), paid=paid
-                )
+                delivery = await sender.deliver(message.chat_id, self._reply(message), paid=paid)
             except Exception as error:  # a bug in rendering must not kill the dispatcher
                 log.exception("could not send outbox message %s", message.id)
                 delivery = Delivery(DeliveryKind.REJECTED, error=f"{type(error).__name__}: {error}")
@@ -307,6 +308,14 @@ class Dispatcher:
                 self.sent += 1
         finally:
             self._slots.release()
+
+    def _reply(self, message: Claimed) -> Reply:
+        """The message to send: its own, or its broadcast's in the recipient's language."""
+        locale = message.payload.get(outbox.LOCALE_KEY)
+        if locale is None or message.broadcast_id is None:
+            return from_payload(message.payload)
+        texts = self._texts[message.broadcast_id]
+        return from_payload(texts.get(str(locale)) or next(iter(texts.values())))
 
     def _on_flood(self, message: Claimed, retry_after: float) -> None:
         """A 429: pause that chat, and every chat if several were refused together."""

@@ -270,6 +270,8 @@ class Broadcast(Base):
     )
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     max_rate: Mapped[float | None] = mapped_column(Float)  # messages per second, to smooth it out
+    # The message in each language, stored once: each outbox row names its language.
+    payloads: Mapped[dict[str, Any]] = mapped_column(default=dict)
     audience_size: Mapped[int] = mapped_column(Integer, default=0)
     sent: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)

@@ -109,9 +109,10 @@ async def start_broadcast(
         unreachable=0,
         cancelled=0,
     )
+    payloads = {locale: to_payload(render(Translator(locale))) for locale in SHIPPED_LOCALES}
+    broadcast.payloads = payloads
     session.add(broadcast)
     await session.flush()
-    payloads = {locale: to_payload(render(Translator(locale))) for locale in SHIPPED_LOCALES}
     priority = Priority.URGENT if urgent else Priority.BROADCAST
     broadcast.audience_size = await outbox.enqueue_for_audience(
         session, broadcast, audience, payloads, DEFAULT_LOCALE, priority

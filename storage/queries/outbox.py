@@ -35,6 +35,7 @@ from storage.models import (
 )
 
 UNREACHABLE = "unreachable"  # last_error of a message whose recipient blocked the bot
+LOCALE_KEY = "broadcast_locale"  # a broadcast's row names its language; the text is stored once
 
 
 def _first_identity() -> Any:
@@ -56,15 +57,16 @@ async def enqueue_for_audience(
 ) -> int:
     """Queue one message per person of the audience, in their language; returns how many.
 
-    One INSERT … SELECT: the database streams the audience, choosing each person's
-    message by their language, and nothing is built in memory, whatever its size.
+    One INSERT … SELECT: the database streams the audience, and nothing is built in
+    memory, whatever its size. Each row names its recipient's language; the messages
+    themselves are stored once, on the broadcast.
     """
     audience_ids = audience.subquery()
     first = _first_identity()
     in_their_language = case(
-        {locale: literal(payload, JSON) for locale, payload in payloads.items()},
+        {locale: literal({LOCALE_KEY: locale}, JSON) for locale in payloads},
         value=Person.locale,
-        else_=literal(payloads[default_locale], JSON),
+        else_=literal({LOCALE_KEY: default_locale}, JSON),
     )
     rows = (
         select(
@@ -267,14 +269,18 @@ async def interrupted_among(session: AsyncSession, broadcast_ids: set[int | None
     return set(await session.scalars(query))
 
 
-async def paces(session: AsyncSession, broadcast_ids: set[int]) -> dict[int, float | None]:
-    """Each broadcast's own pace, if it is smoothed over a duration."""
+async def broadcast_details(
+    session: AsyncSession, broadcast_ids: set[int]
+) -> dict[int, tuple[float | None, dict[str, Any]]]:
+    """Each broadcast's own pace (if smoothed over a duration) and its message per language."""
     if not broadcast_ids:
         return {}
     rows = await session.execute(
-        select(Broadcast.id, Broadcast.max_rate).where(Broadcast.id.in_(broadcast_ids))
+        select(Broadcast.id, Broadcast.max_rate, Broadcast.payloads).where(
+            Broadcast.id.in_(broadcast_ids)
+        )
     )
-    return {broadcast_id: rate for broadcast_id, rate in rows}
+    return {broadcast_id: (rate, payloads) for broadcast_id, rate, payloads in rows}
 
 
 async def reclaim_abandoned(session: AsyncSession, older_than: datetime) -> int:
