@@ -12,7 +12,7 @@ from flows.broadcasts import service as broadcasts
 from flows.broadcasts.quiet import next_allowed
 from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
-from flows.staff import councils_coordinated
+from flows.staff import council_options, start_in_council
 from storage.models import Role, utcnow
 from storage.queries import councils
 
@@ -22,24 +22,14 @@ SPREAD_FROM = 200  # audiences from this size are offered a slower pace
 
 async def announce(ctx: Context) -> Next:
     """Start an announcement in the coordinator's council (asking which, if several)."""
-    allowed = await councils_coordinated(
-        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
+    return await start_in_council(
+        ctx, "announce_council", "announcements.write", "announcements.choose_council"
     )
-    if not allowed:
-        ctx.say(ctx._("This command is for council coordinators and organisers."))
-        return END
-    if len(allowed) == 1:
-        ctx.remember(announce_council=allowed[0].id)
-        return "announcements.write"
-    return "announcements.choose_council"
 
 
 async def ask_council(ctx: Context) -> Prompt:
     """Ask which council the announcement is for."""
-    allowed = await councils_coordinated(
-        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
-    )
-    rows = [[Option(str(council.id), council.name)] for council in allowed]
+    rows = await council_options(ctx)
     return Prompt(ctx._("Which council is this message for?"), [*rows, [_cancel(ctx)]])
 
 

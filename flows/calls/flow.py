@@ -11,7 +11,7 @@ from flows.calls import service
 from flows.calls.jobs import CLOSE_CALLS
 from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_, Translator
-from flows.staff import coordinated, councils_coordinated
+from flows.staff import coordinated, council_options, start_in_council
 from flows.talents import picker
 from flows.talents.catalogue import category_label
 from flows.talents.flow import AVAILABILITY
@@ -33,18 +33,9 @@ ANSWERS = {
 
 async def new_call(ctx: Context) -> Next:
     """Start a call in the coordinator's council, asking which if several."""
-    allowed = await councils_coordinated(
-        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
-    )
-    if not allowed:
-        ctx.say(ctx._("This command is for council coordinators and organisers."))
-        return END
     ctx.forget_values(*KEYS)
     ctx.remember(call_skills=[], call_when=[])
-    if len(allowed) == 1:
-        ctx.remember(call_council=allowed[0].id)
-        return "calls.title"
-    return "calls.council"
+    return await start_in_council(ctx, "call_council", "calls.title", "calls.council")
 
 
 async def council(ctx: Context) -> Council | None:
@@ -62,12 +53,7 @@ async def catalogue(ctx: Context) -> Sequence[Skill]:
 
 
 async def ask_council(ctx: Context) -> Prompt:
-    allowed = await councils_coordinated(
-        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
-    )
-    return Prompt(
-        ctx._("Which council is this call for?"), [[Option(str(c.id), c.name)] for c in allowed]
-    )
+    return Prompt(ctx._("Which council is this call for?"), await council_options(ctx))
 
 
 async def handle_council(ctx: Context, value: str) -> Next:

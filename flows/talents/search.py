@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
-from flows.staff import coordinated, councils_coordinated
+from flows.staff import coordinated, council_options, start_in_council
 from flows.talents.catalogue import category_label, skill_label
 from flows.talents.flow import AVAILABILITY
 from storage.models import Council, Role
@@ -21,17 +21,8 @@ SEARCH_KEYS = ("search_council", "search_category", "search_skill", "search_when
 
 async def start_search(ctx: Context) -> Next:
     """Search in the coordinator's council, asking which if several."""
-    allowed = await councils_coordinated(
-        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
-    )
-    if not allowed:
-        ctx.say(ctx._("This command is for council coordinators and organisers."))
-        return END
     ctx.forget_values(*SEARCH_KEYS, "search_page")
-    if len(allowed) == 1:
-        ctx.remember(search_council=allowed[0].id)
-        return "search.skill"
-    return "search.council"
+    return await start_in_council(ctx, "search_council", "search.skill", "search.council")
 
 
 async def council(ctx: Context) -> Council | None:
@@ -52,13 +43,7 @@ def refused(ctx: Context) -> Next:
 
 
 async def ask_council(ctx: Context) -> Prompt:
-    allowed = await councils_coordinated(
-        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
-    )
-    return Prompt(
-        ctx._("Search the directory of which council?"),
-        [[Option(str(c.id), c.name)] for c in allowed],
-    )
+    return Prompt(ctx._("Search the directory of which council?"), await council_options(ctx))
 
 
 async def handle_council(ctx: Context, value: str) -> Next:
