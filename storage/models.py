@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -291,22 +292,30 @@ class Broadcast(Base):
 
 
 class OutboxMessage(Base):
-    """A message waiting to go out, rendered in its recipient's language."""
+    """A message waiting to go out, rendered in its recipient's language.
+
+    No foreign keys: a broadcast writes its whole audience at once, and each key would
+    cost a lookup per row (on PostgreSQL, most of the time of a 100,000-row broadcast).
+    Erasing a person deletes their rows explicitly (storage.queries.people.erase).
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "priority", "next_attempt_at"),
         Index("ix_outbox_broadcast_status", "broadcast_id", "status"),
+        Index(
+            "uq_outbox_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    broadcast_id: Mapped[int | None] = mapped_column(
-        ForeignKey("broadcasts.id", ondelete="CASCADE")
-    )
-    council_id: Mapped[int | None] = mapped_column(ForeignKey("councils.id", ondelete="CASCADE"))
-    person_id: Mapped[int | None] = mapped_column(
-        ForeignKey("persons.id", ondelete="CASCADE"), index=True
-    )
+    broadcast_id: Mapped[int | None]
+    council_id: Mapped[int | None]
+    person_id: Mapped[int | None] = mapped_column(index=True)
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -318,7 +327,7 @@ class OutboxMessage(Base):
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(200))
-    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))  # single messages only
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

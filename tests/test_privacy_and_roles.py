@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
-from storage.models import Conversation, Council, Identity, Membership, Person, RoleGrant
+from storage.models import (
+    Conversation,
+    Council,
+    Identity,
+    Membership,
+    OutboxMessage,
+    Person,
+    Priority,
+    Role,
+    RoleGrant,
+    utcnow,
+)
+from storage.queries import outbox, people
 from tests.conftest import StartBot, in_transaction
 from tests.emulator import BotApiEmulator
 from tests.helpers import EN, count_rows, onboard, run_cli
@@ -57,11 +70,25 @@ async def test_forget_asks_then_erases_everything(
     assert (await karim.next_message()).text == "Nothing was erased."
     assert await count_rows(bot, Person) == 1
 
+    async def queue_a_message(session: AsyncSession) -> None:
+        person = await people.person_by_identity(session, "telegram", str(karim.id))
+        assert person is not None
+        await outbox.enqueue_one(
+            session,
+            channel="telegram",
+            chat_id=str(karim.id),
+            payload={"text": "later"},
+            priority=Priority.BROADCAST,
+            person_id=person.id,
+            at=utcnow() + timedelta(days=1),
+        )
+
+    await in_transaction(bot, queue_a_message)
     karim.send("/forget")
     karim.tap("Yes, erase everything", await karim.next_message())
     goodbye = await karim.next_message()
     assert "/start" in (goodbye.text or "")
-    for model in (Person, Identity, Membership, Conversation, RoleGrant):
+    for model in (Person, Identity, Membership, Conversation, RoleGrant, OutboxMessage):
         assert await count_rows(bot, model) == 0, model
 
     karim.send("/mydata")
@@ -71,7 +98,6 @@ async def test_forget_asks_then_erases_everything(
 async def test_forget_also_removes_a_staff_role(
     bot: CoupDePouce, emulator: BotApiEmulator, council: Council
 ) -> None:
-    from storage.models import Role
     from storage.queries import people
 
     async def grant(session: AsyncSession) -> None:

@@ -10,10 +10,8 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Select,
-    String,
     and_,
     case,
-    cast,
     func,
     insert,
     literal,
@@ -80,7 +78,6 @@ async def enqueue_for_audience(
             literal(OutboxStatus.PENDING.value),
             literal(0),
             literal(broadcast.not_before),
-            literal(f"b{broadcast.id}:p") + cast(Person.id, String),
             literal(utcnow()),
         )
         .select_from(Person)
@@ -102,7 +99,6 @@ async def enqueue_for_audience(
                 "status",
                 "attempts",
                 "next_attempt_at",
-                "idempotency_key",
                 "created_at",
             ],
             rows,

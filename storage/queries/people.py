@@ -8,7 +8,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from storage.models import Conversation, Council, Identity, Membership, Person, Role, RoleGrant
+from storage.models import (
+    Conversation,
+    Council,
+    Identity,
+    Membership,
+    OutboxMessage,
+    Person,
+    Role,
+    RoleGrant,
+)
 
 
 async def person_by_identity(
@@ -108,6 +117,7 @@ async def erase(session: AsyncSession, person: Person) -> None:
             )
         )
     await session.execute(delete(Conversation).where(Conversation.person_id == person.id))
+    await session.execute(delete(OutboxMessage).where(OutboxMessage.person_id == person.id))
     await session.execute(delete(Person).where(Person.id == person.id))
 
 
