@@ -47,3 +47,14 @@ async def council_options(ctx: Context) -> list[list[Option]]:
         ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
     )
     return [[Option(str(council.id), council.name)] for council in allowed]
+
+
+async def council_in_use(ctx: Context, key: str) -> Council | None:
+    """The council a coordinator's task remembered under `key`, if they still coordinate it."""
+    return await coordinated(
+        ctx.session,
+        ctx.inbound.channel,
+        ctx.inbound.sender_id,
+        ctx.is_admin,
+        int(ctx.data.get(key, 0)),
+    )

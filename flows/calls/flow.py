@@ -11,7 +11,7 @@ from flows.calls import service
 from flows.calls.jobs import CLOSE_CALLS
 from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_, Translator
-from flows.staff import coordinated, council_options, start_in_council
+from flows.staff import council_in_use, council_options, start_in_council
 from flows.talents import picker
 from flows.talents.catalogue import category_label
 from flows.talents.flow import AVAILABILITY
@@ -39,13 +39,8 @@ async def new_call(ctx: Context) -> Next:
 
 
 async def council(ctx: Context) -> Council | None:
-    return await coordinated(
-        ctx.session,
-        ctx.inbound.channel,
-        ctx.inbound.sender_id,
-        ctx.is_admin,
-        int(ctx.data.get("call_council", 0)),
-    )
+    """The council of the call being written, if the sender still coordinates it."""
+    return await council_in_use(ctx, "call_council")
 
 
 async def catalogue(ctx: Context) -> Sequence[Skill]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
-from flows.staff import coordinated, council_options, start_in_council
+from flows.staff import council_in_use, council_options, start_in_council
 from flows.talents.catalogue import category_label, skill_label
 from flows.talents.flow import AVAILABILITY
 from storage.models import Council, Role
@@ -27,13 +27,7 @@ async def start_search(ctx: Context) -> Next:
 
 async def council(ctx: Context) -> Council | None:
     """The council searched, if the sender still coordinates it."""
-    return await coordinated(
-        ctx.session,
-        ctx.inbound.channel,
-        ctx.inbound.sender_id,
-        ctx.is_admin,
-        int(ctx.data.get("search_council", 0)),
-    )
+    return await council_in_use(ctx, "search_council")
 
 
 def refused(ctx: Context) -> Next:
