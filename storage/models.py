@@ -136,13 +136,25 @@ class Identity(Base):
     """How a person is reached on one channel (a Telegram user id, a web chat id)."""
 
     __tablename__ = "identities"
-    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index(
+            "uq_identities_preferred",
+            "person_id",
+            unique=True,
+            postgresql_where=text("preferred"),
+            sqlite_where=text("preferred"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str] = mapped_column(String(64))
     username: Mapped[str | None] = mapped_column(String(64))
+    # The one address the council's messages go to (a person's first identity): a flag, so
+    # queueing a broadcast joins on it instead of searching each person's oldest identity.
+    preferred: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="identities")
@@ -302,7 +314,15 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "priority", "next_attempt_at"),
-        Index("ix_outbox_broadcast_status", "broadcast_id", "status"),
+        # A broadcast's rows are written together, so on PostgreSQL a block-range index finds
+        # them almost as well as a B-tree, at a fraction of its cost per row written.
+        Index(
+            "ix_outbox_broadcast_status",
+            "broadcast_id",
+            "status",
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},
+        ),
         Index(
             "uq_outbox_idempotency_key",
             "idempotency_key",
@@ -315,7 +335,7 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     broadcast_id: Mapped[int | None]
     council_id: Mapped[int | None]
-    person_id: Mapped[int | None] = mapped_column(index=True)
+    person_id: Mapped[int | None] = mapped_column()  # no index: see outbox.claim
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -464,3 +484,4 @@ class Introduction(Base):
     )
     asked_at: Mapped[datetime] = mapped_column(default=utcnow)
     answered_at: Mapped[datetime | None]
+

@@ -16,8 +16,7 @@ class Stopped(enum.Enum):
 
 
 async def stop(session: AsyncSession, person: Person) -> Stopped:
-    """No more broadcasts, including those already queued."""
-    await outbox.cancel_for_person(session, person.id, "stopped")
+    """No more broadcasts, including those already queued (the dispatcher cancels them)."""
     if person.status == PersonStatus.STOPPED:
         return Stopped.ALREADY
     person.status = PersonStatus.STOPPED

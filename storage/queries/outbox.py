@@ -36,15 +36,6 @@ UNREACHABLE = "unreachable"  # last_error of a message whose recipient blocked t
 LOCALE_KEY = "broadcast_locale"  # a broadcast's row names its language; the text is stored once
 
 
-def _first_identity() -> Any:
-    """One address per person: their oldest channel identity."""
-    return (
-        select(Identity.person_id, func.min(Identity.id).label("identity_id"))
-        .group_by(Identity.person_id)
-        .subquery()
-    )
-
-
 async def enqueue_for_audience(
     session: AsyncSession,
     broadcast: Broadcast,
@@ -60,7 +51,6 @@ async def enqueue_for_audience(
     themselves are stored once, on the broadcast.
     """
     audience_ids = audience.subquery()
-    first = _first_identity()
     in_their_language = case(
         {locale: literal({LOCALE_KEY: locale}, JSON) for locale in payloads},
         value=Person.locale,
@@ -82,9 +72,8 @@ async def enqueue_for_audience(
         )
         .select_from(Person)
         .join(audience_ids, audience_ids.c[0] == Person.id)
-        .join(first, first.c.person_id == Person.id)
-        .join(Identity, Identity.id == first.c.identity_id)
-        .where(Person.status == PersonStatus.ACTIVE)
+        .join(Identity, Identity.person_id == Person.id)
+        .where(Person.status == PersonStatus.ACTIVE, Identity.preferred.is_(True))
     )
     result = await session.execute(
         insert(OutboxMessage).from_select(
@@ -127,25 +116,35 @@ async def claim(
 ) -> list[Claimed]:
     """Take up to `limit` due messages, most urgent first, skipping rows other dispatchers hold.
 
-    Messages for someone who stopped or became unreachable are not taken.
+    Messages due to someone who stopped or became unreachable since they were queued are
+    cancelled here, as they come due, with the person's status as the reason: queueing and
+    stopping then never need to look up a person's messages, and the outbox needs no index
+    on its recipients.
     """
-    reachable = or_(
-        OutboxMessage.person_id.is_(None),
-        OutboxMessage.person_id.in_(select(Person.id).where(Person.status == PersonStatus.ACTIVE)),
-    )
     due = (
-        select(OutboxMessage.id)
+        select(OutboxMessage.id, Person.status)
+        .outerjoin(Person, Person.id == OutboxMessage.person_id)
         .where(
             OutboxMessage.status == OutboxStatus.PENDING,
             OutboxMessage.next_attempt_at <= now,
             OutboxMessage.channel.in_(channels),
-            reachable,
         )
         .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=OutboxMessage, skip_locked=True)
     )
-    ids = list(await session.scalars(due))
+    taken = (await session.execute(due)).all()
+    ids = [row.id for row in taken if row.status in (None, PersonStatus.ACTIVE)]
+    gone: dict[str, list[int]] = {}
+    for row in taken:
+        if row.status not in (None, PersonStatus.ACTIVE):
+            gone.setdefault(PersonStatus(row.status).value, []).append(row.id)
+    for reason, gone_ids in gone.items():
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(gone_ids))
+            .values(status=OutboxStatus.CANCELLED, last_error=reason)
+        )
     if not ids:
         return []
     rows = await session.execute(
@@ -214,7 +213,10 @@ async def release(
 
 
 async def mark_unreachable(session: AsyncSession, person_id: int, message_id: int | None) -> None:
-    """The person blocked the bot: mark them, fail this message and cancel the rest."""
+    """The person blocked the bot: mark them and fail this message.
+
+    What else is queued for them is cancelled by `claim` as it comes due.
+    """
     await session.execute(
         update(Person)
         .where(Person.id == person_id, Person.status == PersonStatus.ACTIVE)
@@ -222,17 +224,6 @@ async def mark_unreachable(session: AsyncSession, person_id: int, message_id: in
     )
     if message_id is not None:
         await mark_failed(session, message_id, UNREACHABLE)
-    await cancel_for_person(session, person_id, UNREACHABLE)
-
-
-async def cancel_for_person(session: AsyncSession, person_id: int, reason: str) -> int:
-    """Cancel what is still queued for a person (they stopped, left or blocked the bot)."""
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.person_id == person_id, OutboxMessage.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.CANCELLED, last_error=reason)
-    )
-    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
 async def cancel_broadcast(session: AsyncSession, broadcast_id: int) -> int:
