@@ -53,6 +53,7 @@ class Inbound:
     username: str | None = None
     event_id: int | None = None  # for deduplication of re-delivered events
     blocked: bool | None = None  # the person blocked (True) or unblocked (False) the bot
+    location: tuple[float, float] | None = None  # a place shared on the map: latitude, longitude
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ Next = str | None
 StepAsk = Callable[["Context"], Awaitable[Prompt]]
 StepChoice = Callable[["Context", str], Awaitable[Next]]
 StepText = Callable[["Context", str], Awaitable[Next]]
+StepLocation = Callable[["Context", float, float], Awaitable[Next]]
 CommandHandler = Callable[["Context"], Awaitable[Next]]
 
 
@@ -124,6 +126,7 @@ class Step:
     on_text: StepText | None = None
     max_text_length: int = 500
     in_place: bool = False  # a tap that leads here redraws the tapped message (toggles, pages)
+    on_location: StepLocation | None = None  # a place shared on the map
 
 
 @dataclass(frozen=True)
@@ -340,6 +343,10 @@ class Engine:
             await self._on_choice(ctx, inbound.choice, outcome)
         elif inbound.text is not None:
             await self._on_text(ctx, inbound.text)
+        elif inbound.location is not None and self._step_takes_location(ctx):
+            step = self.steps[ctx.conversation.step or ""]
+            assert step.on_location is not None
+            await self.go(ctx, await step.on_location(ctx, *inbound.location))
         else:
             ctx.say(ctx._("I can only read text and button taps. Send /help to see what I can do."))
 
@@ -388,6 +395,10 @@ class Engine:
         ctx.tapped = True
         await self.go(ctx, await step.on_choice(ctx, value))
         outcome.clear_buttons = not any(reply.replace for reply in ctx.replies)
+
+    def _step_takes_location(self, ctx: Context) -> bool:
+        step = self.steps.get(ctx.conversation.step or "")
+        return step is not None and step.on_location is not None
 
     async def _on_text(self, ctx: Context, text: str) -> None:
         step = self.steps.get(ctx.conversation.step or "")

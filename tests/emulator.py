@@ -1555,6 +1555,18 @@ class FakeUser:
             {"message": text_message(message_id, chat, self.user, text)}
         )
 
+    def send_location(self, latitude: float, longitude: float) -> int:
+        """The person shares a place on the map (📎 → Location); returns the update_id."""
+        message_id = self._emulator.next_message_id(self.id)
+        message: JSONDict = {
+            "message_id": message_id,
+            "from": self.user,
+            "chat": self._emulator.chat_json(self.id),
+            "date": int(time.time()),
+            "location": {"latitude": latitude, "longitude": longitude},
+        }
+        return self._emulator.push_update({"message": message})
+
     def tap(self, label: str, message: SentMessage | None = None) -> int:
         """Tap a callback button (default message: the latest one with buttons in this chat)."""
         message = message or self._latest_with_buttons()

@@ -102,6 +102,9 @@ def to_inbound(update: Update, bot_username: str) -> Inbound | None:
         )
     if not private:
         return None  # in groups, only commands
+    if message.location is not None and message.text is None:
+        where = (message.location.latitude, message.location.longitude)
+        return Inbound(chat_id=str(message.chat.id), location=where, **common)
     return Inbound(chat_id=str(message.chat.id), text=message.text, **common)
 
 
@@ -355,19 +358,22 @@ class TelegramChannel:
         attachment = reply.attachment
         if attachment is None:
             return await bot.send_message(chat_id, reply.text, reply_markup=markup, **extra)
-        caption = reply.text if len(reply.text) <= MessageLimit.CAPTION_LENGTH else None
         file = InputFile(attachment.content, filename=attachment.filename)
+        if len(reply.text) > MessageLimit.CAPTION_LENGTH:
+            # Too long for a caption: the text with its buttons first, then the file alone.
+            sent = await bot.send_message(chat_id, reply.text, reply_markup=markup, **extra)
+            if attachment.kind == "photo":
+                await bot.send_photo(chat_id, file, **extra)
+            else:
+                await bot.send_document(chat_id, file, **extra)
+            return sent
         if attachment.kind == "photo":
-            sent = await bot.send_photo(
-                chat_id, file, caption=caption, reply_markup=markup, **extra
+            return await bot.send_photo(
+                chat_id, file, caption=reply.text, reply_markup=markup, **extra
             )
-        else:
-            sent = await bot.send_document(
-                chat_id, file, caption=caption, reply_markup=markup, **extra
-            )
-        if caption is None:
-            await bot.send_message(chat_id, reply.text, **extra)
-        return sent
+        return await bot.send_document(
+            chat_id, file, caption=reply.text, reply_markup=markup, **extra
+        )
 
     async def _quietly(self, call: Awaitable[Any]) -> None:
         """Answer a tap or tidy a message: a failure here only loses a nicety."""
