@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,8 +29,10 @@ class Scheduler:
         sessions: async_sessionmaker[AsyncSession],
         jobs: Sequence[Job],
         on_work: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
+        self.clock = clock  # what time it is for the jobs: tests move it
         self.jobs = list(jobs)
         self.on_work = on_work
         self._scheduler: AsyncIOScheduler | None = None
@@ -63,15 +66,16 @@ class Scheduler:
         self._scheduler.shutdown(wait=False)
         self._scheduler = None
 
-    async def tick(self, job: Job) -> int:
-        """Run one job once: claim what is due, in one transaction."""
+    async def tick(self, job: Job, now: datetime | None = None) -> int:
+        """Run one job once: claim what is due at `now` (the clock's time), in one
+        transaction."""
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         try:
             async with session_scope(self.sessions) as session:
-                done = await job.run(session, utcnow())
+                done = await job.run(session, now or self.clock())
         except Exception:
             log.exception("scheduled job %s failed; it will run again at its next tick", job.name)
             return 0
