@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import gettext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from functools import cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime, format_skeleton, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -70,6 +70,9 @@ def language_name(locale: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+Moment = datetime  # the class below has a method named datetime
+
+
 @dataclass(frozen=True)
 class Translator:
     """Everything needed to write for one person: their catalog and Babel locale."""
@@ -88,6 +91,29 @@ class Translator:
     def datetime(self, moment: datetime, timezone: str, format: str = "full") -> str:
         """A date and time in the council's time zone, written the person's way."""
         return format_datetime(moment, format=format, tzinfo=ZoneInfo(timezone), locale=self.locale)
+
+    def moment(self, moment: Moment, timezone: str) -> str:
+        """The day and hour of a meeting: "samedi 5 décembre 2026 à 14:00"."""
+        local = moment.astimezone(ZoneInfo(timezone))
+        return self._("{date} at {time}").format(
+            date=format_date(local, format="full", locale=self.locale),
+            time=format_time(local, format="short", locale=self.locale),
+        )
+
+    def hour(self, moment: Moment, timezone: str) -> str:
+        return format_time(
+            moment.astimezone(ZoneInfo(timezone)), format="short", locale=self.locale
+        )
+
+    def day(self, moment: Moment, timezone: str, format: str = "full") -> str:
+        return format_date(moment.astimezone(ZoneInfo(timezone)), format=format, locale=self.locale)
+
+    def day_label(self, day: date) -> str:
+        """A day on a button: "sam. 5 déc.", "Sat, Dec 5"."""
+        return format_skeleton("MMMEd", datetime.combine(day, time()), locale=self.locale)
+
+    def time_label(self, moment: time) -> str:
+        return format_time(moment, format="short", locale=self.locale)
 
     @property
     def rtl(self) -> bool:

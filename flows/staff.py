@@ -8,29 +8,49 @@ from flows.engine import END, Context, Next, Option
 from storage.models import Council, Role
 from storage.queries import councils, people
 
+COORDINATING = frozenset({Role.COORDINATOR})
+ORGANISING = frozenset({Role.COORDINATOR, Role.ORGANISER})  # meetings and consultations
+
 
 async def councils_coordinated(
-    session: AsyncSession, channel: str, sender_id: str, is_admin: bool
+    session: AsyncSession,
+    channel: str,
+    sender_id: str,
+    is_admin: bool,
+    roles: frozenset[Role] = COORDINATING,
 ) -> list[Council]:
-    """The councils this person coordinates (all of them for an administrator), by name."""
+    """The councils where this person holds one of these roles (all of them for an
+    administrator), by name."""
     if is_admin:
         return list(await councils.all_councils(session))
     held = await people.roles_of(session, channel, sender_id)
-    return sorted({c for c, role in held if role == Role.COORDINATOR}, key=lambda c: c.name)
+    return sorted({c for c, role in held if role in roles}, key=lambda c: c.name)
 
 
 async def coordinated(
-    session: AsyncSession, channel: str, sender_id: str, is_admin: bool, council_id: int
+    session: AsyncSession,
+    channel: str,
+    sender_id: str,
+    is_admin: bool,
+    council_id: int,
+    roles: frozenset[Role] = COORDINATING,
 ) -> Council | None:
-    """The council, if this person coordinates it; None otherwise (forged or revoked)."""
-    allowed = await councils_coordinated(session, channel, sender_id, is_admin)
+    """The council, if this person holds one of these roles in it; None otherwise (forged
+    or revoked)."""
+    allowed = await councils_coordinated(session, channel, sender_id, is_admin, roles)
     return next((council for council in allowed if council.id == council_id), None)
 
 
-async def start_in_council(ctx: Context, key: str, first_step: str, choose_step: str) -> Next:
-    """Begin a coordinator's task: in their council if they have one, else ask which."""
+async def start_in_council(
+    ctx: Context,
+    key: str,
+    first_step: str,
+    choose_step: str,
+    roles: frozenset[Role] = COORDINATING,
+) -> Next:
+    """Begin a staff task: in their council if they have one, else ask which."""
     allowed = await councils_coordinated(
-        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin, roles
     )
     if not allowed:
         ctx.say(ctx._("This command is for council coordinators and organisers."))
@@ -41,20 +61,25 @@ async def start_in_council(ctx: Context, key: str, first_step: str, choose_step:
     return choose_step
 
 
-async def council_options(ctx: Context) -> list[list[Option]]:
-    """One button per council the sender coordinates."""
+async def council_options(
+    ctx: Context, roles: frozenset[Role] = COORDINATING
+) -> list[list[Option]]:
+    """One button per council where the sender holds one of these roles."""
     allowed = await councils_coordinated(
-        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin, roles
     )
     return [[Option(str(council.id), council.name)] for council in allowed]
 
 
-async def council_in_use(ctx: Context, key: str) -> Council | None:
-    """The council a coordinator's task remembered under `key`, if they still coordinate it."""
+async def council_in_use(
+    ctx: Context, key: str, roles: frozenset[Role] = COORDINATING
+) -> Council | None:
+    """The council a staff task remembered under `key`, if they still hold the role there."""
     return await coordinated(
         ctx.session,
         ctx.inbound.channel,
         ctx.inbound.sender_id,
         ctx.is_admin,
         int(ctx.data.get(key, 0)),
+        roles,
     )

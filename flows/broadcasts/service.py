@@ -6,6 +6,7 @@ Flows describe what to say (a function from a Translator to a Reply) and to whom
 
 from __future__ import annotations
 
+import base64
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,13 +36,20 @@ Render = Callable[[Translator], Reply]
 
 
 def to_payload(reply: Reply) -> dict[str, Any]:
-    """A reply as stored in the outbox (JSON)."""
-    if reply.attachment is not None:
-        raise ValueError("broadcast attachments are not stored in the outbox")
-    return {
+    """A reply as stored in the outbox (JSON; a file, such as a calendar file, in base64)."""
+    payload: dict[str, Any] = {
         "text": reply.text,
         "choices": [[{"label": c.label, "data": c.data} for c in row] for row in reply.choices],
     }
+    if reply.attachment is not None:
+        file = reply.attachment
+        payload["attachment"] = {
+            "filename": file.filename,
+            "mime_type": file.mime_type,
+            "kind": file.kind,
+            "content": base64.b64encode(file.content).decode("ascii"),
+        }
+    return payload
 
 
 def from_payload(payload: dict[str, Any]) -> Reply:
@@ -50,12 +58,16 @@ def from_payload(payload: dict[str, Any]) -> Reply:
         tuple(Choice(str(c["label"]), str(c["data"])) for c in row)
         for row in payload.get("choices", [])
     )
-    attachment = payload.get("attachment")
-    return Reply(
-        text=str(payload.get("text", "")),
-        choices=choices,
-        attachment=Attachment(**attachment) if isinstance(attachment, dict) else None,
-    )
+    file = payload.get("attachment")
+    attachment = None
+    if isinstance(file, dict):
+        attachment = Attachment(
+            filename=str(file["filename"]),
+            content=base64.b64decode(file["content"]),
+            mime_type=str(file["mime_type"]),
+            kind=str(file.get("kind", "document")),
+        )
+    return Reply(text=str(payload.get("text", "")), choices=choices, attachment=attachment)
 
 
 def members(council: Council) -> Select[int]:
