@@ -9,6 +9,7 @@ from flows.calls.follow import FLOW as FOLLOW
 from flows.engine import Flow
 from flows.help.flow import FLOW as HELP
 from flows.language.flow import FLOW as LANGUAGE
+from flows.meetings.flow import FLOW as MEETINGS
 from flows.onboarding.flow import FLOW as ONBOARDING
 from flows.privacy.flow import FLOW as PRIVACY
 from flows.subscription.flow import FLOW as SUBSCRIPTION
@@ -27,4 +28,5 @@ FLOWS: tuple[Flow, ...] = (
     SEARCH,
     CALLS,
     FOLLOW,
+    MEETINGS,
 )

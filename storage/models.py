@@ -485,3 +485,106 @@ class Introduction(Base):
     asked_at: Mapped[datetime] = mapped_column(default=utcnow)
     answered_at: Mapped[datetime | None]
 
+
+class MeetingStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class Rsvp(enum.StrEnum):
+    INVITED = "invited"  # no answer yet
+    COMING = "coming"
+    MAYBE = "maybe"
+    DECLINED = "declined"
+    WAITING = "waiting"  # wants to come, the meeting is full: first in line gets a freed seat
+
+
+class ReminderKind(enum.StrEnum):
+    REMINDER = "reminder"  # to those coming or maybe, some hours before the start
+    SUMMARY = "summary"  # to the organiser, at the RSVP deadline
+
+
+class ReminderStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DROPPED = "dropped"  # its moment passed while the bot was down, beyond its grace
+    CANCELLED = "cancelled"  # the meeting moved or was cancelled
+
+
+class Meeting(Base):
+    """A meeting residents are invited to; times are stored in UTC, shown in the council's
+    time zone."""
+
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(
+        ForeignKey("councils.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("persons.id", ondelete="SET NULL"))
+    organiser_channel: Mapped[str | None] = mapped_column(String(16))
+    organiser_chat: Mapped[str | None] = mapped_column(String(64))  # where RSVPs are reported
+    organiser_locale: Mapped[str] = mapped_column(String(16), default="fr")
+    uid: Mapped[str] = mapped_column(String(80), unique=True)  # the calendar event's UID
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    place: Mapped[str] = mapped_column(String(300))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    capacity: Mapped[int | None] = mapped_column(Integer)  # people, guests included
+    rsvp_deadline: Mapped[datetime | None]
+    audience: Mapped[str] = mapped_column(String(16), default="all")  # all, skills, call
+    skill_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    reminder_hours: Mapped[list[int]] = mapped_column(JSON, default=list)  # empty: no reminders
+    reminder_note: Mapped[str | None] = mapped_column(String(300))
+    sequence: Mapped[int] = mapped_column(Integer, default=0)  # +1 at each change (calendar)
+    status: Mapped[MeetingStatus] = mapped_column(
+        _enum(MeetingStatus), default=MeetingStatus.SCHEDULED
+    )
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None]
+
+
+class MeetingInvite(Base):
+    """One invited person and their answer, changed in place."""
+
+    __tablename__ = "meeting_invites"
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "person_id"),
+        Index("ix_meeting_invites_meeting_rsvp", "meeting_id", "rsvp"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    rsvp: Mapped[Rsvp] = mapped_column(_enum(Rsvp), default=Rsvp.INVITED)
+    guests: Mapped[int] = mapped_column(SmallInteger, default=0)  # people coming along
+    needs: Mapped[list[str]] = mapped_column(JSON, default=list)  # childcare, access, interpreting
+    answered_at: Mapped[datetime | None]  # the waiting list's order
+    attended: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class MeetingReminder(Base):
+    """A reminder or a summary due at a moment: the scheduler's tick claims it when due."""
+
+    __tablename__ = "meeting_reminders"
+    __table_args__ = (Index("ix_meeting_reminders_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meetings.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[ReminderKind] = mapped_column(_enum(ReminderKind))
+    hours_before: Mapped[int | None] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)  # the meeting's version it was made for
+    due_at: Mapped[datetime]
+    status: Mapped[ReminderStatus] = mapped_column(
+        _enum(ReminderStatus), default=ReminderStatus.PENDING
+    )
+    done_at: Mapped[datetime | None]

@@ -182,14 +182,21 @@ async def seed_directory(app: CoupDePouce, council: Council) -> None:
 
 
 async def coordinator_of(
-    app: CoupDePouce, emulator: BotApiEmulator, council: Council, user_id: int
+    app: CoupDePouce,
+    emulator: BotApiEmulator,
+    council: Council,
+    user_id: int,
+    role: Role = Role.COORDINATOR,
+    first_name: str = "Nadia",
 ) -> FakeUser:
+    """A staff member of the council (a coordinator unless told), onboarded, in English."""
+
     async def grant(session: AsyncSession) -> None:
         stored = await session.get_one(Council, council.id)
-        await people.grant_role(session, stored, "telegram", str(user_id), Role.COORDINATOR)
+        await people.grant_role(session, stored, "telegram", str(user_id), role)
 
     await in_transaction(app, grant)
-    coordinator = emulator.resident(user_id, first_name="Nadia", language_code="en")
+    coordinator = emulator.resident(user_id, first_name=first_name, language_code="en")
     await onboard(coordinator, EN)
     return coordinator
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Person, utcnow
+from storage.models import Meeting, MeetingInvite, Person, utcnow
 from storage.queries import people
 
 
@@ -20,6 +21,12 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
     memberships = await people.memberships(session, person)
     grants = await people.role_grants_for(session, person)
     conversations = await people.conversations_of(session, person)
+    invitations = await session.execute(
+        select(MeetingInvite, Meeting)
+        .join(Meeting, Meeting.id == MeetingInvite.meeting_id)
+        .where(MeetingInvite.person_id == person.id)
+        .order_by(Meeting.starts_at)
+    )
     return {
         "generated_at": _iso(utcnow()),
         "person": {
@@ -57,6 +64,19 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
                 "updated_at": _iso(conversation.updated_at),
             }
             for conversation in conversations
+        ],
+        "meetings": [
+            {
+                "meeting": meeting.title,
+                "starts_at": _iso(meeting.starts_at),
+                "place": meeting.place,
+                "answer": invite.rsvp.value,
+                "guests": invite.guests,
+                "needs": invite.needs,
+                "answered_at": _iso(invite.answered_at),
+                "attended": invite.attended,
+            }
+            for invite, meeting in invitations
         ],
     }
 

@@ -122,12 +122,12 @@ async def erase(session: AsyncSession, person: Person) -> None:
 
 
 async def address_of(session: AsyncSession, person_id: int) -> tuple[str, str] | None:
-    """Where to write to a person: their oldest channel identity (channel, chat id)."""
+    """Where to write to a person: their preferred channel identity (channel, chat id)."""
     row = (
         await session.execute(
             select(Identity.channel, Identity.external_id)
             .where(Identity.person_id == person_id)
-            .order_by(Identity.id)
+            .order_by(Identity.preferred.desc(), Identity.id)
             .limit(1)
         )
     ).first()

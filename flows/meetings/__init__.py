@@ -1,0 +1,1 @@
+"""Meeting invitations: RSVP, waiting list, calendar files and reminders."""

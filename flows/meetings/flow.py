@@ -1,0 +1,1046 @@
+"""/meeting and /meetings for organisers; the invitation's buttons for residents.
+
+Writing a meeting: title, description, place (and, if they like, its spot on the map), day,
+hour, length, capacity, who is invited, RSVP deadline, reminders; preview; send.
+Following it: /meetings shows each meeting with its answers, and buttons to see who comes,
+move it, change its place, cancel it, and mark attendance once it has started.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from flows.broadcasts import service as broadcasts
+from flows.engine import (
+    END,
+    Action,
+    Choice,
+    Command,
+    Context,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Reply,
+    Step,
+    StepChoice,
+    StepText,
+    action_data,
+)
+from flows.i18n import N_
+from flows.meetings import service
+from flows.meetings.jobs import MEETING_REMINDERS
+from flows.meetings.service import Answered, Audience, Extra, Rsvp
+from flows.staff import (
+    ORGANISING,
+    coordinated,
+    council_in_use,
+    council_options,
+    councils_coordinated,
+    start_in_council,
+)
+from flows.talents import picker
+from flows.talents.catalogue import category_label
+from storage.models import Call, Council, Meeting, MeetingStatus, Skill, utcnow
+from storage.queries import talents
+
+ORGANISER_PREFIX = "mto"
+KEYS = (
+    "mt_council",
+    "mt_title",
+    "mt_text",
+    "mt_place",
+    "mt_geo",
+    "mt_day",
+    "mt_time",
+    "mt_minutes",
+    "mt_capacity",
+    "mt_audience",
+    "mt_skills",
+    "mt_category",
+    "mt_call",
+    "mt_deadline",
+    "mt_reminders",
+    "mt_note",
+)
+DAYS_SHOWN = 28
+FIRST_HOUR, LAST_HOUR = 8, 21
+DURATIONS = {"60": N_("1 hour"), "90": N_("1 h 30"), "120": N_("2 hours"), "180": N_("3 hours")}
+DURATIONS |= {"240": N_("4 hours"), "480": N_("The whole day")}
+CAPACITIES = (10, 20, 30, 50, 100)
+DEADLINES = {
+    "0": N_("No deadline"),
+    "1": N_("The day before"),
+    "2": N_("Two days before"),
+    "7": N_("A week before"),
+}
+REMINDER_CHOICES = {
+    48: N_("2 days before"),
+    24: N_("The day before"),
+    2: N_("2 hours before"),
+    1: N_("1 hour before"),
+}
+AUDIENCES = {
+    Audience.ALL: N_("Every member"),
+    Audience.SKILLS: N_("Directory members with some skills"),
+    Audience.CALL: N_("Those who offered help on a call"),
+}
+ROSTER_PAGE = 8
+NOT_STAFF = N_("This command is for council coordinators and organisers.")
+BROKEN_BUTTON = N_("Sorry, this button does not work.")
+
+
+def cancel_option(ctx: Context) -> list[Option]:
+    return [Option("cancel", ctx._("Cancel"))]
+
+
+# --- writing the meeting -------------------------------------------------------------------
+
+
+async def new_meeting(ctx: Context) -> Next:
+    ctx.forget_values(*KEYS, "mt_edit")
+    ctx.remember(mt_skills=[], mt_reminders=list(service.DEFAULT_REMINDER_HOURS))
+    return await start_in_council(
+        ctx, "mt_council", "meetings.title", "meetings.council", ORGANISING
+    )
+
+
+async def council(ctx: Context) -> Council | None:
+    """The council of the meeting being written, if the sender still organises there."""
+    return await council_in_use(ctx, "mt_council", ORGANISING)
+
+
+async def ask_council(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Which council is this meeting for?"), await council_options(ctx, ORGANISING)
+    )
+
+
+async def handle_council(ctx: Context, value: str) -> Next:
+    ctx.remember(mt_council=int(value))
+    return "meetings.title"
+
+
+async def cancel(ctx: Context, _value: str) -> Next:
+    ctx.forget_values(*KEYS, "mt_edit")
+    ctx.say(ctx._("Cancelled: nothing was sent."))
+    return END
+
+
+async def ask_title(ctx: Context) -> Prompt:
+    return Prompt(ctx._("A new meeting: what is its title?"), [cancel_option(ctx)])
+
+
+async def handle_title(ctx: Context, text: str) -> Next:
+    ctx.remember(mt_title=text)
+    return "meetings.description"
+
+
+async def ask_description(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("What is it about? A few lines residents will read (or skip)."),
+        [[Option("skip", ctx._("Skip"))], cancel_option(ctx)],
+    )
+
+
+async def handle_description_text(ctx: Context, text: str) -> Next:
+    ctx.remember(mt_text=text)
+    return "meetings.place"
+
+
+async def handle_description_choice(ctx: Context, value: str) -> Next:
+    if value == "cancel":
+        return await cancel(ctx, value)
+    ctx.remember(mt_text="")
+    return "meetings.place"
+
+
+async def ask_place(ctx: Context) -> Prompt:
+    return Prompt(ctx._("Where? Write the address."), [cancel_option(ctx)])
+
+
+async def handle_place(ctx: Context, text: str) -> Next:
+    ctx.remember(mt_place=text)
+    return "meetings.location"
+
+
+async def ask_location(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("To show it on a map, share the location (📎 → Location). Or skip."),
+        [[Option("skip", ctx._("Skip"))]],
+    )
+
+
+async def handle_location(ctx: Context, latitude: float, longitude: float) -> Next:
+    ctx.remember(mt_geo=[latitude, longitude])
+    return "meetings.day"
+
+
+async def skip_location(ctx: Context, _value: str) -> Next:
+    ctx.forget_values("mt_geo")
+    return "meetings.day"
+
+
+def today(ctx: Context, found: Council | None) -> date:
+    zone = ZoneInfo(found.timezone if found else "Europe/Paris")
+    return utcnow().astimezone(zone).date()
+
+
+def day_rows(ctx: Context, first: date) -> list[list[Option]]:
+    """Four weeks of days, four to a row (readable on a small screen)."""
+    days = [first + timedelta(days=n) for n in range(DAYS_SHOWN)]
+    return [
+        [Option(d.isoformat(), ctx.t.day_label(d)) for d in days[row : row + 4]]
+        for row in range(0, DAYS_SHOWN, 4)
+    ]
+
+
+def parse_day(text: str, first: date) -> date | None:
+    """ "5/12", "05/12/2026", "2026-12-05": a day from today on."""
+    text = text.strip()
+    iso = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
+    numbers = re.fullmatch(r"(\d{1,2})[/.\-](\d{1,2})(?:[/.\-](\d{2,4}))?", text)
+    try:
+        if iso:
+            found = date(int(iso[1]), int(iso[2]), int(iso[3]))
+        elif numbers:
+            year = int(numbers[3]) if numbers[3] else first.year
+            year += 2000 if year < 100 else 0
+            found = date(year, int(numbers[2]), int(numbers[1]))
+            if not numbers[3] and found < first:
+                found = found.replace(year=found.year + 1)
+        else:
+            return None
+    except ValueError:
+        return None
+    return found if first <= found <= first + timedelta(days=366) else None
+
+
+def parse_time(text: str) -> time | None:
+    """ "14:30", "14h30", "14h", "9"."""
+    found = re.fullmatch(r"(\d{1,2})(?:\s*[:hH.]\s*(\d{2})?)?", text.strip())
+    if not found:
+        return None
+    hour, minute = int(found[1]), int(found[2] or 0)
+    return time(hour, minute) if hour < 24 and minute < 60 else None
+
+
+def time_rows(ctx: Context) -> list[list[Option]]:
+    moments = [time(h, m) for h in range(FIRST_HOUR, LAST_HOUR + 1) for m in (0, 30)]
+    options = [Option(m.strftime("%H:%M"), ctx.t.time_label(m)) for m in moments]
+    return [options[i : i + 4] for i in range(0, len(options), 4)]
+
+
+async def ask_day(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Which day? Tap it, or write the date (for example 5/12)."),
+        day_rows(ctx, today(ctx, await council(ctx))),
+    )
+
+
+def day_handlers(this: str, then: str) -> tuple[StepChoice, StepText]:
+    """A day tapped or typed ("5/12"), remembered; then the step `then`."""
+
+    async def on_choice(ctx: Context, value: str) -> Next:
+        if value == "cancel":
+            return await cancel_edit(ctx, value)
+        ctx.remember(mt_day=value)
+        return then
+
+    async def on_text(ctx: Context, text: str) -> Next:
+        found = parse_day(text, today(ctx, await council(ctx)))
+        if found is None:
+            ctx.say(ctx._("I could not read that date. Tap a day, or write it like 5/12."))
+            return this
+        ctx.remember(mt_day=found.isoformat())
+        return then
+
+    return on_choice, on_text
+
+
+def time_handlers(
+    this: str, chosen: Callable[[Context, str], Awaitable[Next]]
+) -> tuple[StepChoice, StepText]:
+    """An hour tapped or typed ("14h30"), handed to `chosen` as "HH:MM"."""
+
+    async def on_choice(ctx: Context, value: str) -> Next:
+        return await chosen(ctx, value)
+
+    async def on_text(ctx: Context, text: str) -> Next:
+        found = parse_time(text)
+        if found is None:
+            ctx.say(ctx._("I could not read that time. Tap one, or write it like 14:30."))
+            return this
+        return await chosen(ctx, found.strftime("%H:%M"))
+
+    return on_choice, on_text
+
+
+async def ask_time(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("At what time does it start? Tap it, or write it (for example 14:30)."),
+        time_rows(ctx),
+    )
+
+
+async def chosen_time(ctx: Context, value: str) -> Next:
+    found = await council(ctx)
+    start = local_start(found, str(ctx.data.get("mt_day", "")), value)
+    if start is None or start <= utcnow():
+        ctx.say(ctx._("That moment has passed. Please choose another day or time."))
+        return "meetings.day"
+    ctx.remember(mt_time=value)
+    return "meetings.duration"
+
+
+def local_start(found: Council | None, day: str, hour: str) -> datetime | None:
+    """The start in UTC, from a day and an hour in the council's time zone."""
+    try:
+        moment = datetime.combine(date.fromisoformat(day), time.fromisoformat(hour))
+    except ValueError:
+        return None
+    zone = ZoneInfo(found.timezone if found else "Europe/Paris")
+    return moment.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
+
+
+async def ask_duration(ctx: Context) -> Prompt:
+    options = [Option(key, ctx._(label)) for key, label in DURATIONS.items()]
+    return Prompt(ctx._("How long does it last?"), [options[:3], options[3:]])
+
+
+async def handle_duration(ctx: Context, value: str) -> Next:
+    ctx.remember(mt_minutes=int(value))
+    return "meetings.capacity"
+
+
+async def ask_capacity(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("How many places? Tap a number or write one."),
+        [
+            [Option("0", ctx._("No limit"))],
+            [Option(str(n), ctx.t.number(n)) for n in CAPACITIES],
+        ],
+    )
+
+
+async def handle_capacity_choice(ctx: Context, value: str) -> Next:
+    ctx.remember(mt_capacity=int(value))
+    return "meetings.audience"
+
+
+async def handle_capacity_text(ctx: Context, text: str) -> Next:
+    if not text.isdigit() or not 0 < int(text) <= 100_000:
+        ctx.say(ctx._("Please write a number of places, like 25."))
+        return "meetings.capacity"
+    ctx.remember(mt_capacity=int(text))
+    return "meetings.audience"
+
+
+async def ask_audience(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Who is invited?"),
+        [[Option(key.value, ctx._(label))] for key, label in AUDIENCES.items()],
+    )
+
+
+async def handle_audience(ctx: Context, value: str) -> Next:
+    ctx.remember(mt_audience=value)
+    if value == Audience.SKILLS:
+        return "meetings.skills"
+    if value == Audience.CALL:
+        return "meetings.call"
+    return "meetings.deadline"
+
+
+async def catalogue(ctx: Context) -> Sequence[Skill]:
+    return await talents.skills(ctx.session, int(ctx.data.get("mt_council", 0)))
+
+
+async def ask_skills(ctx: Context) -> Prompt:
+    skills = await catalogue(ctx)
+    chosen = list(ctx.data.get("mt_skills", []))
+    text = ctx._("Which skills? Members of the directory with one of them are invited.")
+    if chosen:
+        text += "\n\n" + ctx._("Chosen: {skills}").format(
+            skills=picker.chosen_names(ctx, skills, chosen)
+        )
+    return Prompt(text, picker.category_rows(ctx, skills, chosen))
+
+
+async def handle_skills(ctx: Context, value: str) -> Next:
+    if value.startswith(picker.CATEGORY):
+        ctx.remember(mt_category=value.removeprefix(picker.CATEGORY))
+        return "meetings.skill_category"
+    if not ctx.data.get("mt_skills"):
+        ctx.remember(mt_audience=Audience.ALL.value)  # none ticked: everyone
+    return "meetings.deadline"
+
+
+async def ask_skill_category(ctx: Context) -> Prompt:
+    category = str(ctx.data.get("mt_category", ""))
+    chosen = list(ctx.data.get("mt_skills", []))
+    return Prompt(
+        category_label(category, ctx.t),
+        picker.skill_rows(ctx, await catalogue(ctx), category, chosen),
+    )
+
+
+async def handle_skill_category(ctx: Context, value: str) -> Next:
+    if value == picker.BACK:
+        return "meetings.skills"
+    ctx.remember(mt_skills=picker.toggled(ctx.data.get("mt_skills", []), value))
+    return "meetings.skill_category"
+
+
+async def ask_call(ctx: Context) -> Prompt:
+    recent = await ctx.session.scalars(
+        select(Call)
+        .where(Call.council_id == int(ctx.data.get("mt_council", 0)))
+        .order_by(Call.created_at.desc())
+        .limit(8)
+    )
+    rows = [[Option(str(call.id), call.title[:40])] for call in recent]
+    if not rows:
+        return Prompt(
+            ctx._("There is no call for talents yet. Invite every member instead?"),
+            [[Option("all", ctx._("Every member"))], cancel_option(ctx)],
+        )
+    return Prompt(ctx._("Which call? Those who offered help on it are invited."), rows)
+
+
+async def handle_call(ctx: Context, value: str) -> Next:
+    if value == "cancel":
+        return await cancel(ctx, value)
+    if value == "all":
+        ctx.remember(mt_audience=Audience.ALL.value)
+    else:
+        ctx.remember(mt_call=int(value))
+    return "meetings.deadline"
+
+
+def start_of_draft(ctx: Context, found: Council | None) -> datetime | None:
+    return local_start(found, str(ctx.data.get("mt_day", "")), str(ctx.data.get("mt_time", "")))
+
+
+async def ask_deadline(ctx: Context) -> Prompt:
+    start = start_of_draft(ctx, await council(ctx))
+    now = utcnow()
+    options = [
+        Option(key, ctx._(label))
+        for key, label in DEADLINES.items()
+        if key == "0" or (start is not None and start - timedelta(days=int(key)) > now)
+    ]
+    return Prompt(ctx._("Until when can residents answer?"), [[o] for o in options])
+
+
+async def handle_deadline(ctx: Context, value: str) -> Next:
+    ctx.remember(mt_deadline=int(value))
+    return "meetings.reminders"
+
+
+async def ask_reminders(ctx: Context) -> Prompt:
+    chosen = set(ctx.data.get("mt_reminders", []))
+    rows = [
+        [Option(str(hours), (picker.TICK if hours in chosen else "") + ctx._(label))]
+        for hours, label in REMINDER_CHOICES.items()
+    ]
+    note = ctx.data.get("mt_note")
+    rows.append([Option("note", ctx._("Add a personal line"))])
+    rows.append([Option(picker.DONE, picker.TICK + ctx._("Done"))])
+    text = ctx._("Reminders go to those coming or maybe. Tick when (none: no reminders).")
+    if note:
+        text += "\n\n" + ctx._("Your line: {note}").format(note=note)
+    return Prompt(text, rows)
+
+
+async def handle_reminders(ctx: Context, value: str) -> Next:
+    if value == picker.DONE:
+        return "meetings.preview"
+    if value == "note":
+        return "meetings.note"
+    chosen = set(ctx.data.get("mt_reminders", [])) ^ {int(value)}
+    ctx.remember(mt_reminders=sorted(chosen, reverse=True))
+    return "meetings.reminders"
+
+
+async def ask_note(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Write the line to add to the reminders (for example: bring a dish to share)."),
+        [[Option("skip", ctx._("No line"))]],
+    )
+
+
+async def handle_note_text(ctx: Context, text: str) -> Next:
+    ctx.remember(mt_note=text)
+    return "meetings.reminders"
+
+
+async def handle_note_skip(ctx: Context, _value: str) -> Next:
+    ctx.forget_values("mt_note")
+    return "meetings.reminders"
+
+
+def draft(ctx: Context, found: Council | None) -> service.NewMeeting | None:
+    start = start_of_draft(ctx, found)
+    if start is None:
+        return None
+    deadline_days = int(ctx.data.get("mt_deadline", 0))
+    geo = ctx.data.get("mt_geo")
+    capacity = int(ctx.data.get("mt_capacity", 0))
+    return service.NewMeeting(
+        title=str(ctx.data.get("mt_title", "")),
+        description=str(ctx.data.get("mt_text", "")),
+        place=str(ctx.data.get("mt_place", "")),
+        starts_at=start,
+        ends_at=start + timedelta(minutes=int(ctx.data.get("mt_minutes", 120))),
+        capacity=capacity or None,
+        rsvp_deadline=start - timedelta(days=deadline_days) if deadline_days else None,
+        audience=Audience(str(ctx.data.get("mt_audience", Audience.ALL.value))),
+        skill_ids=[int(s) for s in ctx.data.get("mt_skills", [])],
+        call_id=int(ctx.data["mt_call"]) if ctx.data.get("mt_call") else None,
+        reminder_hours=[int(h) for h in ctx.data.get("mt_reminders", [])],
+        reminder_note=ctx.data.get("mt_note") or None,
+        latitude=float(geo[0]) if geo else None,
+        longitude=float(geo[1]) if geo else None,
+    )
+
+
+async def ask_preview(ctx: Context) -> Prompt:
+    """The invitation as residents will read it, and how many it reaches."""
+    found = await council(ctx)
+    new = draft(ctx, found)
+    if found is None or new is None:
+        return Prompt(ctx._(NOT_STAFF))
+    reach = await service.reach(ctx.session, found, new)
+    if reach == 0:
+        return Prompt(
+            ctx._("Nobody would receive this invitation. Change who is invited, or cancel."),
+            [[Option("audience", ctx._("Change who is invited"))], cancel_option(ctx)],
+        )
+    preview = Meeting(
+        id=0,
+        uid="preview",
+        title=new.title,
+        description=new.description,
+        place=new.place,
+        starts_at=new.starts_at,
+        ends_at=new.ends_at,
+        capacity=new.capacity,
+        rsvp_deadline=new.rsvp_deadline,
+        reminder_note=new.reminder_note,
+        sequence=0,
+        status=MeetingStatus.SCHEDULED,
+    )
+    shown = service.invitation(found, preview)(ctx.t).text
+    head = ctx.ngettext(
+        "Preview: this invitation will go to {count} resident.",
+        "Preview: this invitation will go to {count} residents.",
+        reach,
+    ).format(count=ctx.t.number(reach))
+    reminders = [
+        ctx._(label) for hours, label in REMINDER_CHOICES.items() if hours in new.reminder_hours
+    ]
+    tail = ctx._("Reminders: {when}").format(
+        when=", ".join(reminders) if reminders else ctx._("none")
+    )
+    return Prompt(
+        f"{head}\n\n{shown}\n\n{tail}",
+        [
+            [Option("send", ctx._("Send")), Option("audience", ctx._("Change who is invited"))],
+            cancel_option(ctx),
+        ],
+    )
+
+
+async def handle_preview(ctx: Context, value: str) -> Next:
+    if value == "cancel":
+        return await cancel(ctx, value)
+    if value == "audience":
+        return "meetings.audience"
+    found = await council(ctx)
+    new = draft(ctx, found)
+    if found is None or new is None:
+        ctx.forget_values(*KEYS)
+        ctx.say(ctx._(NOT_STAFF))
+        return END
+    if new.starts_at <= utcnow():
+        ctx.say(ctx._("That moment has passed. Please choose another day or time."))
+        return "meetings.day"
+    report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
+    outcome, _meeting = await service.send(ctx.session, found, new, ctx.person, report_to)
+    ctx.forget_values(*KEYS)
+    if outcome is service.Sent.NOBODY:
+        ctx.say(ctx._("Nobody would receive this invitation. Change who is invited, or cancel."))
+    else:
+        ctx.say(ctx._("Invitations on their way. Follow the answers with /meetings."))
+    return END
+
+
+# --- residents answering -------------------------------------------------------------------
+
+
+async def answer(ctx: Context, args: Sequence[str]) -> None:
+    """A resident taps coming / maybe / not coming (the button's data is checked)."""
+    assert ctx.person is not None
+    choices = {"coming": Rsvp.COMING, "maybe": Rsvp.MAYBE, "declined": Rsvp.DECLINED}
+    if len(args) != 2 or not args[0].isdigit() or args[1] not in choices:
+        ctx.toast = ctx._(BROKEN_BUTTON)
+        return
+    result = await service.respond(ctx.session, int(args[0]), ctx.person, choices[args[1]])
+    meeting = result.meeting
+    if result.outcome is Answered.NOT_ALLOWED or meeting is None:
+        ctx.toast = ctx._(BROKEN_BUTTON)
+        return
+    if result.outcome is Answered.CANCELLED:
+        ctx.say(ctx._("This meeting was cancelled."))
+        return
+    if result.outcome is Answered.CLOSED:
+        ctx.say(ctx._("Answers are closed for this meeting."))
+        return
+    ctx.toast = ctx._("Answer recorded.")
+    if result.outcome is Answered.WAITING:
+        ctx.say(
+            ctx._(
+                "The meeting is full: you are number {position} on the waiting list. "
+                "I will tell you as soon as a place is free."
+            ).format(position=ctx.t.number(result.position))
+        )
+        return
+    council_ = await ctx.session.get_one(Council, meeting.council_id)
+    if choices[args[1]] is Rsvp.DECLINED:
+        ctx.say(ctx._("Noted. Thank you for telling us!"))
+        return
+    if choices[args[1]] is Rsvp.MAYBE:
+        until = meeting.rsvp_deadline or meeting.starts_at
+        ctx.say(
+            ctx._("Noted: maybe. You can change your answer until {date}.").format(
+                date=ctx.t.moment(until, council_.timezone)
+            )
+        )
+        return
+    ctx.remember(mt_answer=meeting.id)
+    await ctx.engine.go(ctx, "meetings.guests")
+
+
+async def answered_meeting(ctx: Context) -> Meeting | None:
+    return await ctx.session.get(Meeting, int(ctx.data.get("mt_answer", 0)))
+
+
+async def ask_guests(ctx: Context) -> Prompt:
+    meeting = await answered_meeting(ctx)
+    free = await service.free_seats(ctx.session, meeting) if meeting else 0
+    most = service.MAX_GUESTS if free is None else min(service.MAX_GUESTS, free)
+    options = [Option("0", ctx._("Just me"))]
+    options += [Option(str(n), "+" + ctx.t.number(n)) for n in range(1, most + 1)]
+    return Prompt(ctx._("See you there! Is anyone coming with you?"), [options])
+
+
+async def handle_guests(ctx: Context, value: str) -> Next:
+    assert ctx.person is not None
+    outcome = await service.set_guests(
+        ctx.session, int(ctx.data.get("mt_answer", 0)), ctx.person, int(value)
+    )
+    if outcome is Extra.FULL:
+        ctx.say(ctx._("Sorry, there are not enough places left for them."))
+        return "meetings.guests"
+    if outcome is Extra.NOT_COMING:
+        ctx.forget_values("mt_answer", "mt_needs")
+        return END
+    ctx.remember(mt_needs=[])
+    return "meetings.needs"
+
+
+async def ask_needs(ctx: Context) -> Prompt:
+    chosen = set(ctx.data.get("mt_needs", []))
+    rows = [
+        [Option(key, (picker.TICK if key in chosen else "") + ctx._(label))]
+        for key, label in service.NEEDS.items()
+    ]
+    rows.append([Option(picker.DONE, ctx._("Nothing else") if not chosen else ctx._("Done"))])
+    return Prompt(ctx._("Do you need anything to take part? Tick what helps."), rows)
+
+
+async def handle_needs(ctx: Context, value: str) -> Next:
+    assert ctx.person is not None
+    meeting_id = int(ctx.data.get("mt_answer", 0))
+    if value != picker.DONE:
+        chosen = sorted(set(ctx.data.get("mt_needs", [])) ^ {value})
+        ctx.remember(mt_needs=chosen)
+        await service.set_needs(ctx.session, meeting_id, ctx.person, chosen)
+        return "meetings.needs"
+    meeting = await answered_meeting(ctx)
+    ctx.forget_values("mt_answer", "mt_needs")
+    if meeting is not None:
+        found = await ctx.session.get_one(Council, meeting.council_id)
+        lines = [
+            ctx._("All set. See you on:"),
+            *service.when_and_where(ctx.t, meeting, found.timezone),
+        ]
+        ctx.say("\n".join(lines))
+    return END
+
+
+# --- organisers following their meetings ---------------------------------------------------
+
+
+async def list_meetings(ctx: Context) -> Next:
+    allowed = await councils_coordinated(
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin, ORGANISING
+    )
+    now = utcnow()
+    found = await service.upcoming_and_recent(ctx.session, [c.id for c in allowed], now)
+    if not found:
+        ctx.say(ctx._("No meetings yet. Create one with /meeting."))
+        return END
+    by_id = {c.id: c for c in allowed}
+    for meeting in found:
+        ctx.replies.append(await meeting_card(ctx, meeting, by_id[meeting.council_id], now))
+    return END
+
+
+async def meeting_card(ctx: Context, meeting: Meeting, found: Council, now: datetime) -> Reply:
+    counts = await service.counts(ctx.session, meeting.id)
+    lines = [meeting.title, *service.when_and_where(ctx.t, meeting, found.timezone)]
+    if meeting.status == MeetingStatus.CANCELLED:
+        lines.append("❌ " + ctx._("Cancelled"))
+    if meeting.capacity:
+        lines.append(
+            ctx._("{taken} of {capacity} places taken").format(
+                taken=ctx.t.number(await service.seats_taken(ctx.session, meeting.id)),
+                capacity=ctx.t.number(meeting.capacity),
+            )
+        )
+    lines.append(service.counts_text(ctx.t, counts))
+    if now >= meeting.starts_at and counts.attended:
+        lines.append(
+            ctx.ngettext("{count} came", "{count} came", counts.attended).format(
+                count=ctx.t.number(counts.attended)
+            )
+        )
+
+    def button(label: str, op: str) -> Choice:
+        return Choice(label, action_data(ORGANISER_PREFIX, meeting.id, op))
+
+    rows: list[tuple[Choice, ...]] = [(button("👥 " + ctx._("Who answered"), "who"),)]
+    if meeting.status == MeetingStatus.SCHEDULED and now < meeting.starts_at:
+        rows.append(
+            (
+                button("🕑 " + ctx._("Change the time"), "time"),
+                button("📍 " + ctx._("Change the place"), "place"),
+            )
+        )
+        rows.append((button("🚫 " + ctx._("Cancel the meeting"), "cancel"),))
+    elif meeting.status == MeetingStatus.SCHEDULED:
+        rows.append((button("✔️ " + ctx._("Mark attendance"), "attend"),))
+    return Reply("\n".join(lines), tuple(rows))
+
+
+async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
+    """A button on a meeting's card: checked against the sender's roles in its council."""
+    if len(args) != 2 or not args[0].isdigit():
+        ctx.toast = ctx._(BROKEN_BUTTON)
+        return
+    meeting = await ctx.session.get(Meeting, int(args[0]))
+    if meeting is None or await organised(ctx, meeting) is None:
+        ctx.toast = ctx._(BROKEN_BUTTON)
+        return
+    op = args[1]
+    ctx.forget_values(*KEYS)
+    ctx.remember(mt_edit=meeting.id, mt_council=meeting.council_id, mt_page=0)
+    now = utcnow()
+    if op == "who":
+        ctx.say(await roster_text(ctx, meeting))
+        return
+    open_ = meeting.status == MeetingStatus.SCHEDULED and now < meeting.starts_at
+    if op in ("time", "place", "cancel") and not open_:
+        ctx.say(ctx._("This meeting can no longer be changed."))
+        return
+    if op == "attend" and now < meeting.starts_at:
+        ctx.say(ctx._("Attendance can be marked once the meeting has started."))
+        return
+    steps = {"time": "meetings.edit_day", "place": "meetings.edit_place"}
+    steps |= {"cancel": "meetings.confirm_cancel", "attend": "meetings.attendance"}
+    if op not in steps:
+        ctx.toast = ctx._(BROKEN_BUTTON)
+        return
+    await ctx.engine.go(ctx, steps[op])
+
+
+async def organised(ctx: Context, meeting: Meeting) -> Council | None:
+    return await coordinated(
+        ctx.session,
+        ctx.inbound.channel,
+        ctx.inbound.sender_id,
+        ctx.is_admin,
+        meeting.council_id,
+        ORGANISING,
+    )
+
+
+async def roster_text(ctx: Context, meeting: Meeting) -> str:
+    guests = await service.roster(ctx.session, meeting.id)
+    lines = [meeting.title]
+    for rsvp, label in (
+        (Rsvp.COMING, N_("Coming")),
+        (Rsvp.MAYBE, N_("Maybe")),
+        (Rsvp.WAITING, N_("Waiting list")),
+        (Rsvp.DECLINED, N_("Not coming")),
+    ):
+        people = [g for g in guests if g.rsvp is rsvp]
+        if not people:
+            continue
+        lines += ["", f"{ctx._(label)} ({ctx.t.number(len(people))})"]
+        for guest in people:
+            line = "• " + guest.first_name
+            if guest.guests:
+                line += f" +{ctx.t.number(guest.guests)}"
+            if guest.needs:
+                line += " — " + ", ".join(ctx._(service.NEEDS[n]) for n in guest.needs)
+            if guest.attended:
+                line += " ✔️"
+            lines.append(line)
+    if len(lines) == 1:
+        lines.append(ctx._("Nobody has answered yet."))
+    return "\n".join(lines)
+
+
+async def edited(ctx: Context) -> Meeting | None:
+    """The meeting being changed, if the sender still organises in its council."""
+    meeting = await ctx.session.get(Meeting, int(ctx.data.get("mt_edit", 0)))
+    if meeting is None or await organised(ctx, meeting) is None:
+        return None
+    return meeting
+
+
+async def ask_edit_day(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("The new day? Tap it, or write the date (for example 5/12)."),
+        [*day_rows(ctx, today(ctx, await council(ctx))), cancel_option(ctx)],
+    )
+
+
+async def ask_edit_time(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("The new starting time? Tap it, or write it (for example 14:30)."),
+        time_rows(ctx),
+    )
+
+
+async def moved(ctx: Context, hour: str) -> Next:
+    meeting = await edited(ctx)
+    if meeting is None:
+        return await not_staff(ctx)
+    found = await ctx.session.get_one(Council, meeting.council_id)
+    start = local_start(found, str(ctx.data.get("mt_day", "")), hour)
+    if start is None or start <= utcnow():
+        ctx.say(ctx._("That moment has passed. Please choose another day or time."))
+        return "meetings.edit_day"
+    changed = await service.change(ctx.session, meeting, starts_at=start)
+    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    if changed:
+        ctx.say(ctx._("Moved. Everyone invited who did not decline is told, and reminders follow."))
+    else:
+        ctx.say(ctx._("That is the same time: nothing changed."))
+    return END
+
+
+async def ask_edit_place(ctx: Context) -> Prompt:
+    return Prompt(ctx._("The new place? Write the address."), [cancel_option(ctx)])
+
+
+async def handle_edit_place(ctx: Context, text: str) -> Next:
+    meeting = await edited(ctx)
+    if meeting is None:
+        return await not_staff(ctx)
+    changed = await service.change(ctx.session, meeting, place=text)
+    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    if changed:
+        ctx.say(ctx._("Changed. Everyone invited who did not decline is told."))
+    else:
+        ctx.say(ctx._("That is the same place: nothing changed."))
+    return END
+
+
+async def cancel_edit(ctx: Context, _value: str) -> Next:
+    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.say(ctx._("Alright, nothing changed."))
+    return END
+
+
+async def ask_confirm_cancel(ctx: Context) -> Prompt:
+    meeting = await edited(ctx)
+    title = meeting.title if meeting else ""
+    return Prompt(
+        ctx._("Cancel “{title}”? Everyone invited who did not decline will be told.").format(
+            title=title
+        ),
+        [[Option("yes", ctx._("Yes, cancel it")), Option("no", ctx._("No, it goes ahead"))]],
+    )
+
+
+async def handle_confirm_cancel(ctx: Context, value: str) -> Next:
+    if value != "yes":
+        return await cancel_edit(ctx, value)
+    meeting = await edited(ctx)
+    if meeting is None:
+        return await not_staff(ctx)
+    cancelled = await service.cancel(ctx.session, meeting)
+    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    if cancelled:
+        ctx.say(ctx._("The meeting is cancelled; everyone invited who did not decline is told."))
+    else:
+        ctx.say(ctx._("This meeting can no longer be changed."))
+    return END
+
+
+async def not_staff(ctx: Context) -> Next:
+    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.say(ctx._(NOT_STAFF))
+    return END
+
+
+async def ask_attendance(ctx: Context) -> Prompt:
+    meeting = await edited(ctx)
+    if meeting is None:
+        return Prompt(ctx._(NOT_STAFF))
+    people = [
+        g for g in await service.roster(ctx.session, meeting.id) if g.rsvp in service.REMINDED
+    ]
+    page = int(ctx.data.get("mt_page", 0))
+    shown = people[page * ROSTER_PAGE : (page + 1) * ROSTER_PAGE]
+    rows = [
+        [Option(str(g.person_id), ("✅ " if g.attended else "◻️ ") + g.first_name)] for g in shown
+    ]
+    more = []
+    if page > 0:
+        more.append(Option("prev", "◀"))
+    if (page + 1) * ROSTER_PAGE < len(people):
+        more.append(Option("next", "▶"))
+    if more:
+        rows.append(more)
+    rows.append([Option(picker.DONE, picker.TICK + ctx._("Done"))])
+    if not people:
+        return Prompt(ctx._("Nobody said they would come."), [[Option(picker.DONE, ctx._("Done"))]])
+    return Prompt(
+        ctx._("Who came to “{title}”? Tap a name to tick it.").format(title=meeting.title), rows
+    )
+
+
+async def handle_attendance(ctx: Context, value: str) -> Next:
+    meeting = await edited(ctx)
+    if meeting is None:
+        return await not_staff(ctx)
+    page = int(ctx.data.get("mt_page", 0))
+    if value == picker.DONE:
+        counts = await service.counts(ctx.session, meeting.id)
+        ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+        ctx.say(
+            ctx.ngettext("Saved: {count} came.", "Saved: {count} came.", counts.attended).format(
+                count=ctx.t.number(counts.attended)
+            )
+        )
+        return END
+    if value in ("prev", "next"):
+        ctx.remember(mt_page=max(page + (1 if value == "next" else -1), 0))
+        return "meetings.attendance"
+    guest = next(
+        (g for g in await service.roster(ctx.session, meeting.id) if str(g.person_id) == value),
+        None,
+    )
+    if guest is not None:
+        await service.set_attended(ctx.session, meeting, guest.person_id, not guest.attended)
+    return "meetings.attendance"
+
+
+FLOW = Flow(
+    name="meetings",
+    steps=[
+        Step("meetings.council", ask_council, on_choice=handle_council),
+        Step(
+            "meetings.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=120
+        ),
+        Step(
+            "meetings.description",
+            ask_description,
+            on_choice=handle_description_choice,
+            on_text=handle_description_text,
+            max_text_length=1000,
+        ),
+        Step(
+            "meetings.place", ask_place, on_choice=cancel, on_text=handle_place, max_text_length=300
+        ),
+        Step(
+            "meetings.location", ask_location, on_choice=skip_location, on_location=handle_location
+        ),
+        Step("meetings.day", ask_day, *day_handlers("meetings.day", "meetings.time")),
+        Step("meetings.time", ask_time, *time_handlers("meetings.time", chosen_time)),
+        Step("meetings.duration", ask_duration, on_choice=handle_duration),
+        Step(
+            "meetings.capacity",
+            ask_capacity,
+            on_choice=handle_capacity_choice,
+            on_text=handle_capacity_text,
+            max_text_length=10,
+        ),
+        Step("meetings.audience", ask_audience, on_choice=handle_audience),
+        Step("meetings.skills", ask_skills, on_choice=handle_skills, in_place=True),
+        Step(
+            "meetings.skill_category",
+            ask_skill_category,
+            on_choice=handle_skill_category,
+            in_place=True,
+        ),
+        Step("meetings.call", ask_call, on_choice=handle_call),
+        Step("meetings.deadline", ask_deadline, on_choice=handle_deadline),
+        Step("meetings.reminders", ask_reminders, on_choice=handle_reminders, in_place=True),
+        Step(
+            "meetings.note",
+            ask_note,
+            on_choice=handle_note_skip,
+            on_text=handle_note_text,
+            max_text_length=300,
+        ),
+        Step("meetings.preview", ask_preview, on_choice=handle_preview),
+        Step("meetings.guests", ask_guests, on_choice=handle_guests),
+        Step("meetings.needs", ask_needs, on_choice=handle_needs, in_place=True),
+        Step(
+            "meetings.edit_day",
+            ask_edit_day,
+            *day_handlers("meetings.edit_day", "meetings.edit_time"),
+        ),
+        Step("meetings.edit_time", ask_edit_time, *time_handlers("meetings.edit_time", moved)),
+        Step(
+            "meetings.edit_place",
+            ask_edit_place,
+            on_choice=cancel_edit,
+            on_text=handle_edit_place,
+            max_text_length=300,
+        ),
+        Step("meetings.confirm_cancel", ask_confirm_cancel, on_choice=handle_confirm_cancel),
+        Step("meetings.attendance", ask_attendance, on_choice=handle_attendance, in_place=True),
+    ],
+    commands=[
+        Command(
+            "meeting",
+            new_meeting,
+            N_("invite residents to a meeting"),
+            roles=ORGANISING,
+        ),
+        Command(
+            "meetings",
+            list_meetings,
+            N_("see the answers to your meetings, change or cancel them"),
+            roles=ORGANISING,
+        ),
+    ],
+    actions=[
+        Action(service.RSVP_PREFIX, answer),
+        Action(ORGANISER_PREFIX, organiser_action),
+    ],
+    jobs=[MEETING_REMINDERS],
+)

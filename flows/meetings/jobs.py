@@ -1,0 +1,10 @@
+"""Scheduled work for meetings: reminders and RSVP-deadline summaries, claimed when due."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flows.engine import Job
+from flows.meetings.service import send_due
+
+MEETING_REMINDERS = Job("meeting-reminders", timedelta(seconds=30), send_due)
