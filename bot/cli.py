@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.settings import Settings, SettingsError, load_settings
 from flows.councils import create as create_council
 from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES, Translator
+from flows.meetings import export as meeting_export
 from flows.onboarding.flow import LINK_SEPARATOR
 from flows.talents import export as talent_export
 from flows.talents.catalogue import CATEGORIES, skill_label
@@ -331,6 +332,7 @@ def invite(
 class ExportKind(enum.StrEnum):
     TALENTS = "talents"
     CALLS = "calls"
+    MEETINGS = "meetings"
 
 
 class ExportFormat(enum.StrEnum):
@@ -344,7 +346,8 @@ def export(
     council: Annotated[str, typer.Option(help="The council's slug.")],
     format: Annotated[ExportFormat, typer.Option(help="csv or json.")] = ExportFormat.CSV,
 ) -> None:
-    """Export a council's talent directory, or its calls with their answers, to stdout."""
+    """Export a council's talent directory, its calls or its meetings with their answers,
+    to stdout."""
     config = settings()
     upgrade_database(config)
 
@@ -354,12 +357,16 @@ def export(
             fail(f"no council named {council!r}; see `coupdepouce council list`")
         if kind is ExportKind.TALENTS:
             return await talent_export.directory(session, found)
+        if kind is ExportKind.MEETINGS:
+            return await meeting_export.meetings(session, found)
         return await talent_export.call_answers(session, found)
 
     data = with_session(config, rows)
     if format is ExportFormat.JSON:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
+    if kind is ExportKind.MEETINGS:
+        data = meeting_export.rows(data)
     if not data:
         return
     writer = csv.DictWriter(sys.stdout, fieldnames=list(data[0]), lineterminator="\n")
