@@ -167,6 +167,15 @@ class Job:
 
 
 @dataclass(frozen=True)
+class GroupCommand:
+    """A command that works in a group chat (registering the council's group). It gets the
+    event and a transaction, and returns the short answer to post there (None: say nothing)."""
+
+    name: str
+    run: Callable[[AsyncSession, Inbound, Translator, bool], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
 class Flow:
     """One capability's conversation: its steps and commands."""
 
@@ -176,6 +185,7 @@ class Flow:
     on_reachability: ReachabilityHook | None = None  # the person blocked or unblocked the bot
     actions: Sequence[Action] = ()
     jobs: Sequence[Job] = ()
+    group_commands: Sequence[GroupCommand] = ()
 
 
 @dataclass(frozen=True)
@@ -255,6 +265,7 @@ class Engine:
         self.keywords: dict[str, Command] = {}
         self.reachability_hooks = [flow.on_reachability for flow in flows if flow.on_reachability]
         self.actions: dict[str, Action] = {}
+        self.group_commands = {c.name: c for flow in flows for c in flow.group_commands}
         for flow in flows:
             for step in flow.steps:
                 if step.name in self.steps:
@@ -278,7 +289,7 @@ class Engine:
     async def handle(self, inbound: Inbound) -> Outcome:
         """Process one inbound event; the transaction commits before anything is sent."""
         if not inbound.private:
-            return self._in_group(inbound)
+            return await self._in_group(inbound)
         if inbound.blocked is not None:
             await self._on_reachability(inbound, reachable=not inbound.blocked)
             return Outcome()
@@ -320,11 +331,20 @@ class Engine:
             for hook in self.reachability_hooks:
                 await hook(session, person, reachable)
 
-    def _in_group(self, inbound: Inbound) -> Outcome:
-        """In a group the bot answers only its commands, briefly, and stores nothing."""
+    async def _in_group(self, inbound: Inbound) -> Outcome:
+        """In a group the bot answers only its commands, briefly, and stores nothing but
+        what a group command records (the council's group, registered by a coordinator)."""
         if inbound.command is None:
             return Outcome()
         t = Translator(negotiate(inbound.language_code))
+        group_command = self.group_commands.get(inbound.command)
+        if group_command is not None:
+            is_admin = inbound.channel == "telegram" and inbound.sender_id in self.config.admin_ids
+            async with session_scope(self.sessions) as session:
+                if inbound.event_id is not None and not await _first_time(session, inbound):
+                    return Outcome(duplicate=True)
+                answer = await group_command.run(session, inbound, t, is_admin)
+            return Outcome(replies=[Reply(answer)] if answer else [])
         if inbound.command in self.commands:
             text = t._("I work in a private chat, to keep your answers private.")
             if self.config.bot_username:
