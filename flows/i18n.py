@@ -16,7 +16,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_skeleton, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 
 from locales import CATALOGS
 
@@ -87,6 +87,14 @@ class Translator:
 
     def number(self, value: int | float) -> str:
         return format_decimal(value, locale=self.locale)
+
+    def percent(self, share: float) -> str:
+        """0.4 → "40 %" (fr), "40%" (en)."""
+        return format_percent(share, locale=self.locale)
+
+    def decimal(self, value: float) -> str:
+        """One decimal: 3.8 → "3,8" (fr)."""
+        return format_decimal(round(value, 1), format="0.0", locale=self.locale)
 
     def datetime(self, moment: datetime, timezone: str, format: str = "full") -> str:
         """A date and time in the council's time zone, written the person's way."""

@@ -1,0 +1,1 @@
+"""Quick consultations: questions, answers, results for the council."""
