@@ -6,6 +6,8 @@ from flows.announcements.flow import FLOW as ANNOUNCEMENTS
 from flows.broadcasts.flow import FLOW as BROADCASTS
 from flows.calls.flow import FLOW as CALLS
 from flows.calls.follow import FLOW as FOLLOW
+from flows.consultations.flow import FLOW as CONSULTATIONS
+from flows.digest.flow import FLOW as DIGEST
 from flows.engine import Flow
 from flows.help.flow import FLOW as HELP
 from flows.language.flow import FLOW as LANGUAGE
@@ -29,4 +31,6 @@ FLOWS: tuple[Flow, ...] = (
     CALLS,
     FOLLOW,
     MEETINGS,
+    CONSULTATIONS,
+    DIGEST,
 )

@@ -100,6 +100,15 @@ class Council(Base):
     # searches if they do not answer within the grace period.
     profile_refresh_days: Mapped[int] = mapped_column(Integer, default=182)
     profile_grace_days: Mapped[int] = mapped_column(Integer, default=30)
+    # The council's group chat, registered by a coordinator sending /register there: results
+    # and digests are posted to it.
+    group_channel: Mapped[str | None] = mapped_column(String(16))
+    group_chat_id: Mapped[str | None] = mapped_column(String(64))
+    # In results, a breakdown cell with fewer respondents than this is merged or hidden.
+    small_group_threshold: Mapped[int] = mapped_column(Integer, default=5)
+    digest_days: Mapped[int] = mapped_column(Integer, default=7)  # 0: no digest
+    next_digest_at: Mapped[datetime | None]
+    last_digest_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -172,6 +181,8 @@ class Membership(Base):
         ForeignKey("councils.id", ondelete="CASCADE"), index=True
     )
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where they live, if they said (asked once, for results by neighbourhood).
+    neighbourhood: Mapped[str | None] = mapped_column(String(100))
 
     person: Mapped[Person] = relationship(back_populates="memberships")
     council: Mapped[Council] = relationship()
@@ -588,3 +599,121 @@ class MeetingReminder(Base):
         _enum(ReminderStatus), default=ReminderStatus.PENDING
     )
     done_at: Mapped[datetime | None]
+
+
+class ConsultationStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # opens later
+    OPEN = "open"
+    CLOSED = "closed"  # results computed and posted
+
+
+class QuestionKind(enum.StrEnum):
+    SINGLE = "single"
+    MULTIPLE = "multiple"
+    SCALE = "scale"  # 1 to 5
+    TEXT = "text"  # a short free text
+
+
+class Consultation(Base):
+    """A few quick questions to an audience, with a deadline; results at closing."""
+
+    __tablename__ = "consultations"
+    __table_args__ = (
+        Index("ix_consultations_status_opens", "status", "opens_at"),
+        Index("ix_consultations_status_closes", "status", "closes_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    council_id: Mapped[int] = mapped_column(
+        ForeignKey("councils.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("persons.id", ondelete="SET NULL"))
+    organiser_channel: Mapped[str | None] = mapped_column(String(16))
+    organiser_chat: Mapped[str | None] = mapped_column(String(64))
+    organiser_locale: Mapped[str] = mapped_column(String(16), default="fr")
+    title: Mapped[str] = mapped_column(String(200))
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
+    live_results: Mapped[bool] = mapped_column(Boolean, default=False)  # shown to respondents
+    audience: Mapped[str] = mapped_column(String(16), default="all")  # all, neighbourhood, skills
+    neighbourhood: Mapped[str | None] = mapped_column(String(100))
+    skill_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    opens_at: Mapped[datetime]
+    closes_at: Mapped[datetime]
+    status: Mapped[ConsultationStatus] = mapped_column(
+        _enum(ConsultationStatus), default=ConsultationStatus.SCHEDULED
+    )
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="SET NULL")
+    )
+    audience_size: Mapped[int] = mapped_column(Integer, default=0)
+    results: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # computed at closing
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    followed_up_at: Mapped[datetime | None]  # "what we did with your answers" was sent
+
+
+class Question(Base):
+    __tablename__ = "consultation_questions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger)
+    kind: Mapped[QuestionKind] = mapped_column(_enum(QuestionKind))
+    text: Mapped[str] = mapped_column(String(300))
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Ballot(Base):
+    """One respondent's answers. In an anonymous consultation `person_id` is erased at
+    closing: what was answered then points to nobody."""
+
+    __tablename__ = "ballots"
+    __table_args__ = (UniqueConstraint("consultation_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE"), index=True
+    )
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("persons.id", ondelete="SET NULL"), index=True
+    )
+    neighbourhood: Mapped[str | None] = mapped_column(String(100))
+    # Which questions it answers, one bit per question position: respondents per question
+    # and neighbourhood are then counted from the ballots, not from a million answers.
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Response(Base):
+    """One answer to one question: an option (one row per option ticked), a scale value
+    (1 to 5, in `option`) or a short text. The neighbourhood is copied for the breakdown."""
+
+    __tablename__ = "responses"
+    # Covers the results' GROUP BY: the figures are read from the index alone.
+    __table_args__ = (
+        Index("ix_responses_question_place_option", "question_id", "neighbourhood", "option"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ballot_id: Mapped[int] = mapped_column(ForeignKey("ballots.id", ondelete="CASCADE"), index=True)
+    question_id: Mapped[int] = mapped_column(
+        ForeignKey("consultation_questions.id", ondelete="CASCADE")
+    )
+    option: Mapped[int | None] = mapped_column(SmallInteger)
+    text: Mapped[str | None] = mapped_column(String(300))
+    neighbourhood: Mapped[str | None] = mapped_column(String(100))
+
+
+class Participant(Base):
+    """Who took part in a consultation (to tell them the results), kept apart from what
+    they answered. Written at closing for anonymous consultations, in person order."""
+
+    __tablename__ = "consultation_participants"
+    __table_args__ = (UniqueConstraint("consultation_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    neighbourhood: Mapped[str | None] = mapped_column(String(100))

@@ -8,7 +8,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Meeting, MeetingInvite, Person, utcnow
+from storage.models import (
+    Ballot,
+    Consultation,
+    Meeting,
+    MeetingInvite,
+    Participant,
+    Person,
+    Question,
+    QuestionKind,
+    Response,
+    utcnow,
+)
 from storage.queries import people
 
 
@@ -27,6 +38,7 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
         .where(MeetingInvite.person_id == person.id)
         .order_by(Meeting.starts_at)
     )
+    consultations = await consultations_of(session, person)
     return {
         "generated_at": _iso(utcnow()),
         "person": {
@@ -78,7 +90,65 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
             }
             for invite, meeting in invitations
         ],
+        "consultations": consultations,
     }
+
+
+async def consultations_of(session: AsyncSession, person: Person) -> list[dict[str, Any]]:
+    """Answers still linked to the person, and the consultations they took part in whose
+    answers are no longer linked to them (anonymous ones, once closed)."""
+    kept: list[dict[str, Any]] = []
+    ballots = await session.execute(
+        select(Ballot, Consultation)
+        .join(Consultation, Consultation.id == Ballot.consultation_id)
+        .where(Ballot.person_id == person.id)
+        .order_by(Consultation.opens_at)
+    )
+    seen: set[int] = set()
+    for ballot, consultation in ballots:
+        seen.add(consultation.id)
+        rows = await session.execute(
+            select(Question, Response)
+            .join(Response, Response.question_id == Question.id)
+            .where(Response.ballot_id == ballot.id)
+            .order_by(Question.position, Response.option)
+        )
+        answers = []
+        for question, response in rows:
+            if response.text is not None:
+                given = response.text
+            elif question.kind is QuestionKind.SCALE:
+                given = str(response.option)
+            else:
+                given = question.options[response.option or 0]
+            answers.append({"question": question.text, "answer": given})
+        kept.append(
+            {
+                "consultation": consultation.title,
+                "status": consultation.status.value,
+                "anonymous": consultation.anonymous,
+                "answers": answers,
+                "neighbourhood": ballot.neighbourhood,
+            }
+        )
+    took_part = await session.scalars(
+        select(Consultation)
+        .join(Participant, Participant.consultation_id == Consultation.id)
+        .where(Participant.person_id == person.id)
+    )
+    for consultation in took_part:
+        if consultation.id in seen:
+            continue
+        kept.append(
+            {
+                "consultation": consultation.title,
+                "status": consultation.status.value,
+                "anonymous": consultation.anonymous,
+                "answers": [],
+                "note": "anonymous: you took part; your answers are kept with no link to you",
+            }
+        )
+    return kept
 
 
 async def forget(session: AsyncSession, person: Person) -> None:

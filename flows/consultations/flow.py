@@ -1,0 +1,892 @@
+"""/consult and /results for organisers, answering for residents, /register in a group.
+
+Writing: a one-line subject, one to five questions (one choice, several choices, a 1 to 5
+scale, a short text), who is asked, anonymous or named, results shown to respondents as
+they come or not, when it opens and closes; preview; send.
+Answering: one question at a time in the same message, with Skip and Back; answers can be
+changed until the deadline by tapping Answer again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.broadcasts import service as broadcasts
+from flows.consultations import results, service
+from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS
+from flows.consultations.service import Audience, Opened
+from flows.engine import (
+    END,
+    Action,
+    Choice,
+    Command,
+    Context,
+    Flow,
+    GroupCommand,
+    Inbound,
+    Next,
+    Option,
+    Prompt,
+    Reply,
+    Step,
+    action_data,
+)
+from flows.i18n import N_, Translator
+from flows.staff import (
+    ORGANISING,
+    coordinated,
+    council_in_use,
+    council_options,
+    councils_coordinated,
+    start_in_council,
+)
+from flows.talents import picker
+from flows.talents.catalogue import category_label
+from storage.models import (
+    Ballot,
+    Consultation,
+    ConsultationStatus,
+    Council,
+    Question,
+    QuestionKind,
+    Role,
+    utcnow,
+)
+from storage.queries import people, talents
+
+ORGANISER_PREFIX = "cso"
+KEYS = (
+    "cs_council",
+    "cs_title",
+    "cs_questions",
+    "cs_kind",
+    "cs_text",
+    "cs_audience",
+    "cs_place",
+    "cs_skills",
+    "cs_category",
+    "cs_anonymous",
+    "cs_live",
+    "cs_opens",
+    "cs_days",
+)
+KINDS = {
+    QuestionKind.SINGLE: N_("One choice"),
+    QuestionKind.MULTIPLE: N_("Several choices"),
+    QuestionKind.SCALE: N_("A scale from 1 to 5"),
+    QuestionKind.TEXT: N_("A short text"),
+}
+DEADLINES = {"2": N_("In 2 days"), "7": N_("In a week"), "14": N_("In two weeks")}
+OPTION_LENGTH = 60
+NOT_STAFF = N_("This command is for council coordinators and organisers.")
+BROKEN_BUTTON = N_("Sorry, this button does not work.")
+CLOSED = N_("This consultation is closed. Thank you all the same: this answer was not counted.")
+
+
+def cancel_row(ctx: Context) -> list[Option]:
+    return [Option("cancel", ctx._("Cancel"))]
+
+
+# --- writing the consultation ------------------------------------------------------------------
+
+
+async def new_consultation(ctx: Context) -> Next:
+    ctx.forget_values(*KEYS)
+    ctx.remember(cs_questions=[], cs_skills=[])
+    return await start_in_council(ctx, "cs_council", "consult.title", "consult.council", ORGANISING)
+
+
+async def council(ctx: Context) -> Council | None:
+    return await council_in_use(ctx, "cs_council", ORGANISING)
+
+
+async def ask_council(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Which council is this consultation for?"), await council_options(ctx, ORGANISING)
+    )
+
+
+async def handle_council(ctx: Context, value: str) -> Next:
+    ctx.remember(cs_council=int(value))
+    return "consult.title"
+
+
+async def cancel(ctx: Context, _value: str) -> Next:
+    ctx.forget_values(*KEYS)
+    ctx.say(ctx._("Cancelled: nothing was sent."))
+    return END
+
+
+async def ask_title(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("A quick consultation: what is it about? One line residents read first."),
+        [cancel_row(ctx)],
+    )
+
+
+async def handle_title(ctx: Context, text: str) -> Next:
+    ctx.remember(cs_title=text)
+    return "consult.kind"
+
+
+def drafted(ctx: Context) -> list[dict[str, Any]]:
+    return list(ctx.data.get("cs_questions", []))
+
+
+async def ask_kind(ctx: Context) -> Prompt:
+    number = len(drafted(ctx)) + 1
+    rows = [[Option(kind.value, ctx._(label))] for kind, label in KINDS.items()]
+    if drafted(ctx):
+        rows.append([Option("enough", "✅ " + ctx._("No more questions"))])
+    rows.append(cancel_row(ctx))
+    return Prompt(
+        ctx._("Question {number}: how do residents answer?").format(number=ctx.t.number(number)),
+        rows,
+    )
+
+
+async def handle_kind(ctx: Context, value: str) -> Next:
+    if value == "cancel":
+        return await cancel(ctx, value)
+    if value == "enough":
+        return "consult.audience"
+    ctx.remember(cs_kind=value)
+    return "consult.text"
+
+
+async def ask_text(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Write question {number}.").format(number=ctx.t.number(len(drafted(ctx)) + 1)),
+        [cancel_row(ctx)],
+    )
+
+
+async def handle_text(ctx: Context, text: str) -> Next:
+    kind = QuestionKind(str(ctx.data.get("cs_kind", QuestionKind.SINGLE.value)))
+    if kind in (QuestionKind.SINGLE, QuestionKind.MULTIPLE):
+        ctx.remember(cs_text=text)
+        return "consult.options"
+    return add_question(ctx, kind, text, [])
+
+
+def add_question(ctx: Context, kind: QuestionKind, text: str, options: list[str]) -> Next:
+    questions = [*drafted(ctx), {"kind": kind.value, "text": text, "options": options}]
+    ctx.remember(cs_questions=questions)
+    ctx.forget_values("cs_kind", "cs_text")
+    return "consult.audience" if len(questions) >= service.MAX_QUESTIONS else "consult.kind"
+
+
+async def ask_options(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Write the choices, one per line (2 to {most}).").format(
+            most=ctx.t.number(service.MAX_OPTIONS)
+        ),
+        [cancel_row(ctx)],
+    )
+
+
+async def handle_options(ctx: Context, text: str) -> Next:
+    options = [line.strip(" -•*\t") for line in text.splitlines()]
+    options = list(dict.fromkeys(o for o in options if o))
+    if not 2 <= len(options) <= service.MAX_OPTIONS or any(len(o) > OPTION_LENGTH for o in options):
+        ctx.say(
+            ctx._(
+                "Please write 2 to {most} choices, one per line, each under {length} characters."
+            ).format(most=ctx.t.number(service.MAX_OPTIONS), length=ctx.t.number(OPTION_LENGTH))
+        )
+        return "consult.options"
+    kind = QuestionKind(str(ctx.data.get("cs_kind", QuestionKind.SINGLE.value)))
+    return add_question(ctx, kind, str(ctx.data.get("cs_text", "")), options)
+
+
+async def ask_audience(ctx: Context) -> Prompt:
+    found = await council(ctx)
+    rows = [[Option(Audience.ALL.value, ctx._("Every member"))]]
+    if found is not None and found.neighbourhoods:
+        rows.append([Option(Audience.NEIGHBOURHOOD.value, ctx._("One neighbourhood"))])
+    rows.append([Option(Audience.SKILLS.value, ctx._("Directory members with some skills"))])
+    return Prompt(ctx._("Who is asked?"), rows)
+
+
+async def handle_audience(ctx: Context, value: str) -> Next:
+    ctx.remember(cs_audience=value)
+    if value == Audience.NEIGHBOURHOOD:
+        return "consult.place"
+    if value == Audience.SKILLS:
+        return "consult.skills"
+    return "consult.anonymous"
+
+
+async def ask_place(ctx: Context) -> Prompt:
+    found = await council(ctx)
+    places = found.neighbourhoods if found else []
+    return Prompt(
+        ctx._("Which neighbourhood?"), [[Option(str(i), p)] for i, p in enumerate(places)]
+    )
+
+
+async def handle_place(ctx: Context, value: str) -> Next:
+    found = await council(ctx)
+    if found is None or not value.isdigit() or int(value) >= len(found.neighbourhoods):
+        return "consult.place"
+    ctx.remember(cs_place=found.neighbourhoods[int(value)])
+    return "consult.anonymous"
+
+
+async def ask_skills(ctx: Context) -> Prompt:
+    skills = await talents.skills(ctx.session, int(ctx.data.get("cs_council", 0)))
+    chosen = list(ctx.data.get("cs_skills", []))
+    text = ctx._("Which skills? Members of the directory with one of them are asked.")
+    if chosen:
+        text += "\n\n" + ctx._("Chosen: {skills}").format(
+            skills=picker.chosen_names(ctx, skills, chosen)
+        )
+    return Prompt(text, picker.category_rows(ctx, skills, chosen))
+
+
+async def handle_skills(ctx: Context, value: str) -> Next:
+    if value.startswith(picker.CATEGORY):
+        ctx.remember(cs_category=value.removeprefix(picker.CATEGORY))
+        return "consult.skill_category"
+    if not ctx.data.get("cs_skills"):
+        ctx.remember(cs_audience=Audience.ALL.value)
+    return "consult.anonymous"
+
+
+async def ask_skill_category(ctx: Context) -> Prompt:
+    category = str(ctx.data.get("cs_category", ""))
+    skills = await talents.skills(ctx.session, int(ctx.data.get("cs_council", 0)))
+    return Prompt(
+        category_label(category, ctx.t),
+        picker.skill_rows(ctx, skills, category, list(ctx.data.get("cs_skills", []))),
+    )
+
+
+async def handle_skill_category(ctx: Context, value: str) -> Next:
+    if value == picker.BACK:
+        return "consult.skills"
+    ctx.remember(cs_skills=picker.toggled(ctx.data.get("cs_skills", []), value))
+    return "consult.skill_category"
+
+
+async def ask_anonymous(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Anonymous answers, or with first names?"),
+        [
+            [Option("yes", ctx._("Anonymous (recommended)"))],
+            [Option("no", ctx._("With first names"))],
+        ],
+    )
+
+
+async def handle_anonymous(ctx: Context, value: str) -> Next:
+    ctx.remember(cs_anonymous=value == "yes")
+    return "consult.live"
+
+
+async def ask_live(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("May residents see the results so far once they have answered?"),
+        [
+            [Option("no", ctx._("No, only after closing (recommended)"))],
+            [Option("yes", ctx._("Yes, as answers come"))],
+        ],
+    )
+
+
+async def handle_live(ctx: Context, value: str) -> Next:
+    ctx.remember(cs_live=value == "yes")
+    return "consult.opens"
+
+
+async def ask_opens(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("When does it open?"),
+        [[Option("now", ctx._("Now"))], [Option("tomorrow", ctx._("Tomorrow at 9:00"))]],
+    )
+
+
+async def handle_opens(ctx: Context, value: str) -> Next:
+    ctx.remember(cs_opens=value)
+    return "consult.deadline"
+
+
+def next_friday_evening(found: Council | None, now: datetime) -> datetime:
+    zone = ZoneInfo(found.timezone if found else "Europe/Paris")
+    local = now.astimezone(zone)
+    days = (4 - local.weekday()) % 7 or 7
+    friday = datetime.combine(local.date() + timedelta(days=days), time(18, 0), tzinfo=zone)
+    return friday.astimezone(ZoneInfo("UTC"))
+
+
+def opening(ctx: Context, found: Council | None, now: datetime) -> datetime:
+    if ctx.data.get("cs_opens") != "tomorrow":
+        return now
+    zone = ZoneInfo(found.timezone if found else "Europe/Paris")
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    return datetime.combine(tomorrow, time(9, 0), tzinfo=zone).astimezone(ZoneInfo("UTC"))
+
+
+async def ask_deadline(ctx: Context) -> Prompt:
+    found = await council(ctx)
+    now = utcnow()
+    friday = next_friday_evening(found, now)
+    rows = []
+    if friday - opening(ctx, found, now) >= timedelta(days=1):
+        label = ctx._("On {day} at 18:00").format(
+            day=ctx.t.day(friday, found.timezone if found else "Europe/Paris", "EEEE d MMMM")
+        )
+        rows.append([Option("friday", label)])
+    rows += [[Option(key, ctx._(label))] for key, label in DEADLINES.items()]
+    return Prompt(ctx._("Until when can residents answer?"), rows)
+
+
+async def handle_deadline(ctx: Context, value: str) -> Next:
+    ctx.remember(cs_days=value)
+    return "consult.preview"
+
+
+def draft(ctx: Context, found: Council | None) -> service.NewConsultation:
+    now = utcnow()
+    opens = opening(ctx, found, now)
+    days = str(ctx.data.get("cs_days", "7"))
+    closes = (
+        next_friday_evening(found, now)
+        if days == "friday"
+        else opens + timedelta(days=int(days) if days.isdigit() else 7)
+    )
+    questions = [
+        service.NewQuestion(QuestionKind(str(q["kind"])), str(q["text"]), list(q["options"]))
+        for q in drafted(ctx)
+    ]
+    return service.NewConsultation(
+        title=str(ctx.data.get("cs_title", "")),
+        questions=questions,
+        opens_at=opens,
+        closes_at=closes,
+        audience=Audience(str(ctx.data.get("cs_audience", Audience.ALL.value))),
+        neighbourhood=ctx.data.get("cs_place"),
+        skill_ids=[int(s) for s in ctx.data.get("cs_skills", [])],
+        anonymous=bool(ctx.data.get("cs_anonymous", True)),
+        live_results=bool(ctx.data.get("cs_live", False)),
+    )
+
+
+def kind_label(ctx: Context, kind: QuestionKind) -> str:
+    return ctx._(KINDS[kind])
+
+
+async def ask_preview(ctx: Context) -> Prompt:
+    found = await council(ctx)
+    if found is None:
+        return Prompt(ctx._(NOT_STAFF))
+    new = draft(ctx, found)
+    reach = await service.reach(ctx.session, found, new)
+    if reach == 0:
+        return Prompt(
+            ctx._("Nobody would be asked. Change who is asked, or cancel."),
+            [[Option("audience", ctx._("Change who is asked"))], cancel_row(ctx)],
+        )
+    preview = Consultation(
+        id=0,
+        title=new.title,
+        anonymous=new.anonymous,
+        closes_at=new.closes_at,
+        opens_at=new.opens_at,
+    )
+    shown = service.invitation(found, preview, len(new.questions))(ctx.t).text
+    head = ctx.ngettext(
+        "Preview: this consultation will go to {count} resident.",
+        "Preview: this consultation will go to {count} residents.",
+        reach,
+    ).format(count=ctx.t.number(reach))
+    lines = [head, "", shown, ""]
+    for number, question in enumerate(new.questions, start=1):
+        lines.append(f"{number}. {question.text} ({kind_label(ctx, question.kind)})")
+        lines += [f"   • {option}" for option in question.options]
+    if new.opens_at > utcnow():
+        lines += [
+            "",
+            ctx._("Opens {date}.").format(date=ctx.t.moment(new.opens_at, found.timezone)),
+        ]
+    return Prompt(
+        "\n".join(lines),
+        [
+            [Option("send", ctx._("Send")), Option("audience", ctx._("Change who is asked"))],
+            cancel_row(ctx),
+        ],
+    )
+
+
+async def handle_preview(ctx: Context, value: str) -> Next:
+    if value == "cancel":
+        return await cancel(ctx, value)
+    if value == "audience":
+        return "consult.audience"
+    found = await council(ctx)
+    if found is None:
+        ctx.forget_values(*KEYS)
+        ctx.say(ctx._(NOT_STAFF))
+        return END
+    new = draft(ctx, found)
+    if not new.questions:
+        return "consult.kind"
+    report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
+    consultation = await service.create(ctx.session, found, new, ctx.person, report_to)
+    ctx.forget_values(*KEYS)
+    if consultation.status is ConsultationStatus.OPEN:
+        ctx.say(ctx._("On its way. Follow the answers with /results."))
+    else:
+        ctx.say(
+            ctx._("Saved: it opens {date}. Follow it with /results.").format(
+                date=ctx.t.moment(consultation.opens_at, found.timezone)
+            )
+        )
+    return END
+
+
+# --- residents answering -----------------------------------------------------------------------
+
+
+async def start_answering(ctx: Context, args: Sequence[str]) -> None:
+    """The "Answer" button of an invitation (its data is checked, not trusted)."""
+    assert ctx.person is not None
+    if len(args) != 1 or not args[0].isdigit():
+        ctx.toast = ctx._(BROKEN_BUTTON)
+        return
+    consultation = await ctx.session.get(Consultation, int(args[0]))
+    if consultation is None or not await service.may_answer(ctx.session, consultation, ctx.person):
+        ctx.toast = ctx._(BROKEN_BUTTON)
+        return
+    if await service.is_open(consultation) is not Opened.OK:
+        ctx.say(ctx._(CLOSED))
+        return
+    await service.ballot_for(ctx.session, consultation, ctx.person)
+    ctx.remember(cs_answer=consultation.id, cs_q=0, cs_ticked=None)
+    await ctx.engine.go(ctx, "consult.answer")
+
+
+async def answering(ctx: Context) -> tuple[Consultation, Ballot, list[Question], int] | None:
+    """The consultation being answered, if it is still open."""
+    if ctx.person is None:
+        return None
+    consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_answer", 0)))
+    if consultation is None or await service.is_open(consultation) is not Opened.OK:
+        return None
+    ballot = await service.ballot_for(ctx.session, consultation, ctx.person)
+    questions = await service.questions_of(ctx.session, consultation.id)
+    index = min(int(ctx.data.get("cs_q", 0)), len(questions) - 1)
+    return consultation, ballot, questions, index
+
+
+async def ask_answer(ctx: Context) -> Prompt:
+    current = await answering(ctx)
+    if current is None:
+        return Prompt(ctx._(CLOSED))
+    _consultation, ballot, questions, index = current
+    question = questions[index]
+    options, text = await service.given(ctx.session, ballot, question)
+    ticked = ctx.data.get("cs_ticked")
+    chosen = set(options if ticked is None else ticked)
+    head = f"{ctx.t.number(index + 1)}/{ctx.t.number(len(questions))} · {question.text}"
+    rows: list[list[Option]] = []
+    if question.kind is QuestionKind.SCALE:
+        rows.append(
+            [
+                Option(f"o{v}", ("✅" if v in chosen else "") + ctx.t.number(v))
+                for v in service.SCALE
+            ]
+        )
+        head += "\n" + ctx._("1 = not at all, 5 = very much")
+    elif question.kind is QuestionKind.TEXT:
+        head += "\n" + ctx._("Write your answer (up to {limit} characters).").format(
+            limit=ctx.t.number(service.TEXT_LIMIT)
+        )
+        if text:
+            head += "\n" + ctx._("Your answer: {text}").format(text=text)
+    else:
+        rows += [
+            [Option(f"o{i}", (picker.TICK if i in chosen else "") + label)]
+            for i, label in enumerate(question.options)
+        ]
+        if question.kind is QuestionKind.MULTIPLE:
+            head += "\n" + ctx._("Tick all that apply, then Done.")
+            rows.append([Option("done", picker.TICK + ctx._("Done"))])
+    last = [Option("skip", ctx._("Skip") + " ⏭")]
+    if index > 0:
+        last.insert(0, Option("back", "◀ " + ctx._("Back")))
+    rows.append(last)
+    return Prompt(head, rows)
+
+
+async def handle_answer_choice(ctx: Context, value: str) -> Next:
+    current = await answering(ctx)
+    if current is None:
+        return await too_late(ctx)
+    _consultation, ballot, questions, index = current
+    question = questions[index]
+    if value == "back":
+        ctx.remember(cs_q=max(index - 1, 0), cs_ticked=None)
+        return "consult.answer"
+    if value == "skip":
+        await service.record(ctx.session, ballot, question)
+        return await next_question(ctx, index, len(questions))
+    if value == "done":
+        ticked = ctx.data.get("cs_ticked")
+        if ticked is not None:
+            await service.record(ctx.session, ballot, question, [int(o) for o in ticked])
+        return await next_question(ctx, index, len(questions))
+    option = int(value[1:])
+    if question.kind is QuestionKind.MULTIPLE:
+        ticked = ctx.data.get("cs_ticked")
+        before = (
+            set(ticked)
+            if ticked is not None
+            else set((await service.given(ctx.session, ballot, question))[0])
+        )
+        ctx.remember(cs_ticked=sorted(before ^ {option}))
+        return "consult.answer"
+    await service.record(ctx.session, ballot, question, [option])
+    return await next_question(ctx, index, len(questions))
+
+
+async def handle_answer_text(ctx: Context, text: str) -> Next:
+    current = await answering(ctx)
+    if current is None:
+        return await too_late(ctx)
+    _consultation, ballot, questions, index = current
+    question = questions[index]
+    if question.kind is not QuestionKind.TEXT:
+        ctx.say(ctx._("Please answer with the buttons below."))
+        return "consult.answer"
+    await service.record(ctx.session, ballot, question, text=text)
+    return await next_question(ctx, index, len(questions))
+
+
+async def too_late(ctx: Context) -> Next:
+    ctx.forget_values("cs_answer", "cs_q", "cs_ticked")
+    ctx.say(ctx._(CLOSED))
+    return END
+
+
+async def next_question(ctx: Context, index: int, count: int) -> Next:
+    if index + 1 < count:
+        ctx.remember(cs_q=index + 1, cs_ticked=None)
+        return "consult.answer"
+    consultation = await ctx.session.get_one(Consultation, int(ctx.data.get("cs_answer", 0)))
+    found = await ctx.session.get_one(Council, consultation.council_id)
+    assert ctx.person is not None
+    if (
+        found.neighbourhoods
+        and (await service.neighbourhood_of(ctx.session, found.id, ctx.person.id)) is None
+        and not await said_nothing(ctx, found)
+    ):
+        return "consult.where"
+    return await finish(ctx, consultation, found)
+
+
+async def said_nothing(ctx: Context, found: Council) -> bool:
+    """They chose not to say where they live (stored as an empty neighbourhood)."""
+    assert ctx.person is not None
+    membership = await people.membership(ctx.session, ctx.person, found)
+    return membership is not None and membership.neighbourhood == ""
+
+
+async def finish(ctx: Context, consultation: Consultation, found: Council) -> Next:
+    ctx.forget_values("cs_answer", "cs_q", "cs_ticked")
+    ctx.say(
+        ctx._(
+            "Thank you! Your answers are saved. You can change them until {date}: "
+            "tap “Answer” again."
+        ).format(date=ctx.t.moment(consultation.closes_at, found.timezone))
+    )
+    if consultation.live_results:
+        figures = await service.aggregate(ctx.session, consultation, found.small_group_threshold)
+        ctx.say(results.summary(ctx.t, consultation, figures, final=False))
+    return END
+
+
+async def ask_where(ctx: Context) -> Prompt:
+    consultation = await ctx.session.get_one(Consultation, int(ctx.data.get("cs_answer", 0)))
+    found = await ctx.session.get_one(Council, consultation.council_id)
+    rows = [[Option(str(i), place)] for i, place in enumerate(found.neighbourhoods)]
+    rows.append([Option("none", ctx._("I'd rather not say"))])
+    return Prompt(
+        ctx._("One last thing, for the results by neighbourhood: where do you live?"), rows
+    )
+
+
+async def handle_where(ctx: Context, value: str) -> Next:
+    assert ctx.person is not None
+    consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_answer", 0)))
+    if consultation is None:
+        return END
+    found = await ctx.session.get_one(Council, consultation.council_id)
+    place = ""
+    if value.isdigit() and int(value) < len(found.neighbourhoods):
+        place = found.neighbourhoods[int(value)]
+    await service.set_neighbourhood(ctx.session, found, ctx.person, place or "")
+    return await finish(ctx, consultation, found)
+
+
+# --- organisers following their consultations --------------------------------------------------
+
+
+async def list_results(ctx: Context) -> Next:
+    allowed = await councils_coordinated(
+        ctx.session, ctx.inbound.channel, ctx.inbound.sender_id, ctx.is_admin, ORGANISING
+    )
+    found = await service.consultations_of(
+        ctx.session, [c.id for c in allowed], utcnow() - timedelta(days=30)
+    )
+    if not found:
+        ctx.say(ctx._("No consultations yet. Ask one with /consult."))
+        return END
+    by_id = {c.id: c for c in allowed}
+    for consultation in found:
+        ctx.replies.append(await card(ctx, consultation, by_id[consultation.council_id]))
+    return END
+
+
+async def card(ctx: Context, consultation: Consultation, found: Council) -> Reply:
+    zone = found.timezone
+    lines = [consultation.title]
+    if consultation.status is ConsultationStatus.SCHEDULED:
+        lines.append(ctx._("Opens {date}.").format(date=ctx.t.moment(consultation.opens_at, zone)))
+    elif consultation.status is ConsultationStatus.OPEN:
+        lines.append(
+            ctx._("Open until {date}.").format(date=ctx.t.moment(consultation.closes_at, zone))
+        )
+        figures = await service.aggregate(ctx.session, consultation, found.small_group_threshold)
+        lines.append(results.rate_line(ctx.t, figures))
+    elif consultation.results is not None:
+        lines.append(ctx._("Closed."))
+        lines.append(results.rate_line(ctx.t, consultation.results))
+
+    def button(label: str, op: str) -> Choice:
+        return Choice(label, action_data(ORGANISER_PREFIX, consultation.id, op))
+
+    rows: list[tuple[Choice, ...]] = []
+    if consultation.status is not ConsultationStatus.SCHEDULED:
+        rows.append((button("📊 " + ctx._("See the results"), "see"),))
+    if consultation.status is ConsultationStatus.OPEN:
+        rows.append((button("⏹ " + ctx._("Close now"), "close"),))
+    if consultation.status is ConsultationStatus.CLOSED and consultation.followed_up_at is None:
+        rows.append((button("💬 " + ctx._("Tell them what we did"), "follow"),))
+    return Reply("\n".join(lines), tuple(rows))
+
+
+async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) != 2 or not args[0].isdigit():
+        ctx.toast = ctx._(BROKEN_BUTTON)
+        return
+    consultation = await ctx.session.get(Consultation, int(args[0]))
+    found = None
+    if consultation is not None:
+        found = await coordinated(
+            ctx.session,
+            ctx.inbound.channel,
+            ctx.inbound.sender_id,
+            ctx.is_admin,
+            consultation.council_id,
+            ORGANISING,
+        )
+    if consultation is None or found is None:
+        ctx.toast = ctx._(BROKEN_BUTTON)
+        return
+    op = args[1]
+    if op == "see" and consultation.status is not ConsultationStatus.SCHEDULED:
+        final = consultation.status is ConsultationStatus.CLOSED
+        figures = (
+            consultation.results
+            if final and consultation.results
+            else await service.aggregate(ctx.session, consultation, found.small_group_threshold)
+        )
+        ctx.replies += await results.result_replies(ctx.t, consultation, figures, final)
+        return
+    if op == "close" and consultation.status is ConsultationStatus.OPEN:
+        ctx.remember(cs_edit=consultation.id)
+        await ctx.engine.go(ctx, "consult.confirm_close")
+        return
+    if op == "follow" and consultation.status is ConsultationStatus.CLOSED:
+        ctx.remember(cs_edit=consultation.id)
+        await ctx.engine.go(ctx, "consult.follow_up")
+        return
+    ctx.say(ctx._("This consultation can no longer be changed."))
+
+
+async def edited(ctx: Context) -> tuple[Consultation, Council] | None:
+    consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_edit", 0)))
+    if consultation is None:
+        return None
+    found = await coordinated(
+        ctx.session,
+        ctx.inbound.channel,
+        ctx.inbound.sender_id,
+        ctx.is_admin,
+        consultation.council_id,
+        ORGANISING,
+    )
+    return None if found is None else (consultation, found)
+
+
+async def ask_confirm_close(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Close it now? Nobody can answer after that; results go out at once."),
+        [[Option("yes", ctx._("Yes, close it")), Option("no", ctx._("No, leave it open"))]],
+    )
+
+
+async def handle_confirm_close(ctx: Context, value: str) -> Next:
+    current = await edited(ctx)
+    ctx.forget_values("cs_edit")
+    if value != "yes":
+        ctx.say(ctx._("Alright, nothing changed."))
+        return END
+    if current is None:
+        ctx.say(ctx._(NOT_STAFF))
+        return END
+    consultation, found = current
+    if consultation.status is not ConsultationStatus.OPEN:
+        ctx.say(ctx._("This consultation can no longer be changed."))
+        return END
+    figures = await service.close_consultation(ctx.session, consultation, utcnow())
+    await results.post(ctx.session, consultation, found, figures)
+    await results.hear_back(ctx.session, consultation, found, figures)
+    ctx.say(ctx._("Closed. The results are on their way."))
+    return END
+
+
+async def ask_follow_up(ctx: Context) -> Prompt:
+    return Prompt(
+        ctx._("Write what the council did with the answers: it goes to everyone who took part."),
+        [cancel_row(ctx)],
+    )
+
+
+async def handle_follow_up(ctx: Context, text: str) -> Next:
+    current = await edited(ctx)
+    ctx.forget_values("cs_edit")
+    if current is None:
+        ctx.say(ctx._(NOT_STAFF))
+        return END
+    consultation, found = current
+    if consultation.followed_up_at is not None:
+        ctx.say(ctx._("This consultation can no longer be changed."))
+        return END
+    count = await results.follow_up(ctx.session, consultation, found, text)
+    consultation.followed_up_at = utcnow()
+    ctx.say(
+        ctx.ngettext("Sent to {count} participant.", "Sent to {count} participants.", count).format(
+            count=ctx.t.number(count)
+        )
+    )
+    return END
+
+
+async def cancel_follow_up(ctx: Context, _value: str) -> Next:
+    ctx.forget_values("cs_edit")
+    ctx.say(ctx._("Alright, nothing changed."))
+    return END
+
+
+# --- the council's group chat ------------------------------------------------------------------
+
+
+async def register_group(
+    session: AsyncSession, inbound: Inbound, t: Translator, is_admin: bool
+) -> str | None:
+    """/register in a group, by a coordinator: results and digests are posted there."""
+    allowed = await councils_coordinated(
+        session, inbound.channel, inbound.sender_id, is_admin, frozenset({Role.COORDINATOR})
+    )
+    if inbound.argument:
+        allowed = [c for c in allowed if c.slug == inbound.argument.strip().lower()]
+    if not allowed:
+        return t._("Only a coordinator of the council can register this group.")
+    if len(allowed) > 1:
+        return t._("Which council? Send /register followed by its short name: {names}").format(
+            names=", ".join(c.slug for c in allowed)
+        )
+    found = await session.get_one(Council, allowed[0].id)
+    found.group_channel = inbound.channel
+    found.group_chat_id = inbound.chat_id
+    if found.digest_days and found.next_digest_at is None:
+        found.next_digest_at = utcnow() + timedelta(days=found.digest_days)
+    t = Translator(found.locale)
+    return t._(
+        "This group now receives the results of {council}'s consultations and its digest."
+    ).format(council=found.name)
+
+
+FLOW = Flow(
+    name="consultations",
+    steps=[
+        Step("consult.council", ask_council, on_choice=handle_council),
+        Step(
+            "consult.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=200
+        ),
+        Step("consult.kind", ask_kind, on_choice=handle_kind),
+        Step("consult.text", ask_text, on_choice=cancel, on_text=handle_text, max_text_length=300),
+        Step(
+            "consult.options",
+            ask_options,
+            on_choice=cancel,
+            on_text=handle_options,
+            max_text_length=1000,
+        ),
+        Step("consult.audience", ask_audience, on_choice=handle_audience),
+        Step("consult.place", ask_place, on_choice=handle_place),
+        Step("consult.skills", ask_skills, on_choice=handle_skills, in_place=True),
+        Step(
+            "consult.skill_category",
+            ask_skill_category,
+            on_choice=handle_skill_category,
+            in_place=True,
+        ),
+        Step("consult.anonymous", ask_anonymous, on_choice=handle_anonymous),
+        Step("consult.live", ask_live, on_choice=handle_live),
+        Step("consult.opens", ask_opens, on_choice=handle_opens),
+        Step("consult.deadline", ask_deadline, on_choice=handle_deadline),
+        Step("consult.preview", ask_preview, on_choice=handle_preview),
+        Step(
+            "consult.answer",
+            ask_answer,
+            on_choice=handle_answer_choice,
+            on_text=handle_answer_text,
+            max_text_length=service.TEXT_LIMIT,
+            in_place=True,
+        ),
+        Step("consult.where", ask_where, on_choice=handle_where, in_place=True),
+        Step("consult.confirm_close", ask_confirm_close, on_choice=handle_confirm_close),
+        Step(
+            "consult.follow_up",
+            ask_follow_up,
+            on_choice=cancel_follow_up,
+            on_text=handle_follow_up,
+            max_text_length=1000,
+        ),
+    ],
+    commands=[
+        Command(
+            "consult", new_consultation, N_("ask residents a few quick questions"), roles=ORGANISING
+        ),
+        Command(
+            "results",
+            list_results,
+            N_("see the results of your consultations, close them"),
+            roles=ORGANISING,
+        ),
+    ],
+    actions=[
+        Action(service.ANSWER_PREFIX, start_answering),
+        Action(ORGANISER_PREFIX, organiser_action),
+    ],
+    jobs=[OPEN_CONSULTATIONS, CLOSE_CONSULTATIONS],
+    group_commands=[GroupCommand("register", register_group)],
+)

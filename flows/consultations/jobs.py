@@ -1,0 +1,26 @@
+"""Scheduled work for consultations: opening at their time, closing at their deadline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.consultations import results, service
+from flows.engine import Job
+from storage.models import Council
+
+
+async def close_consultations(session: AsyncSession, now: datetime) -> int:
+    """Close what is due: results to the organiser and the group, and to each respondent."""
+    closed = await service.close_due(session, now)
+    for consultation in closed:
+        council = await session.get_one(Council, consultation.council_id)
+        figures = consultation.results or {}
+        await results.post(session, consultation, council, figures)
+        await results.hear_back(session, consultation, council, figures)
+    return len(closed)
+
+
+OPEN_CONSULTATIONS = Job("open-consultations", timedelta(seconds=30), service.open_due)
+CLOSE_CONSULTATIONS = Job("close-consultations", timedelta(seconds=30), close_consultations)

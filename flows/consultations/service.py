@@ -1,0 +1,662 @@
+"""Consultations: who is asked, answers saved one by one, and closing with results.
+
+Each answer is written as it is given (nothing is lost if the resident stops half-way).
+At closing the scheduler computes the figures once and keeps them on the consultation;
+in an anonymous consultation the answers then stop pointing to anyone: who took part is
+kept apart (to tell them the results), written in person order, not in answering order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.broadcasts import service as broadcasts
+from flows.calls import service as calls
+from flows.engine import Choice, Reply, action_data
+from flows.i18n import Translator
+from storage.models import (
+    Ballot,
+    Consultation,
+    ConsultationStatus,
+    Council,
+    Membership,
+    Participant,
+    Person,
+    PersonStatus,
+    Question,
+    QuestionKind,
+    Response,
+    TalentProfile,
+    utcnow,
+)
+
+ANSWER_PREFIX = "cons"
+MAX_QUESTIONS = 5
+MAX_OPTIONS = 8
+TEXT_LIMIT = 300
+SCALE = (1, 2, 3, 4, 5)
+
+
+class Audience(enum.StrEnum):
+    ALL = "all"
+    NEIGHBOURHOOD = "neighbourhood"
+    SKILLS = "skills"
+
+
+@dataclass(frozen=True)
+class NewQuestion:
+    kind: QuestionKind
+    text: str
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NewConsultation:
+    title: str
+    questions: list[NewQuestion]
+    opens_at: datetime
+    closes_at: datetime
+    audience: Audience = Audience.ALL
+    neighbourhood: str | None = None
+    skill_ids: list[int] = field(default_factory=list)
+    anonymous: bool = True
+    live_results: bool = False
+
+
+def neighbourhood_of_member() -> ColumnElement[Any]:
+    """A member's neighbourhood: what they told a consultation, else their directory profile."""
+    from_profile = (
+        select(TalentProfile.neighbourhood)
+        .where(
+            TalentProfile.person_id == Membership.person_id,
+            TalentProfile.council_id == Membership.council_id,
+        )
+        .scalar_subquery()
+    )
+    return func.coalesce(Membership.neighbourhood, from_profile)
+
+
+def audience(
+    council: Council, audience_kind: str, neighbourhood: str | None, skills: list[int]
+) -> Select[int]:
+    """Who is asked."""
+    if audience_kind == Audience.SKILLS and skills:
+        return calls.audience(council, skills, [])
+    members = broadcasts.members(council)
+    if audience_kind == Audience.NEIGHBOURHOOD and neighbourhood:
+        return members.where(neighbourhood_of_member() == neighbourhood)
+    return members
+
+
+def audience_of(council: Council, consultation: Consultation) -> Select[int]:
+    return audience(
+        council, consultation.audience, consultation.neighbourhood, consultation.skill_ids
+    )
+
+
+async def reach(session: AsyncSession, council: Council, new: NewConsultation) -> int:
+    who = audience(council, new.audience, new.neighbourhood, new.skill_ids)
+    return await broadcasts.audience_size(session, who)
+
+
+# --- creating and opening ----------------------------------------------------------------------
+
+
+async def create(
+    session: AsyncSession,
+    council: Council,
+    new: NewConsultation,
+    organiser: Person | None,
+    report_to: broadcasts.ReportTo,
+    now: datetime | None = None,
+) -> Consultation:
+    """Record the consultation; it opens now (the invitations go out) or at its time."""
+    now = now or utcnow()
+    consultation = Consultation(
+        council_id=council.id,
+        created_by=organiser.id if organiser else None,
+        organiser_channel=report_to.channel,
+        organiser_chat=report_to.chat_id,
+        organiser_locale=report_to.locale,
+        title=new.title,
+        anonymous=new.anonymous,
+        live_results=new.live_results,
+        audience=new.audience.value,
+        neighbourhood=new.neighbourhood,
+        skill_ids=list(new.skill_ids),
+        opens_at=max(new.opens_at, now),
+        closes_at=new.closes_at,
+        status=ConsultationStatus.SCHEDULED,
+        audience_size=0,
+    )
+    session.add(consultation)
+    await session.flush()
+    for position, question in enumerate(new.questions[:MAX_QUESTIONS]):
+        session.add(
+            Question(
+                consultation_id=consultation.id,
+                position=position,
+                kind=question.kind,
+                text=question.text,
+                options=list(question.options[:MAX_OPTIONS]),
+            )
+        )
+    await session.flush()
+    if consultation.opens_at <= now:
+        await open_consultation(session, consultation, council, organiser)
+    return consultation
+
+
+def invitation(council: Council, consultation: Consultation, questions: int) -> broadcasts.Render:
+    def render(t: Translator) -> Reply:
+        lines = [
+            "📝 " + t._("Your opinion — {council}").format(council=council.name),
+            "",
+            consultation.title,
+            "",
+            t.ngettext(
+                "{count} question, about a minute.",
+                "{count} questions, about a minute.",
+                questions,
+            ).format(count=t.number(questions)),
+            t._("Answer by {date}.").format(
+                date=t.moment(consultation.closes_at, council.timezone)
+            ),
+        ]
+        if consultation.anonymous:
+            lines.append(t._("Your answers are anonymous."))
+        button = Choice("✏️ " + t._("Answer"), action_data(ANSWER_PREFIX, consultation.id))
+        return Reply("\n".join(lines), ((button,),))
+
+    return render
+
+
+async def questions_of(session: AsyncSession, consultation_id: int) -> list[Question]:
+    found = await session.scalars(
+        select(Question)
+        .where(Question.consultation_id == consultation_id)
+        .order_by(Question.position)
+    )
+    return list(found)
+
+
+async def open_consultation(
+    session: AsyncSession,
+    consultation: Consultation,
+    council: Council,
+    organiser: Person | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Send the invitations to the audience, in each person's language."""
+    questions = await questions_of(session, consultation.id)
+    report_to = None
+    if consultation.organiser_chat and consultation.organiser_channel:
+        report_to = broadcasts.ReportTo(
+            consultation.organiser_channel,
+            consultation.organiser_chat,
+            consultation.organiser_locale,
+        )
+    broadcast = await broadcasts.start_broadcast(
+        session,
+        council=council,
+        kind="consultation",
+        subject=f"consultation:{consultation.id}",
+        audience=audience_of(council, consultation),
+        render=invitation(council, consultation, len(questions)),
+        started_by=organiser,
+        report_to=report_to,
+    )
+    consultation.broadcast_id = broadcast.id
+    consultation.audience_size = broadcast.audience_size
+    consultation.status = ConsultationStatus.OPEN
+    consultation.opened_at = now or utcnow()
+
+
+async def open_due(session: AsyncSession, now: datetime) -> int:
+    """The scheduler's tick: open the consultations whose time came (each by one process)."""
+    due = await session.scalars(
+        select(Consultation)
+        .where(Consultation.status == ConsultationStatus.SCHEDULED, Consultation.opens_at <= now)
+        .limit(20)
+        .with_for_update(skip_locked=True)
+    )
+    opened = 0
+    for consultation in list(due):
+        council = await session.get_one(Council, consultation.council_id)
+        if consultation.closes_at <= now:  # its whole time passed while the bot was down
+            consultation.status = ConsultationStatus.CLOSED
+            consultation.closed_at = now
+            continue
+        await open_consultation(session, consultation, council, now=now)
+        opened += 1
+    return opened
+
+
+# --- answering ---------------------------------------------------------------------------------
+
+
+class Opened(enum.Enum):
+    OK = "ok"
+    CLOSED = "closed"
+    NOT_YET = "not_yet"
+    NOT_ALLOWED = "not_allowed"
+
+
+async def is_open(consultation: Consultation, now: datetime | None = None) -> Opened:
+    now = now or utcnow()
+    if consultation.status == ConsultationStatus.SCHEDULED:
+        return Opened.NOT_YET
+    if consultation.status == ConsultationStatus.CLOSED or now >= consultation.closes_at:
+        return Opened.CLOSED
+    return Opened.OK
+
+
+async def may_answer(session: AsyncSession, consultation: Consultation, person: Person) -> bool:
+    """Only the people the consultation was sent to: in its audience, and members since it
+    opened (checked again at each tap: buttons can be forged or passed on)."""
+    council = await session.get_one(Council, consultation.council_id)
+    who = audience_of(council, consultation).subquery()
+    found = await session.scalar(select(who.c[0]).where(who.c[0] == person.id).limit(1))
+    if found is None:
+        return False
+    joined = await session.scalar(
+        select(Membership.joined_at).where(
+            Membership.person_id == person.id, Membership.council_id == council.id
+        )
+    )
+    opened = consultation.opened_at or consultation.opens_at
+    return joined is not None and joined <= opened
+
+
+async def ballot_for(session: AsyncSession, consultation: Consultation, person: Person) -> Ballot:
+    """The person's ballot, made at their first answer, with their neighbourhood."""
+    ballot = await session.scalar(
+        select(Ballot).where(
+            Ballot.consultation_id == consultation.id, Ballot.person_id == person.id
+        )
+    )
+    if ballot is None:
+        ballot = Ballot(
+            consultation_id=consultation.id,
+            person_id=person.id,
+            neighbourhood=await neighbourhood_of(session, consultation.council_id, person.id),
+        )
+        session.add(ballot)
+        await session.flush()
+    return ballot
+
+
+async def neighbourhood_of(session: AsyncSession, council_id: int, person_id: int) -> str | None:
+    found = await session.scalar(
+        select(neighbourhood_of_member()).where(
+            Membership.council_id == council_id, Membership.person_id == person_id
+        )
+    )
+    return str(found) if found else None
+
+
+async def set_neighbourhood(
+    session: AsyncSession, council: Council, person: Person, neighbourhood: str
+) -> None:
+    """Remember where a member lives (asked once; "" if they would rather not say), and
+    file their open ballots under it."""
+    if neighbourhood and neighbourhood not in council.neighbourhoods:
+        return  # "" means they would rather not say
+    await session.execute(
+        update(Membership)
+        .where(Membership.council_id == council.id, Membership.person_id == person.id)
+        .values(neighbourhood=neighbourhood)
+    )
+    open_ballots = (
+        select(Ballot.id)
+        .join(Consultation, Consultation.id == Ballot.consultation_id)
+        .where(
+            Ballot.person_id == person.id,
+            Consultation.council_id == council.id,
+            Consultation.status == ConsultationStatus.OPEN,
+        )
+    )
+    place = neighbourhood or None
+    await session.execute(
+        update(Ballot).where(Ballot.id.in_(open_ballots)).values(neighbourhood=place)
+    )
+    await session.execute(
+        update(Response).where(Response.ballot_id.in_(open_ballots)).values(neighbourhood=place)
+    )
+
+
+async def record(
+    session: AsyncSession,
+    ballot: Ballot,
+    question: Question,
+    options: Sequence[int] = (),
+    text: str | None = None,
+) -> None:
+    """Replace the answer to one question (nothing given: the question is skipped)."""
+    await session.execute(
+        delete(Response).where(Response.ballot_id == ballot.id, Response.question_id == question.id)
+    )
+    ballot.answered &= ~(1 << question.position)
+    if question.kind is QuestionKind.TEXT:
+        if text:
+            ballot.answered |= 1 << question.position
+            session.add(
+                Response(
+                    ballot_id=ballot.id,
+                    question_id=question.id,
+                    text=text[:TEXT_LIMIT],
+                    neighbourhood=ballot.neighbourhood,
+                )
+            )
+    else:
+        allowed = SCALE if question.kind is QuestionKind.SCALE else range(len(question.options))
+        chosen = sorted({o for o in options if o in allowed})
+        if question.kind is not QuestionKind.MULTIPLE:
+            chosen = chosen[:1]
+        if chosen:
+            ballot.answered |= 1 << question.position
+        for option in chosen:
+            session.add(
+                Response(
+                    ballot_id=ballot.id,
+                    question_id=question.id,
+                    option=option,
+                    neighbourhood=ballot.neighbourhood,
+                )
+            )
+    await session.flush()
+
+
+async def given(
+    session: AsyncSession, ballot: Ballot, question: Question
+) -> tuple[list[int], str | None]:
+    """What the person answered to a question so far."""
+    rows = (
+        await session.execute(
+            select(Response.option, Response.text).where(
+                Response.ballot_id == ballot.id, Response.question_id == question.id
+            )
+        )
+    ).all()
+    return [r[0] for r in rows if r[0] is not None], next((r[1] for r in rows if r[1]), None)
+
+
+# --- closing and results -----------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    """The answers of one group of respondents to one question."""
+
+    answered: int = 0
+    counts: list[int] = field(default_factory=list)  # per option, or per scale value 1..5
+    mean: float | None = None  # scales only
+
+    def as_json(self) -> dict[str, object]:
+        return {"answered": self.answered, "counts": self.counts, "mean": self.mean}
+
+
+OTHER = "*other*"  # small neighbourhoods merged
+UNKNOWN = "*unknown*"  # respondents whose neighbourhood is not known
+
+
+async def aggregate(
+    session: AsyncSession, consultation: Consultation, threshold: int
+) -> dict[str, object]:
+    """The figures: per question, counts and shares (or the mean), and by neighbourhood,
+    where a group smaller than `threshold` is merged with the other small ones, or hidden.
+    Three GROUP BY queries over the answers, whatever their number."""
+    questions = await questions_of(session, consultation.id)
+    ids = [q.id for q in questions]
+    by_key: dict[tuple[int, str], dict[int, int]] = {}
+    if ids:
+        rows = await session.execute(
+            select(
+                Response.question_id,
+                Response.neighbourhood,
+                Response.option,
+                func.count(),
+            )
+            .where(Response.question_id.in_(ids), Response.option.is_not(None))
+            .group_by(Response.question_id, Response.neighbourhood, Response.option)
+        )
+        for question_id, place, option, count in rows:
+            by_key.setdefault((question_id, place or UNKNOWN), {})[int(option or 0)] = int(count)
+    answered: dict[tuple[int, str], int] = {}
+    respondents = 0
+    if questions:
+        bits = [
+            func.sum(case((Ballot.answered.op("&")(1 << q.position) != 0, 1), else_=0))
+            for q in questions
+        ]
+        per_place = await session.execute(
+            select(
+                Ballot.neighbourhood,
+                func.sum(case((Ballot.answered != 0, 1), else_=0)),
+                *bits,
+            )
+            .where(Ballot.consultation_id == consultation.id)
+            .group_by(Ballot.neighbourhood)
+        )
+        for place, people, *per_question in per_place:
+            respondents += int(people or 0)
+            for question, count in zip(questions, per_question, strict=True):
+                if count:
+                    answered[(question.id, place or UNKNOWN)] = int(count)
+    texts: dict[int, list[str]] = {}
+    text_ids = [q.id for q in questions if q.kind is QuestionKind.TEXT]
+    if text_ids:
+        named = not consultation.anonymous
+        query = (
+            select(Response.question_id, Response.text, Person.first_name)
+            .join(Ballot, Ballot.id == Response.ballot_id)
+            .outerjoin(Person, Person.id == Ballot.person_id)
+            .where(Response.question_id.in_(text_ids), Response.text.is_not(None))
+            .order_by(Response.id)
+        )
+        for question_id, text, name in await session.execute(query):
+            texts.setdefault(question_id, []).append(
+                f"{name}: {text}" if named and name else str(text)
+            )
+
+    out_questions = []
+    for question in questions:
+        size = len(SCALE) if question.kind is QuestionKind.SCALE else len(question.options)
+        places = {place for (qid, place) in answered if qid == question.id}
+        cells = {
+            place: cell_of(
+                question, size, by_key.get((question.id, place), {}), answered[(question.id, place)]
+            )
+            for place in places
+        }
+        whole = merge(question, size, list(cells.values()))
+        shown: dict[str, Cell] = {}
+        small: list[Cell] = []
+        for place, cell in sorted(cells.items()):
+            if cell.answered >= threshold:
+                shown[place] = cell
+            else:
+                small.append(cell)
+        if small:
+            merged = merge(question, size, small)
+            if merged.answered >= threshold:
+                shown[OTHER] = merged
+        out_questions.append(
+            {
+                "id": question.id,
+                "position": question.position,
+                "kind": question.kind.value,
+                "text": question.text,
+                "options": list(question.options)
+                if question.kind is not QuestionKind.SCALE
+                else [str(v) for v in SCALE],
+                "all": whole.as_json(),
+                "by_neighbourhood": {place: cell.as_json() for place, cell in shown.items()},
+                "texts": texts.get(question.id, []),
+            }
+        )
+    return {
+        "respondents": respondents,
+        "audience": consultation.audience_size,
+        "threshold": threshold,
+        "anonymous": consultation.anonymous,
+        "questions": out_questions,
+    }
+
+
+def cell_of(question: Question, size: int, counts: dict[int, int], answered: int) -> Cell:
+    if question.kind is QuestionKind.SCALE:
+        values = [counts.get(v, 0) for v in SCALE]
+        total = sum(values)
+        mean = sum(v * c for v, c in zip(SCALE, values, strict=True)) / total if total else None
+        return Cell(answered, values, mean)
+    if question.kind is QuestionKind.TEXT:
+        return Cell(answered, [])
+    return Cell(answered, [counts.get(i, 0) for i in range(size)])
+
+
+def merge(question: Question, size: int, cells: Sequence[Cell]) -> Cell:
+    width = len(SCALE) if question.kind is QuestionKind.SCALE else size
+    if question.kind is QuestionKind.TEXT:
+        width = 0
+    counts = [sum(c.counts[i] for c in cells if len(c.counts) > i) for i in range(width)]
+    merged = Cell(sum(c.answered for c in cells), counts)
+    if question.kind is QuestionKind.SCALE:
+        total = sum(counts)
+        merged.mean = (
+            sum(v * c for v, c in zip(SCALE, counts, strict=True)) / total if total else None
+        )
+    return merged
+
+
+async def close_consultation(
+    session: AsyncSession, consultation: Consultation, now: datetime
+) -> dict[str, object]:
+    """Close: compute the results, keep who took part, cut answers from people if anonymous."""
+    council = await session.get_one(Council, consultation.council_id)
+    consultation.status = ConsultationStatus.CLOSED
+    consultation.closed_at = now
+    if consultation.closes_at > now:
+        consultation.closes_at = now  # closed early
+    results = await aggregate(session, consultation, council.small_group_threshold)
+    consultation.results = results
+    answered = (
+        select(Ballot.consultation_id, Ballot.person_id, Ballot.neighbourhood)
+        .where(
+            Ballot.consultation_id == consultation.id,
+            Ballot.person_id.is_not(None),
+            Ballot.answered != 0,
+        )
+        .order_by(Ballot.person_id)
+    )
+    await session.execute(
+        insert(Participant).from_select(["consultation_id", "person_id", "neighbourhood"], answered)
+    )
+    if consultation.anonymous:
+        await session.execute(
+            update(Ballot).where(Ballot.consultation_id == consultation.id).values(person_id=None)
+        )
+        await blur_small_places(session, consultation, council.small_group_threshold)
+    return results
+
+
+async def blur_small_places(
+    session: AsyncSession, consultation: Consultation, threshold: int
+) -> None:
+    """In a neighbourhood with fewer respondents than the threshold, a ballot's place would
+    point to the few people who live there: the raw answers forget it."""
+    sizes = await session.execute(
+        select(Ballot.neighbourhood, func.count())
+        .where(Ballot.consultation_id == consultation.id, Ballot.neighbourhood.is_not(None))
+        .group_by(Ballot.neighbourhood)
+    )
+    small = [place for place, count in sizes if count < threshold]
+    if not small:
+        return
+    ballots = select(Ballot.id).where(
+        Ballot.consultation_id == consultation.id, Ballot.neighbourhood.in_(small)
+    )
+    await session.execute(
+        update(Response).where(Response.ballot_id.in_(ballots)).values(neighbourhood=None)
+    )
+    await session.execute(
+        update(Ballot)
+        .where(Ballot.consultation_id == consultation.id, Ballot.neighbourhood.in_(small))
+        .values(neighbourhood=None)
+    )
+
+
+async def close_due(session: AsyncSession, now: datetime) -> list[Consultation]:
+    due = await session.scalars(
+        select(Consultation)
+        .where(Consultation.status == ConsultationStatus.OPEN, Consultation.closes_at <= now)
+        .limit(10)
+        .with_for_update(skip_locked=True)
+    )
+    closed = []
+    for consultation in list(due):
+        await close_consultation(session, consultation, now)
+        closed.append(consultation)
+    return closed
+
+
+def participants(consultation_id: int) -> Select[int]:
+    """Those who took part (known once the consultation is closed) and still listen."""
+    return (
+        select(Participant.person_id)
+        .join(Person, Person.id == Participant.person_id)
+        .where(Participant.consultation_id == consultation_id, Person.status == PersonStatus.ACTIVE)
+    )
+
+
+def participants_in(consultation_id: int, neighbourhood: str | None) -> Select[int]:
+    """Those who took part in one neighbourhood (None: neighbourhood not known)."""
+    if neighbourhood is None:
+        return participants(consultation_id).where(Participant.neighbourhood.is_(None))
+    return participants(consultation_id).where(Participant.neighbourhood == neighbourhood)
+
+
+async def participant_places(session: AsyncSession, consultation_id: int) -> list[str | None]:
+    rows = await session.scalars(
+        select(Participant.neighbourhood)
+        .where(Participant.consultation_id == consultation_id)
+        .distinct()
+    )
+    return list(rows)
+
+
+async def consultations_of(
+    session: AsyncSession, council_ids: Sequence[int], since: datetime
+) -> list[Consultation]:
+    if not council_ids:
+        return []
+    found = await session.scalars(
+        select(Consultation)
+        .where(
+            Consultation.council_id.in_(list(council_ids)),
+            or_(
+                Consultation.status != ConsultationStatus.CLOSED,
+                Consultation.closed_at >= since,
+            ),
+        )
+        .order_by(Consultation.closes_at)
+        .limit(10)
+    )
+    return list(found)

@@ -1,0 +1,1 @@
+"""The periodic digest: what happened in the council, posted to its group."""

@@ -1,0 +1,12 @@
+"""The digest's flow: no conversation, one scheduled job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flows.digest import service
+from flows.engine import Flow, Job
+
+DIGESTS = Job("digests", timedelta(minutes=5), service.send_due)
+
+FLOW = Flow(name="digest", jobs=[DIGESTS])
