@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings, SettingsError, load_settings
+from flows.consultations import export as consultation_export
 from flows.councils import create as create_council
 from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES, Translator
 from flows.meetings import export as meeting_export
@@ -333,6 +334,7 @@ class ExportKind(enum.StrEnum):
     TALENTS = "talents"
     CALLS = "calls"
     MEETINGS = "meetings"
+    CONSULTATIONS = "consultations"
 
 
 class ExportFormat(enum.StrEnum):
@@ -346,8 +348,8 @@ def export(
     council: Annotated[str, typer.Option(help="The council's slug.")],
     format: Annotated[ExportFormat, typer.Option(help="csv or json.")] = ExportFormat.CSV,
 ) -> None:
-    """Export a council's talent directory, its calls or its meetings with their answers,
-    to stdout."""
+    """Export a council's talent directory, its calls, its meetings with their answers or
+    its consultations with their figures, to stdout."""
     config = settings()
     upgrade_database(config)
 
@@ -359,6 +361,8 @@ def export(
             return await talent_export.directory(session, found)
         if kind is ExportKind.MEETINGS:
             return await meeting_export.meetings(session, found)
+        if kind is ExportKind.CONSULTATIONS:
+            return await consultation_export.consultations(session, found)
         return await talent_export.call_answers(session, found)
 
     data = with_session(config, rows)
@@ -367,6 +371,8 @@ def export(
         return
     if kind is ExportKind.MEETINGS:
         data = meeting_export.rows(data)
+    if kind is ExportKind.CONSULTATIONS:
+        data = consultation_export.rows(data)
     if not data:
         return
     writer = csv.DictWriter(sys.stdout, fieldnames=list(data[0]), lineterminator="\n")

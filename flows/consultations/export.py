@@ -1,0 +1,82 @@
+"""A council's consultations with their figures, for `coupdepouce export consultations`.
+
+A closed consultation gives the figures kept at its closing; an open one, the figures so
+far, computed now with the council's small-group threshold; a scheduled one (or one whose
+time passed while the bot was down) is listed with no figures. Small neighbourhood groups
+are merged or hidden as in the results posted in chat, and free texts are as there too:
+in an anonymous consultation they name nobody; where the organiser chose named answers,
+each starts with its author's first name. Opening and closing times are in the council's
+time zone, with their offset.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.consultations.service import aggregate
+from flows.i18n import Translator
+from storage.models import Consultation, ConsultationStatus, Council
+
+ENGLISH = Translator("en")  # column names and group labels, like the other exports
+
+
+async def consultations(session: AsyncSession, council: Council) -> list[dict[str, Any]]:
+    """One entry per consultation, by opening time, with its figures (None: none yet)."""
+    zone = ZoneInfo(council.timezone)
+    query = (
+        select(Consultation)
+        .where(Consultation.council_id == council.id)
+        .order_by(Consultation.opens_at, Consultation.id)
+    )
+    exported = []
+    for consultation in list(await session.scalars(query)):
+        results: dict[str, Any] | None
+        if consultation.status == ConsultationStatus.OPEN:
+            results = await aggregate(session, consultation, council.small_group_threshold)
+        else:
+            results = consultation.results
+        exported.append(
+            {
+                "consultation_id": consultation.id,
+                "title": consultation.title,
+                "status": consultation.status.value,
+                "anonymous": consultation.anonymous,
+                "opens_at": consultation.opens_at.astimezone(zone).isoformat(),
+                "closes_at": consultation.closes_at.astimezone(zone).isoformat(),
+                "audience_size": consultation.audience_size,
+                "results": results,
+            }
+        )
+    return exported
+
+
+def rows(exported: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The figures flattened for CSV: the rows of the results table that organisers get in
+    chat (in English), each prefixed by its consultation; one row with empty figure columns
+    for a consultation with no figures yet."""
+    header = _table({"questions": []})[0]
+    flat = []
+    for consultation in exported:
+        fields = {
+            "consultation_id": consultation["consultation_id"],
+            "consultation": consultation["title"],
+        }
+        figures = _table(consultation["results"])[1:] if consultation["results"] else []
+        for line in figures or [[""] * len(header)]:
+            flat.append({**fields, **dict(zip(header, line, strict=True))})
+    return flat
+
+
+def _table(results: Mapping[str, Any]) -> list[list[str]]:
+    """`results.table`, read back: its header, then one list of cells per row."""
+    # Imported here: it draws charts too, and matplotlib is slow to load for other exports.
+    from flows.consultations.results import table
+
+    return list(csv.reader(io.StringIO(table(ENGLISH, results).decode("utf-8-sig"))))
