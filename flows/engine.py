@@ -18,12 +18,14 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.i18n import Translator, negotiate
 from storage.db import session_scope
-from storage.models import Conversation, Council, Person, ProcessedEvent, Role
+from storage.models import Conversation, Council, Person, ProcessedEvent, Role, utcnow
 from storage.queries import people
 
 log = logging.getLogger(__name__)
@@ -211,6 +213,7 @@ class Context:
     drop_conversation: bool = False  # set when the conversation's row must go (erasure)
     toast: str | None = None  # a short notice for the tapped button
     tapped: bool = False  # a button of the current question was tapped: its message can be redrawn
+    memo: dict[str, Any] = field(default_factory=dict)  # what a step loaded, for the next one
 
     def _(self, message: str) -> str:
         return self.t._(message)
@@ -509,14 +512,17 @@ def apology(inbound: Inbound) -> Reply:
 
 
 async def _first_time(session: AsyncSession, inbound: Inbound) -> bool:
-    """Record the event id; False when it was already processed."""
+    """Record the event id; False when it was already processed (one INSERT … ON CONFLICT
+    DO NOTHING: this runs for every update, so no savepoint)."""
     assert inbound.event_id is not None
-    try:
-        async with session.begin_nested():
-            session.add(ProcessedEvent(channel=inbound.channel, event_id=inbound.event_id))
-    except IntegrityError:
-        return False
-    return True
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(ProcessedEvent)
+        .values(channel=inbound.channel, event_id=inbound.event_id, processed_at=utcnow())
+        .on_conflict_do_nothing()
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def _load_conversation(session: AsyncSession, inbound: Inbound) -> Conversation:

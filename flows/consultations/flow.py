@@ -472,14 +472,19 @@ async def start_answering(ctx: Context, args: Sequence[str]) -> None:
 
 
 async def answering(ctx: Context) -> tuple[Consultation, Ballot, list[Question], int] | None:
-    """The consultation being answered, if it is still open."""
+    """The consultation being answered, if it is still open (loaded once per tap: the
+    handler and the next question share it)."""
     if ctx.person is None:
         return None
-    consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_answer", 0)))
-    if consultation is None or await service.is_open(consultation) is not Opened.OK:
-        return None
-    ballot = await service.ballot_for(ctx.session, consultation, ctx.person)
-    questions = await service.questions_of(ctx.session, consultation.id)
+    loaded = ctx.memo.get("consultation")
+    if loaded is None:
+        consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_answer", 0)))
+        if consultation is None or await service.is_open(consultation) is not Opened.OK:
+            return None
+        ballot = await service.ballot_for(ctx.session, consultation, ctx.person)
+        questions = await service.questions_of(ctx.session, consultation.id)
+        loaded = ctx.memo["consultation"] = (consultation, ballot, questions)
+    consultation, ballot, questions = loaded
     index = min(int(ctx.data.get("cs_q", 0)), len(questions) - 1)
     return consultation, ballot, questions, index
 

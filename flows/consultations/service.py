@@ -388,6 +388,8 @@ async def given(
     session: AsyncSession, ballot: Ballot, question: Question
 ) -> tuple[list[int], str | None]:
     """What the person answered to a question so far."""
+    if not ballot.answered & (1 << question.position):
+        return [], None  # nothing yet: no need to ask the database
     rows = (
         await session.execute(
             select(Response.option, Response.text).where(

@@ -27,7 +27,7 @@ async def person_by_identity(
         select(Person)
         .join(Identity)
         .where(Identity.channel == channel, Identity.external_id == external_id)
-        .options(selectinload(Person.identities), selectinload(Person.memberships))
+        .options(selectinload(Person.identities))
     )
     return await session.scalar(query)
 
