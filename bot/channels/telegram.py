@@ -56,7 +56,6 @@ CONNECTIONS = (
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 SEND_ATTEMPTS = 3
-CHATS_AT_ONCE = 16  # chats whose updates are handled side by side (each chat's in order)
 SEND_BACKOFF = 1.0
 
 
@@ -166,7 +165,6 @@ class TelegramChannel:
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self._polling: asyncio.Task[None] | None = None
         self._offset = 0
-        self._concurrency = asyncio.Semaphore(CHATS_AT_ONCE)
 
     @property
     def bot_username(self) -> str:
@@ -254,27 +252,11 @@ class TelegramChannel:
                 backoff = min(backoff * 2, 60)
                 continue
             backoff = 1.0
-            await self._process_batch(raw or ())
-
-    async def _process_batch(self, batch: Sequence[Any]) -> None:
-        """Handle a batch of updates: each chat's in order, different chats side by side (so
-        one chat's Bot API calls do not hold the others up); the batch is confirmed once
-        every update in it was processed, so a crash loses none."""
-        by_chat: dict[int, list[Update]] = {}
-        for data in batch:
-            update = self._decode(data)
-            if update is not None:
-                chat = update.effective_chat
-                by_chat.setdefault(chat.id if chat else -update.update_id, []).append(update)
-
-        async def in_order(updates: list[Update]) -> None:
-            async with self._concurrency:
-                for update in updates:
+            for data in raw or ():
+                update = self._decode(data)
+                if update is not None:
                     await self.application.process_update(update)
-
-        await asyncio.gather(*(in_order(updates) for updates in by_chat.values()))
-        for data in batch:
-            self._offset = max(self._offset, int(data.get("update_id", -1)) + 1)
+                self._offset = max(self._offset, int(data.get("update_id", -1)) + 1)
 
     def _decode(self, data: Any) -> Update | None:
         """Parse one update; one the library cannot read is skipped rather than stop the bot."""
