@@ -13,7 +13,6 @@ from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prom
 from flows.i18n import N_, Translator
 from flows.staff import council_in_use, council_options, start_in_council
 from flows.talents import picker
-from flows.talents.catalogue import category_label
 from flows.talents.flow import AVAILABILITY
 from storage.models import Answer, Call, Council, Priority, Role, Skill, utcnow
 from storage.queries import outbox, talents
@@ -85,37 +84,8 @@ async def cancel(ctx: Context, _value: str) -> Next:
     return END
 
 
-async def ask_skills(ctx: Context) -> Prompt:
-    skills = await catalogue(ctx)
-    chosen = list(ctx.data.get("call_skills", []))
-    text = ctx._("Which skills are needed? Tick none to ask every member.")
-    if chosen:
-        names = picker.chosen_names(ctx, skills, chosen)
-        text += "\n\n" + ctx._("Chosen: {skills}").format(skills=names)
-    return Prompt(text, picker.category_rows(ctx, skills, chosen))
-
-
-async def handle_skills(ctx: Context, value: str) -> Next:
-    if value.startswith(picker.CATEGORY):
-        ctx.remember(call_category=value.removeprefix(picker.CATEGORY))
-        return "calls.skill_category"
+async def skills_done(_ctx: Context) -> Next:
     return "calls.when"
-
-
-async def ask_skill_category(ctx: Context) -> Prompt:
-    category = str(ctx.data.get("call_category", ""))
-    chosen = list(ctx.data.get("call_skills", []))
-    return Prompt(
-        category_label(category, ctx.t),
-        picker.skill_rows(ctx, await catalogue(ctx), category, chosen),
-    )
-
-
-async def handle_skill_category(ctx: Context, value: str) -> Next:
-    if value == picker.BACK:
-        return "calls.skills"
-    ctx.remember(call_skills=picker.toggled(ctx.data.get("call_skills", []), value))
-    return "calls.skill_category"
 
 
 async def ask_when(ctx: Context) -> Prompt:
@@ -312,12 +282,14 @@ FLOW = Flow(
             on_text=handle_description,
             max_text_length=1000,
         ),
-        Step("calls.skills", ask_skills, on_choice=handle_skills, in_place=True),
-        Step(
-            "calls.skill_category",
-            ask_skill_category,
-            on_choice=handle_skill_category,
-            in_place=True,
+        *picker.skill_steps(
+            "calls.skills",
+            council_key="call_council",
+            skills_key="call_skills",
+            category_key="call_category",
+            category_step="calls.skill_category",
+            question=N_("Which skills are needed? Tick none to ask every member."),
+            on_done=skills_done,
         ),
         Step("calls.when", ask_when, on_choice=handle_when, in_place=True),
         Step("calls.people", ask_people, on_choice=handle_people),

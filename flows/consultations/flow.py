@@ -46,7 +46,6 @@ from flows.staff import (
     start_in_council,
 )
 from flows.talents import picker
-from flows.talents.catalogue import category_label
 from storage.models import (
     Ballot,
     Consultation,
@@ -57,7 +56,7 @@ from storage.models import (
     Role,
     utcnow,
 )
-from storage.queries import people, talents
+from storage.queries import people
 
 ORGANISER_PREFIX = "cso"
 KEYS = (
@@ -238,40 +237,10 @@ async def handle_place(ctx: Context, value: str) -> Next:
     return "consult.anonymous"
 
 
-async def ask_skills(ctx: Context) -> Prompt:
-    skills = await talents.skills(ctx.session, int(ctx.data.get("cs_council", 0)))
-    chosen = list(ctx.data.get("cs_skills", []))
-    text = ctx._("Which skills? Members of the directory with one of them are asked.")
-    if chosen:
-        text += "\n\n" + ctx._("Chosen: {skills}").format(
-            skills=picker.chosen_names(ctx, skills, chosen)
-        )
-    return Prompt(text, picker.category_rows(ctx, skills, chosen))
-
-
-async def handle_skills(ctx: Context, value: str) -> Next:
-    if value.startswith(picker.CATEGORY):
-        ctx.remember(cs_category=value.removeprefix(picker.CATEGORY))
-        return "consult.skill_category"
+async def skills_done(ctx: Context) -> Next:
     if not ctx.data.get("cs_skills"):
-        ctx.remember(cs_audience=Audience.ALL.value)
+        ctx.remember(cs_audience=Audience.ALL.value)  # none ticked: everyone
     return "consult.anonymous"
-
-
-async def ask_skill_category(ctx: Context) -> Prompt:
-    category = str(ctx.data.get("cs_category", ""))
-    skills = await talents.skills(ctx.session, int(ctx.data.get("cs_council", 0)))
-    return Prompt(
-        category_label(category, ctx.t),
-        picker.skill_rows(ctx, skills, category, list(ctx.data.get("cs_skills", []))),
-    )
-
-
-async def handle_skill_category(ctx: Context, value: str) -> Next:
-    if value == picker.BACK:
-        return "consult.skills"
-    ctx.remember(cs_skills=picker.toggled(ctx.data.get("cs_skills", []), value))
-    return "consult.skill_category"
 
 
 async def ask_anonymous(ctx: Context) -> Prompt:
@@ -847,12 +816,14 @@ FLOW = Flow(
         ),
         Step("consult.audience", ask_audience, on_choice=handle_audience),
         Step("consult.place", ask_place, on_choice=handle_place),
-        Step("consult.skills", ask_skills, on_choice=handle_skills, in_place=True),
-        Step(
-            "consult.skill_category",
-            ask_skill_category,
-            on_choice=handle_skill_category,
-            in_place=True,
+        *picker.skill_steps(
+            "consult.skills",
+            council_key="cs_council",
+            skills_key="cs_skills",
+            category_key="cs_category",
+            category_step="consult.skill_category",
+            question=N_("Which skills? Members of the directory with one of them are asked."),
+            on_done=skills_done,
         ),
         Step("consult.anonymous", ask_anonymous, on_choice=handle_anonymous),
         Step("consult.live", ask_live, on_choice=handle_live),

@@ -45,9 +45,7 @@ from flows.staff import (
     start_in_council,
 )
 from flows.talents import picker
-from flows.talents.catalogue import category_label
-from storage.models import Call, Council, Meeting, MeetingStatus, Skill, utcnow
-from storage.queries import talents
+from storage.models import Call, Council, Meeting, MeetingStatus, utcnow
 
 ORGANISER_PREFIX = "mto"
 KEYS = (
@@ -357,44 +355,10 @@ async def handle_audience(ctx: Context, value: str) -> Next:
     return "meetings.deadline"
 
 
-async def catalogue(ctx: Context) -> Sequence[Skill]:
-    return await talents.skills(ctx.session, int(ctx.data.get("mt_council", 0)))
-
-
-async def ask_skills(ctx: Context) -> Prompt:
-    skills = await catalogue(ctx)
-    chosen = list(ctx.data.get("mt_skills", []))
-    text = ctx._("Which skills? Members of the directory with one of them are invited.")
-    if chosen:
-        text += "\n\n" + ctx._("Chosen: {skills}").format(
-            skills=picker.chosen_names(ctx, skills, chosen)
-        )
-    return Prompt(text, picker.category_rows(ctx, skills, chosen))
-
-
-async def handle_skills(ctx: Context, value: str) -> Next:
-    if value.startswith(picker.CATEGORY):
-        ctx.remember(mt_category=value.removeprefix(picker.CATEGORY))
-        return "meetings.skill_category"
+async def skills_done(ctx: Context) -> Next:
     if not ctx.data.get("mt_skills"):
         ctx.remember(mt_audience=Audience.ALL.value)  # none ticked: everyone
     return "meetings.deadline"
-
-
-async def ask_skill_category(ctx: Context) -> Prompt:
-    category = str(ctx.data.get("mt_category", ""))
-    chosen = list(ctx.data.get("mt_skills", []))
-    return Prompt(
-        category_label(category, ctx.t),
-        picker.skill_rows(ctx, await catalogue(ctx), category, chosen),
-    )
-
-
-async def handle_skill_category(ctx: Context, value: str) -> Next:
-    if value == picker.BACK:
-        return "meetings.skills"
-    ctx.remember(mt_skills=picker.toggled(ctx.data.get("mt_skills", []), value))
-    return "meetings.skill_category"
 
 
 async def ask_call(ctx: Context) -> Prompt:
@@ -988,12 +952,14 @@ FLOW = Flow(
             max_text_length=10,
         ),
         Step("meetings.audience", ask_audience, on_choice=handle_audience),
-        Step("meetings.skills", ask_skills, on_choice=handle_skills, in_place=True),
-        Step(
-            "meetings.skill_category",
-            ask_skill_category,
-            on_choice=handle_skill_category,
-            in_place=True,
+        *picker.skill_steps(
+            "meetings.skills",
+            council_key="mt_council",
+            skills_key="mt_skills",
+            category_key="mt_category",
+            category_step="meetings.skill_category",
+            question=N_("Which skills? Members of the directory with one of them are invited."),
+            on_done=skills_done,
         ),
         Step("meetings.call", ask_call, on_choice=handle_call),
         Step("meetings.deadline", ask_deadline, on_choice=handle_deadline),

@@ -5,11 +5,12 @@ Used by residents describing themselves and by coordinators describing a call.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
-from flows.engine import Context, Option
+from flows.engine import Context, Next, Option, Prompt, Step
 from flows.talents.catalogue import category_label, skill_label
 from storage.models import Skill
+from storage.queries import talents
 
 TICK = "✅ "
 CATEGORY = "cat:"
@@ -49,3 +50,55 @@ def chosen_names(ctx: Context, skills: Sequence[Skill], chosen: Collection[int])
 
 def toggled(chosen: Collection[int], value: str) -> list[int]:
     return sorted(set(chosen) ^ {int(value)})
+
+
+def skill_steps(
+    name: str,
+    *,
+    council_key: str,
+    skills_key: str,
+    category_key: str,
+    category_step: str,
+    question: str,
+    on_done: Callable[[Context], Awaitable[Next]],
+) -> tuple[Step, Step]:
+    """A staff task's two skill-picking steps, redrawn in place: the council's categories
+    (`name`), then one category's skills to tick (`category_step`). `question` is marked
+    with N_() by the caller; Done hands over to `on_done`."""
+
+    async def catalogue(ctx: Context) -> Sequence[Skill]:
+        return await talents.skills(ctx.session, int(ctx.data.get(council_key, 0)))
+
+    async def ask(ctx: Context) -> Prompt:
+        skills = await catalogue(ctx)
+        chosen = list(ctx.data.get(skills_key, []))
+        text = ctx._(question)
+        if chosen:
+            names = chosen_names(ctx, skills, chosen)
+            text += "\n\n" + ctx._("Chosen: {skills}").format(skills=names)
+        return Prompt(text, category_rows(ctx, skills, chosen))
+
+    async def handle(ctx: Context, value: str) -> Next:
+        if value.startswith(CATEGORY):
+            ctx.remember(**{category_key: value.removeprefix(CATEGORY)})
+            return category_step
+        return await on_done(ctx)
+
+    async def ask_category(ctx: Context) -> Prompt:
+        category = str(ctx.data.get(category_key, ""))
+        chosen = list(ctx.data.get(skills_key, []))
+        return Prompt(
+            category_label(category, ctx.t),
+            skill_rows(ctx, await catalogue(ctx), category, chosen),
+        )
+
+    async def handle_category(ctx: Context, value: str) -> Next:
+        if value == BACK:
+            return name
+        ctx.remember(**{skills_key: toggled(ctx.data.get(skills_key, []), value)})
+        return category_step
+
+    return (
+        Step(name, ask, on_choice=handle, in_place=True),
+        Step(category_step, ask_category, on_choice=handle_category, in_place=True),
+    )
