@@ -37,6 +37,8 @@ class Scheduler:
         self.on_work = on_work
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[object]] = set()
+        self._ticked: set[str] = set()
+        self._caught_up = asyncio.Event()  # every job has run once since the start
 
     async def start(self) -> None:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
@@ -53,6 +55,12 @@ class Scheduler:
                 misfire_grace_time=None,
             )
         self._scheduler.start()
+        if not self.jobs:
+            self._caught_up.set()
+
+    async def caught_up(self) -> None:
+        """Wait until every job ran its first tick (what was missed while down is done)."""
+        await self._caught_up.wait()
 
     async def stop(self) -> None:
         """No new ticks; let the ones under way finish their transaction, then shut down
@@ -79,6 +87,10 @@ class Scheduler:
         except Exception:
             log.exception("scheduled job %s failed; it will run again at its next tick", job.name)
             return 0
+        finally:
+            self._ticked.add(job.name)
+            if len(self._ticked) >= len({j.name for j in self.jobs}):
+                self._caught_up.set()
         if done:
             log.info("%s: %d done", job.name, done)
             if self.on_work is not None:

@@ -166,6 +166,9 @@ async def start_bot(make_settings: Callable[..., Settings]) -> AsyncIterator[Sta
             app.dispatcher.limits = limits
         running.append(app)
         await app.start()
+        # Stories tick jobs themselves: the start-up ticks (work missed while down) must be
+        # over first, or one could take the rows a story is about to tick for.
+        await app.scheduler.caught_up()
         return app
 
     yield start
