@@ -51,7 +51,8 @@ class CoupDePouce:
                 ),
                 rate=settings.broadcast_rate,
             )
-        senders: dict[str, Sender] = {}
+        self.webchat = WebChatChannel(self.engine, self.sessions)
+        senders: dict[str, Sender] = {self.webchat.channel: self.webchat}
         if self.telegram is not None:
             senders[self.telegram.channel] = self.telegram
         self.dispatcher = Dispatcher(
@@ -70,7 +71,6 @@ class CoupDePouce:
         self.scheduler = Scheduler(
             self.sessions, [job for flow in flows for job in flow.jobs], self.dispatcher.wake
         )
-        self.webchat = WebChatChannel(self.engine, self.sessions)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.running = False

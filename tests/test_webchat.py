@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -10,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from bot.channels.webchat import COOKIE
-from storage.models import Council, Identity
-from tests.conftest import in_transaction
-from tests.helpers import FR
+from flows.i18n import Translator
+from storage.models import Council, Identity, OutboxMessage, OutboxStatus
+from tests.conftest import StartBot, in_transaction
+from tests.helpers import AR, FR
+from tests.test_broadcast import FAST, broadcast_to_members
 
 
 class Browser:
@@ -105,3 +109,96 @@ async def test_unreadable_messages_change_nothing(bot: CoupDePouce, council: Cou
             assert "/start" in answer["replies"][0]["text"]
     finally:
         await browser.close()
+
+
+async def onboard_on_the_web(
+    browser: Browser, socket: aiohttp.ClientWebSocketResponse, t: Translator = FR
+) -> None:
+    consent = await browser.say(socket, {"type": "text", "text": "/start quartier-nord"})
+    [reply] = consent["replies"]
+    yes = next(c for row in reply["choices"] for c in row if c["label"] == t._("✅ Yes, I agree"))
+    await browser.say(socket, {"type": "choice", "data": yes["data"]})
+
+
+async def test_council_messages_wait_in_the_mailbox_until_the_page_takes_them(
+    start_bot: StartBot, council: Council
+) -> None:
+    bot = await start_bot(limits=FAST)
+    browser = Browser(bot, "fr-FR")
+    try:
+        await browser.open_page()
+        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            await onboard_on_the_web(browser, socket)
+        # The page is closed: the council's message waits.
+        broadcast = await broadcast_to_members(bot, council)
+        await eventually(lambda: sent(bot, broadcast))
+        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            waiting = await socket.receive_json(timeout=5)
+            assert waiting["type"] == "message"
+            assert waiting["text"] == FR._("Hello! Send /help to see what I can do.")
+            assert waiting["dir"] == "ltr"
+        # Not acknowledged (the page went before showing it): sent again, then taken.
+        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            again = await socket.receive_json(timeout=5)
+            assert again["id"] == waiting["id"]
+            await socket.send_json({"type": "ack", "id": again["id"]})
+            answer = await browser.say(socket, {"type": "text", "text": "/help"})
+            assert answer["type"] == "outcome"  # nothing else was waiting before it
+        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            answer = await browser.say(socket, {"type": "text", "text": "/help"})
+            assert answer["type"] == "outcome"
+        # Connected: the next one arrives at once.
+        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            await broadcast_to_members(bot, council)
+            live = await socket.receive_json(timeout=10)
+            assert live["type"] == "message" and live["id"] > waiting["id"]
+    finally:
+        await browser.close()
+
+
+async def test_an_acknowledgement_only_takes_ones_own_messages(
+    start_bot: StartBot, council: Council
+) -> None:
+    bot = await start_bot(limits=FAST)
+    first, second = Browser(bot, "fr-FR"), Browser(bot, "ar")
+    try:
+        for browser in (first, second):
+            await browser.open_page()
+            async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+                await onboard_on_the_web(browser, socket, FR if browser is first else AR)
+        broadcast = await broadcast_to_members(bot, council)
+        await eventually(lambda: sent(bot, broadcast, expected=2))
+        async with first.client.ws_connect(f"{first.base}/chat/ws") as socket:
+            mine = await socket.receive_json(timeout=5)
+            for forged in (mine["id"] + 1, mine["id"] - 1, "1", True, None):
+                await socket.send_json({"type": "ack", "id": forged})
+        async with second.client.ws_connect(f"{second.base}/chat/ws") as socket:
+            theirs = await socket.receive_json(timeout=5)
+            assert theirs["type"] == "message" and theirs["id"] != mine["id"]
+            assert theirs["dir"] == "rtl"  # they chose Arabic in the page's language
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition still unmet"
+        await asyncio.sleep(0.05)
+
+
+async def sent(app: CoupDePouce, broadcast_id: int, expected: int = 1) -> bool:
+    async def count(session: AsyncSession) -> int:
+        return len(
+            list(
+                await session.scalars(
+                    select(OutboxMessage.id).where(
+                        OutboxMessage.broadcast_id == broadcast_id,
+                        OutboxMessage.status == OutboxStatus.SENT,
+                    )
+                )
+            )
+        )
+
+    return bool(await in_transaction(app, count) >= expected)

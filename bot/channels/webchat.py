@@ -2,6 +2,11 @@
 
 A person is identified by a signed cookie holding a random id; the flows do not
 know which channel they talk to.
+
+Replies to what the person does go straight back over the socket. Messages from the
+outbox (invitations, calls, reminders, results) are written to the person's mailbox
+(`web_messages`), pushed to every open page of theirs, and marked delivered when a page
+acknowledges them; those not acknowledged are sent again at the next connection.
 """
 
 from __future__ import annotations
@@ -14,16 +19,21 @@ import json
 import logging
 import re
 import secrets
+from collections import defaultdict
 from importlib import resources
 from string import Template
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.dispatcher import Delivery, DeliveryKind
+from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
-from flows.i18n import Translator, negotiate
+from flows.i18n import RTL_LOCALES, Translator, negotiate
 from storage.db import session_scope
+from storage.models import Identity, Person, WebMessage, utcnow
 from storage.queries import secrets as stored_secrets
 
 log = logging.getLogger(__name__)
@@ -60,6 +70,10 @@ def to_inbound(chat_id: str, payload: Any, language_code: str | None) -> Inbound
     return Inbound(text=text, **common)
 
 
+def _mailed(row: WebMessage) -> dict[str, Any]:
+    return {"type": "message", "id": row.id, **row.payload}
+
+
 def render(outcome: Outcome) -> dict[str, Any]:
     """The JSON the page shows: replies with buttons and files, and a notice for the tap."""
     return {
@@ -88,12 +102,79 @@ def _reply(reply: Reply) -> dict[str, Any]:
 
 
 class WebChatChannel:
-    """Serves the chat page and its WebSocket."""
+    """Serves the chat page and its WebSocket, and delivers the outbox to web chat persons."""
+
+    channel = CHANNEL
 
     def __init__(self, engine: Engine, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.engine = engine
         self.sessions = sessions
+        self.limiter = RateLimiter(1000.0)  # writing to the mailbox: the database is the limit
         self._key = b""
+        self._sockets: defaultdict[str, set[web.WebSocketResponse]] = defaultdict(set)
+
+    # --- the dispatcher's side --------------------------------------------------------------
+
+    async def deliver(self, chat_id: str, reply: Reply, *, paid: bool = False) -> Delivery:
+        """Put the message in the person's mailbox, then show it on their open pages."""
+        async with session_scope(self.sessions) as session:
+            locale = await session.scalar(
+                select(Person.locale)
+                .join(Identity, Identity.person_id == Person.id)
+                .where(Identity.channel == CHANNEL, Identity.external_id == chat_id)
+            )
+            row = WebMessage(
+                chat_id=chat_id,
+                payload={"dir": "rtl" if locale in RTL_LOCALES else "ltr", **_reply(reply)},
+            )
+            session.add(row)
+            await session.flush()
+            message = _mailed(row)
+        await self._push(chat_id, message)
+        return Delivery(DeliveryKind.SENT, message_id=str(message["id"]))
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> Delivery:
+        """Rewrite a message (a broadcast's progress report), delivered or not."""
+        async with session_scope(self.sessions) as session:
+            row = await session.get(WebMessage, int(message_id))
+            if row is None or row.chat_id != chat_id:
+                return Delivery(DeliveryKind.REJECTED, error="no such web chat message")
+            row.payload = {"dir": row.payload.get("dir", "ltr"), **_reply(reply)}
+            message = _mailed(row)
+        await self._push(chat_id, {**message, "type": "edit"})
+        return Delivery(DeliveryKind.SENT, message_id=message_id)
+
+    async def _push(self, chat_id: str, message: dict[str, Any]) -> None:
+        for socket in list(self._sockets.get(chat_id, ())):
+            try:
+                await socket.send_json(message)
+            except (ConnectionError, RuntimeError):
+                self._sockets[chat_id].discard(socket)  # it stays in the mailbox
+
+    async def _waiting(self, chat_id: str) -> list[dict[str, Any]]:
+        async with session_scope(self.sessions) as session:
+            rows = await session.scalars(
+                select(WebMessage)
+                .where(WebMessage.chat_id == chat_id, WebMessage.delivered_at.is_(None))
+                .order_by(WebMessage.id)
+            )
+            return [_mailed(row) for row in rows]
+
+    async def _acknowledge(self, chat_id: str, message_id: Any) -> None:
+        if not isinstance(message_id, int) or isinstance(message_id, bool):
+            return
+        async with session_scope(self.sessions) as session:
+            await session.execute(
+                update(WebMessage)
+                .where(
+                    WebMessage.id == message_id,
+                    WebMessage.chat_id == chat_id,
+                    WebMessage.delivered_at.is_(None),
+                )
+                .values(delivered_at=utcnow())
+            )
+
+    # --- the page's side ------------------------------------------------------------------
 
     async def start(self) -> None:
         async with session_scope(self.sessions) as session:
@@ -114,9 +195,21 @@ class WebChatChannel:
         chat_id, _, _signature = cookie.rpartition(".")
         return chat_id if hmac.compare_digest(self.sign(chat_id), cookie) else None
 
+    async def _locale_of(self, chat_id: str | None) -> str | None:
+        if chat_id is None:
+            return None
+        async with session_scope(self.sessions) as session:
+            return await session.scalar(
+                select(Person.locale)
+                .join(Identity, Identity.person_id == Person.id)
+                .where(Identity.channel == CHANNEL, Identity.external_id == chat_id)
+            )
+
     async def page(self, request: web.Request) -> web.Response:
-        """The chat page, in the browser's language; sets the identity cookie on first visit."""
-        locale = negotiate(_browser_language(request))
+        """The chat page, in the person's language (the browser's until they chose); sets the
+        identity cookie on first visit."""
+        chat_id = self.verify(request.cookies.get(COOKIE))
+        locale = await self._locale_of(chat_id) or negotiate(_browser_language(request))
         t = Translator(locale)
         body = PAGE.substitute(
             lang=locale,
@@ -132,7 +225,7 @@ class WebChatChannel:
             "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; "
             "script-src 'unsafe-inline'; connect-src 'self'"
         )
-        if self.verify(request.cookies.get(COOKIE)) is None:
+        if chat_id is None:
             response.set_cookie(
                 COOKIE,
                 self.sign(secrets.token_urlsafe(16)),
@@ -151,6 +244,20 @@ class WebChatChannel:
             await socket.close(code=4401, message=b"no chat cookie: reload the page")
             return socket
         language = _browser_language(request)
+        self._sockets[chat_id].add(socket)
+        try:
+            for waiting in await self._waiting(chat_id):
+                await socket.send_json(waiting)
+            await self._converse(socket, chat_id, language)
+        finally:
+            self._sockets[chat_id].discard(socket)
+            if not self._sockets[chat_id]:
+                del self._sockets[chat_id]
+        return socket
+
+    async def _converse(
+        self, socket: web.WebSocketResponse, chat_id: str, language: str | None
+    ) -> None:
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 continue
@@ -158,6 +265,9 @@ class WebChatChannel:
                 payload = json.loads(message.data)
             except ValueError:
                 payload = None
+            if isinstance(payload, dict) and payload.get("type") == "ack":
+                await self._acknowledge(chat_id, payload.get("id"))
+                continue
             inbound = to_inbound(chat_id, payload, language)
             if inbound is None:
                 await socket.send_json({"type": "error", "error": "unreadable message"})
@@ -168,7 +278,6 @@ class WebChatChannel:
                 log.exception("a flow failed in the web chat")
                 outcome = Outcome(replies=[apology(inbound)])
             await socket.send_json(render(outcome))
-        return socket
 
 
 def _browser_language(request: web.Request) -> str | None:

@@ -17,6 +17,7 @@ from storage.models import (
     Person,
     Role,
     RoleGrant,
+    WebMessage,
 )
 
 
@@ -116,6 +117,10 @@ async def erase(session: AsyncSession, person: Person) -> None:
                 Conversation.external_id == identity.external_id,
             )
         )
+        if identity.channel == "web":
+            await session.execute(
+                delete(WebMessage).where(WebMessage.chat_id == identity.external_id)
+            )
     await session.execute(delete(Conversation).where(Conversation.person_id == person.id))
     await session.execute(delete(OutboxMessage).where(OutboxMessage.person_id == person.id))
     await session.execute(delete(Person).where(Person.id == person.id))
