@@ -6,12 +6,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChatChannel
+from bot.dashboard.views import Dashboard
 from bot.dispatcher import Dispatcher, Limits, Sender
 from bot.scheduler import Scheduler
 from bot.settings import Settings, require_token
@@ -36,7 +38,9 @@ class CoupDePouce:
             flows,
             self.sessions,
             FlowConfig(
-                admin_ids=settings.admin_telegram_ids, bot_username=settings.telegram_bot_username
+                admin_ids=settings.admin_telegram_ids,
+                bot_username=settings.telegram_bot_username,
+                dashboard_link_minutes=settings.dashboard_link_minutes,
             ),
         )
         self.telegram: TelegramChannel | None = None
@@ -81,8 +85,8 @@ class CoupDePouce:
         if self.telegram is not None:
             await self.telegram.start()
             if self.engine.config.bot_username is None:
-                self.engine.config = FlowConfig(
-                    admin_ids=self.engine.config.admin_ids, bot_username=self.telegram.bot_username
+                self.engine.config = replace(
+                    self.engine.config, bot_username=self.telegram.bot_username
                 )
         secret = self.settings.webhook_secret
         app = build_web_app(
@@ -91,15 +95,33 @@ class CoupDePouce:
             webhook_path=self.settings.webhook_path if self.settings.webhook_url else None,
             webhook_secret=secret.get_secret_value() if secret else None,
             webchat=self.webchat,
+            dashboard=Dashboard(
+                self.sessions,
+                admin_ids=self.settings.admin_telegram_ids,
+                session_hours=self.settings.dashboard_session_hours,
+            ),
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
         self.port = _bound_port(self._runner)
+        self.engine.config = replace(self.engine.config, public_url=self.public_url)
         await self.dispatcher.start()
         await self.scheduler.start()
         log.info("web server on http://%s:%s", self.settings.http_host, self.port)
+
+    @property
+    def public_url(self) -> str:
+        """Where people reach the web pages: PUBLIC_URL, else the address the server listens on."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        host = self.settings.http_host
+        if host in {"0.0.0.0", "::", ""}:
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port or self.settings.http_port}"
 
     async def stop(self) -> None:
         """Stop everything; safe to call twice."""

@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     )
     http_host: str = Field("127.0.0.1", description="Address the web server listens on.")
     http_port: int = Field(8080, ge=0, le=65535, description="Port the web server listens on.")
+    public_url: str | None = Field(
+        None,
+        description="The address people reach the web server at (https://…), for dashboard "
+        "links; default http://HTTP_HOST:HTTP_PORT.",
+    )
+    dashboard_link_minutes: int = Field(
+        10, ge=1, le=60, description="How long a /dashboard sign-in link works, in minutes."
+    )
+    dashboard_session_hours: float = Field(
+        8.0, gt=0, le=720, description="How long a dashboard sign-in lasts, in hours."
+    )
     admin_telegram_ids: Annotated[frozenset[str], NoDecode] = Field(
         frozenset(), description="Comma-separated Telegram user ids of the bot's administrators."
     )
@@ -101,7 +112,7 @@ class Settings(BaseSettings):
             raise ValueError("name the file: sqlite+aiosqlite:///coupdepouce.db")
         return url.set(drivername=ASYNC_DRIVERS[backend]).render_as_string(hide_password=False)
 
-    @field_validator("telegram_api_url", "webhook_url")
+    @field_validator("telegram_api_url", "webhook_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":

@@ -196,6 +196,8 @@ class FlowConfig:
 
     admin_ids: frozenset[str] = frozenset()
     bot_username: str | None = None
+    public_url: str | None = None  # where the web pages are reached, for links in messages
+    dashboard_link_minutes: int = 10
 
 
 @dataclass

@@ -7,6 +7,7 @@ from flows.broadcasts.flow import FLOW as BROADCASTS
 from flows.calls.flow import FLOW as CALLS
 from flows.calls.follow import FLOW as FOLLOW
 from flows.consultations.flow import FLOW as CONSULTATIONS
+from flows.dashboard.flow import FLOW as DASHBOARD
 from flows.digest.flow import FLOW as DIGEST
 from flows.engine import Flow
 from flows.help.flow import FLOW as HELP
@@ -33,4 +34,5 @@ FLOWS: tuple[Flow, ...] = (
     MEETINGS,
     CONSULTATIONS,
     DIGEST,
+    DASHBOARD,
 )

@@ -45,7 +45,7 @@ async def meetings(session: AsyncSession, council: Council) -> list[dict[str, An
         .where(Meeting.council_id == council.id, MeetingInvite.rsvp != Rsvp.INVITED)
         .order_by(MeetingInvite.answered_at.is_(None), MeetingInvite.answered_at, MeetingInvite.id)
     )
-    for invite, first_name in answers.tuples():
+    for invite, first_name in answers:
         exported[invite.meeting_id]["answers"].append(
             {
                 "first_name": first_name,

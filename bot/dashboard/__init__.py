@@ -1,0 +1,1 @@
+"""The coordinators' dashboard in a browser: server-rendered pages per council."""

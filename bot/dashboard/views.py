@@ -1,0 +1,703 @@
+"""The coordinators' dashboard: server-rendered pages per council, signed in by a
+one-time link that the bot sends on /dashboard."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.dashboard.access import (
+    COOKIE_PATH,
+    COORDINATING,
+    LOGIN_COOKIE,
+    ORGANISING,
+    SESSION_COOKIE,
+    Viewer,
+    same_origin,
+    token_matches,
+    viewer,
+)
+from flows.broadcasts import service as broadcasts
+from flows.broadcasts.report import progress
+from flows.consultations import export as consultation_export
+from flows.consultations import results as consultation_results
+from flows.consultations.service import aggregate
+from flows.i18n import N_, Translator, negotiate
+from flows.meetings import export as meeting_export
+from flows.talents import export as talent_export
+from flows.talents.catalogue import skill_label
+from flows.talents.flow import AVAILABILITY
+from storage.db import session_scope
+from storage.models import (
+    Broadcast,
+    BroadcastStatus,
+    Call,
+    CallStatus,
+    Consultation,
+    ConsultationStatus,
+    Council,
+    Meeting,
+    Membership,
+    Role,
+    TalentProfile,
+    utcnow,
+)
+from storage.queries import councils, dashboard, outbox, talents
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("bot.dashboard", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+# Each section of a council's pages, and the roles that may see it.
+SECTIONS: tuple[tuple[str, str, frozenset[Role]], ...] = (
+    ("directory", N_("Directory"), COORDINATING),
+    ("calls", N_("Calls for talents"), COORDINATING),
+    ("meetings", N_("Meetings"), ORGANISING),
+    ("consultations", N_("Consultations"), ORGANISING),
+    ("broadcasts", N_("Broadcasts"), COORDINATING),
+)
+EXPORTS: dict[str, tuple[str, frozenset[Role]]] = {
+    "talents": (N_("Talent directory"), COORDINATING),
+    "calls": (N_("Calls and their answers"), COORDINATING),
+    "meetings": (N_("Meetings and their answers"), ORGANISING),
+    "consultations": (N_("Consultations and their figures"), ORGANISING),
+}
+RSVP_LABELS = {
+    "coming": N_("Coming"),
+    "maybe": N_("Maybe"),
+    "declined": N_("Not coming"),
+    "waiting": N_("Waiting list"),
+}
+CALL_ANSWER_LABELS = {
+    "yes": N_("Can help"),
+    "maybe": N_("Maybe"),
+    "no": N_("Not this time"),
+}
+STATUS_LABELS = {
+    CallStatus.OPEN.value: N_("open"),
+    CallStatus.CLOSED.value: N_("closed"),
+    ConsultationStatus.SCHEDULED.value: N_("opens later"),
+    "cancelled": N_("cancelled"),
+    "scheduled": N_("planned"),
+}
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",  # the sign-in link must not leak to other sites
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+Handler = Callable[[web.Request, AsyncSession, Viewer, Council, Translator], Awaitable[Any]]
+
+
+class Dashboard:
+    """Adds the dashboard's routes to the web application."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        admin_ids: frozenset[str] = frozenset(),
+        session_hours: float = 8.0,
+    ) -> None:
+        self.sessions = sessions
+        self.admin_ids = admin_ids
+        self.session_length = timedelta(hours=session_hours)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/dashboard", self.to_home)
+        app.router.add_get("/dashboard/", self.home)
+        app.router.add_get("/dashboard/login/{token}", self.login_page)
+        app.router.add_post("/dashboard/login/{token}", self.login)
+        app.router.add_post("/dashboard/logout", self.logout)
+        app.router.add_get("/dashboard/{slug}/", self.council_page(self.overview, ORGANISING))
+        for name, _label, roles in SECTIONS:
+            app.router.add_get(
+                f"/dashboard/{{slug}}/{name}", self.council_page(getattr(self, name), roles)
+            )
+        app.router.add_get(
+            "/dashboard/{slug}/consultations/{id:\\d+}/chart-{number:\\d+}.png",
+            self.council_page(self.chart, ORGANISING),
+        )
+        app.router.add_post(
+            "/dashboard/{slug}/broadcasts/{id:\\d+}/stop",
+            self.council_page(self.stop_broadcast, COORDINATING),
+        )
+        app.router.add_get(
+            "/dashboard/{slug}/export/{kind}.csv", self.council_page(self.export, ORGANISING)
+        )
+
+    # --- pages for everyone ---------------------------------------------------------------
+
+    async def to_home(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("/dashboard/")
+
+    async def home(self, request: web.Request) -> web.Response:
+        async with session_scope(self.sessions) as session:
+            who = await viewer(session, request, self.admin_ids)
+            if who is None:
+                return self.signed_out(request)
+            t = Translator(who.person.locale)
+            return page(
+                "home.html", t, who, councils=who.councils, roles=who.roles, labels=ROLE_LABELS
+            )
+
+    def signed_out(self, request: web.Request, status: int = 401) -> web.Response:
+        t = browser_translator(request)
+        return page(
+            "message.html",
+            t,
+            None,
+            status=status,
+            title=t._("Sign in"),
+            lines=[
+                t._("To open the dashboard, send /dashboard to the bot."),
+                t._("It answers with a link that works once, for a few minutes."),
+            ],
+        )
+
+    async def login_page(self, request: web.Request) -> web.Response:
+        """The link itself changes nothing (a link preview may fetch it): a button signs in."""
+        t = browser_translator(request)
+        token = request.match_info["token"]
+        async with session_scope(self.sessions) as session:
+            link = await dashboard.peek_link(session, token, utcnow())
+        if link is None:
+            return expired(t)
+        check = secrets.token_urlsafe(24)
+        response = page("login.html", t, None, csrf=check, action=request.path)
+        response.set_cookie(
+            LOGIN_COOKIE,
+            check,
+            max_age=15 * 60,
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure,
+        )
+        return response
+
+    async def login(self, request: web.Request) -> web.Response:
+        t = browser_translator(request)
+        form = await request.post()
+        expected = request.cookies.get(LOGIN_COOKIE, "")
+        if (
+            not same_origin(request)
+            or not expected
+            or not token_matches(form.get("csrf"), expected)
+        ):
+            return forbidden(t, t._("This form has expired. Open the link from the bot again."))
+        now = utcnow()
+        async with session_scope(self.sessions) as session:
+            person_id = await dashboard.redeem_link(session, request.match_info["token"], now)
+            if person_id is None:
+                return expired(t)
+            secret, signed = await dashboard.open_session(
+                session, person_id, now, self.session_length
+            )
+        response = web.HTTPSeeOther("/dashboard/")
+        response.set_cookie(
+            SESSION_COOKIE,
+            secret,
+            max_age=int(self.session_length.total_seconds()),
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="Lax",
+            secure=request.secure,
+        )
+        response.del_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
+        log.info("dashboard: person %s signed in until %s", person_id, signed.expires_at)
+        raise response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        async with session_scope(self.sessions) as session:
+            who = await viewer(session, request, self.admin_ids)
+            form = await request.post()
+            if who is not None and (
+                not same_origin(request) or not token_matches(form.get("csrf"), who.csrf_token)
+            ):
+                t = Translator(who.person.locale)
+                return forbidden(t, t._("This form has expired. Reload the page and try again."))
+            secret = request.cookies.get(SESSION_COOKIE)
+            if secret:
+                await dashboard.close_session(session, secret)
+        response = web.HTTPSeeOther("/dashboard/")
+        response.del_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+        raise response
+
+    # --- a council's pages ----------------------------------------------------------------
+
+    def council_page(
+        self, handler: Handler, roles: frozenset[Role]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Check the session, the council and the role on every request, then render."""
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            async with session_scope(self.sessions) as session:
+                who = await viewer(session, request, self.admin_ids)
+                if who is None:
+                    return self.signed_out(request)
+                t = Translator(who.person.locale)
+                council = await councils.by_slug(session, request.match_info["slug"])
+                if council is None or not who.may(council, ORGANISING):
+                    return forbidden(t, t._("This council's pages are not open to you."))
+                if not who.may(council, roles):
+                    return forbidden(t, t._("This page is for the council's coordinators."))
+                if request.method == "POST":
+                    form = await request.post()
+                    if not same_origin(request) or not token_matches(
+                        form.get("csrf"), who.csrf_token
+                    ):
+                        return forbidden(
+                            t, t._("This form has expired. Reload the page and try again.")
+                        )
+                result = await handler(request, session, who, council, t)
+                if isinstance(result, web.StreamResponse):
+                    return result
+                template, context = result
+                return page(
+                    template,
+                    t,
+                    who,
+                    council=council,
+                    sections=[
+                        (name, t._(label))
+                        for name, label, allowed in SECTIONS
+                        if who.may(council, allowed)
+                    ],
+                    **context,
+                )
+
+        return checked
+
+    async def overview(
+        self,
+        request: web.Request,
+        session: AsyncSession,
+        who: Viewer,
+        council: Council,
+        t: Translator,
+    ) -> tuple[str, dict[str, Any]]:
+        now = utcnow()
+
+        async def count(query: Any) -> int:
+            return int(await session.scalar(query) or 0)
+
+        figures = [
+            (
+                t._("Members"),
+                await count(select(func.count()).where(Membership.council_id == council.id)),
+            ),
+            (
+                t._("In the directory"),
+                await count(select(func.count()).where(TalentProfile.council_id == council.id)),
+            ),
+            (
+                t._("Open calls"),
+                await count(
+                    select(func.count()).where(
+                        Call.council_id == council.id, Call.status == CallStatus.OPEN
+                    )
+                ),
+            ),
+            (
+                t._("Meetings to come"),
+                await count(
+                    select(func.count()).where(
+                        Meeting.council_id == council.id, Meeting.starts_at > now
+                    )
+                ),
+            ),
+            (
+                t._("Open consultations"),
+                await count(
+                    select(func.count()).where(
+                        Consultation.council_id == council.id,
+                        Consultation.status == ConsultationStatus.OPEN,
+                    )
+                ),
+            ),
+        ]
+        exports = [
+            (kind, t._(label))
+            for kind, (label, allowed) in EXPORTS.items()
+            if who.may(council, allowed)
+        ]
+        return "overview.html", {"figures": figures, "exports": exports}
+
+    async def directory(
+        self,
+        request: web.Request,
+        session: AsyncSession,
+        who: Viewer,
+        council: Council,
+        t: Translator,
+    ) -> tuple[str, dict[str, Any]]:
+        skills = list(await talents.skills(session, council.id))
+        names = {skill.id: skill_label(skill, t) for skill in skills}
+        query = request.query
+        skill_id = _int(query.get("skill"))
+        when = query.get("when", "")
+        place = query.get("neighbourhood", "")
+        page_number = max(0, _int(query.get("page")) or 0)
+        criteria = talents.Criteria(
+            council_id=council.id,
+            skill_id=skill_id if skill_id in names else None,
+            weekdays=when == "weekdays",
+            evenings=when == "evenings",
+            weekends=when == "weekends",
+            neighbourhood=place if place in council.neighbourhoods else None,
+        )
+        total, found = await talents.search(session, criteria, page_number * PAGE_SIZE, PAGE_SIZE)
+        people = [
+            {
+                "first_name": person.first_name,
+                "skills": ", ".join(names[s] for s in person.skill_ids if s in names),
+                "free": ", ".join(
+                    t._(label) for key, label in AVAILABILITY.items() if getattr(person, key)
+                ),
+                "neighbourhood": person.neighbourhood or "",
+            }
+            for person in found
+        ]
+        capped = total > talents.COUNT_CAP
+        found_line = (
+            t._("More than {count} people found").format(count=t.number(talents.COUNT_CAP))
+            if capped
+            else t.ngettext("{count} person found", "{count} people found", total).format(
+                count=t.number(total)
+            )
+        )
+        filters = {
+            "skill": criteria.skill_id,
+            "when": when,
+            "neighbourhood": criteria.neighbourhood,
+        }
+        more = (page_number + 1) * PAGE_SIZE < total or (capped and len(found) == PAGE_SIZE)
+        return "directory.html", {
+            "people": people,
+            "found_line": found_line,
+            "skills": sorted(names.items(), key=lambda item: item[1]),
+            "availability": [(key, t._(label)) for key, label in AVAILABILITY.items()],
+            "filters": filters,
+            "page_number": page_number,
+            "more": more,
+            "query": {k: v for k, v in filters.items() if v},
+        }
+
+    async def calls(
+        self,
+        request: web.Request,
+        session: AsyncSession,
+        who: Viewer,
+        council: Council,
+        t: Translator,
+    ) -> tuple[str, dict[str, Any]]:
+        rows = await talent_export.call_answers(session, council)
+        found = list(
+            await session.scalars(
+                select(Call).where(Call.council_id == council.id).order_by(Call.id)
+            )
+        )
+        listed = []
+        for call, row in reversed(list(zip(found, rows, strict=True))):
+            listed.append(
+                {
+                    "title": call.title,
+                    "status": t._(STATUS_LABELS[call.status.value]),
+                    "deadline": t.datetime(call.deadline, council.timezone, "medium"),
+                    "needed": call.people_needed,
+                    "answers": [
+                        (t._(label), [name for name in (row.get(key) or "").split(", ") if name])
+                        for key, label in CALL_ANSWER_LABELS.items()
+                    ],
+                }
+            )
+        return "calls.html", {"calls": listed}
+
+    async def meetings(
+        self,
+        request: web.Request,
+        session: AsyncSession,
+        who: Viewer,
+        council: Council,
+        t: Translator,
+    ) -> tuple[str, dict[str, Any]]:
+        exported = await meeting_export.meetings(session, council)
+        by_id = {
+            meeting.id: meeting
+            for meeting in await session.scalars(
+                select(Meeting).where(Meeting.council_id == council.id)
+            )
+        }
+        listed = []
+        for item in reversed(exported):
+            meeting = by_id[item["meeting_id"]]
+            groups: dict[str, list[dict[str, Any]]] = {key: [] for key in RSVP_LABELS}
+            for answer in item["answers"]:
+                if answer["answer"] in groups:
+                    groups[answer["answer"]].append(answer)
+            listed.append(
+                {
+                    "title": meeting.title,
+                    "when": t.moment(meeting.starts_at, council.timezone),
+                    "place": meeting.place,
+                    "capacity": meeting.capacity,
+                    "cancelled": item["status"] == "cancelled",
+                    "groups": [(t._(RSVP_LABELS[key]), groups[key]) for key in RSVP_LABELS],
+                    "attended": [a["first_name"] for a in item["answers"] if a["attended"]],
+                    "started": meeting.starts_at <= utcnow(),
+                }
+            )
+        return "meetings.html", {"meetings": listed, "needs_labels": NEEDS_LABELS}
+
+    async def consultations(
+        self,
+        request: web.Request,
+        session: AsyncSession,
+        who: Viewer,
+        council: Council,
+        t: Translator,
+    ) -> tuple[str, dict[str, Any]]:
+        found = list(
+            await session.scalars(
+                select(Consultation)
+                .where(Consultation.council_id == council.id)
+                .order_by(Consultation.opens_at.desc(), Consultation.id.desc())
+            )
+        )
+        listed = []
+        for consultation in found:
+            results = await results_of(session, council, consultation)
+            charts = 0
+            if results is not None:
+                charts = sum(1 for q in results["questions"] if q["kind"] != "text")
+            listed.append(
+                {
+                    "id": consultation.id,
+                    "title": consultation.title,
+                    "status": consultation.status.value,
+                    "status_label": t._(STATUS_LABELS.get(consultation.status.value, N_("open"))),
+                    "closes": t.datetime(consultation.closes_at, council.timezone, "medium"),
+                    "summary": (
+                        consultation_results.summary(
+                            t,
+                            consultation,
+                            results,
+                            consultation.status == ConsultationStatus.CLOSED,
+                        )
+                        if results is not None
+                        else ""
+                    ),
+                    "charts": range(1, charts + 1),
+                }
+            )
+        return "consultations.html", {"consultations": listed}
+
+    async def chart(
+        self,
+        request: web.Request,
+        session: AsyncSession,
+        who: Viewer,
+        council: Council,
+        t: Translator,
+    ) -> web.Response:
+        consultation = await session.get(Consultation, int(request.match_info["id"]))
+        if consultation is None or consultation.council_id != council.id:
+            raise web.HTTPNotFound()
+        results = await results_of(session, council, consultation)
+        files = consultation_results.chart_files(t, results) if results is not None else []
+        number = int(request.match_info["number"])
+        if not 1 <= number <= len(files):
+            raise web.HTTPNotFound()
+        return web.Response(
+            body=files[number - 1].content,
+            content_type="image/png",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def broadcasts(
+        self,
+        request: web.Request,
+        session: AsyncSession,
+        who: Viewer,
+        council: Council,
+        t: Translator,
+    ) -> tuple[str, dict[str, Any]]:
+        found = list(
+            await session.scalars(
+                select(Broadcast)
+                .where(Broadcast.council_id == council.id)
+                .order_by(Broadcast.id.desc())
+                .limit(30)
+            )
+        )
+        listed = []
+        for broadcast in found:
+            counts = await outbox.counts(session, broadcast.id)
+            payload: dict[str, Any] = broadcast.payloads.get(t.locale) or next(
+                iter(broadcast.payloads.values()), {}
+            )
+            text = str(payload.get("text", ""))
+            running = broadcast.status in (BroadcastStatus.PENDING, BroadcastStatus.SENDING)
+            listed.append(
+                {
+                    "id": broadcast.id,
+                    "text": text if len(text) <= 160 else text[:159] + "…",
+                    "started": t.datetime(broadcast.created_at, council.timezone, "medium"),
+                    "progress": _progress_text(t, counts, broadcast, council),
+                    "done": counts.total - counts.waiting,
+                    "total": counts.total,
+                    "running": running and not counts.finished,
+                }
+            )
+        return "broadcasts.html", {"broadcasts": listed}
+
+    async def stop_broadcast(
+        self,
+        request: web.Request,
+        session: AsyncSession,
+        who: Viewer,
+        council: Council,
+        t: Translator,
+    ) -> web.Response:
+        broadcast = await session.get(Broadcast, int(request.match_info["id"]))
+        if broadcast is None or broadcast.council_id != council.id:
+            raise web.HTTPNotFound()
+        roles = {(council, role) for role in who.roles.get(council.id, frozenset())}
+        await broadcasts.interrupt(session, broadcast.id, who.person, roles, who.is_admin)
+        raise web.HTTPSeeOther(f"/dashboard/{council.slug}/broadcasts")
+
+    async def export(
+        self,
+        request: web.Request,
+        session: AsyncSession,
+        who: Viewer,
+        council: Council,
+        t: Translator,
+    ) -> web.Response:
+        kind = request.match_info["kind"]
+        if kind not in EXPORTS:
+            raise web.HTTPNotFound()
+        if not who.may(council, EXPORTS[kind][1]):
+            return forbidden(t, t._("This page is for the council's coordinators."))
+        data: list[dict[str, Any]]
+        if kind == "talents":
+            data = await talent_export.directory(session, council)
+        elif kind == "calls":
+            data = await talent_export.call_answers(session, council)
+        elif kind == "meetings":
+            data = meeting_export.rows(await meeting_export.meetings(session, council))
+        else:
+            data = consultation_export.rows(
+                await consultation_export.consultations(session, council)
+            )
+        out = io.StringIO()
+        if data:
+            writer = csv.DictWriter(out, fieldnames=list(data[0]), lineterminator="\r\n")
+            writer.writeheader()
+            writer.writerows(data)
+        log.info("dashboard: person %s exported %s of %s", who.person.id, kind, council.slug)
+        return web.Response(
+            body=("\ufeff" + out.getvalue()).encode(),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{council.slug}-{kind}.csv"',
+                **HEADERS,
+            },
+        )
+
+
+ROLE_LABELS = {Role.COORDINATOR: N_("coordinator"), Role.ORGANISER: N_("organiser")}
+NEEDS_LABELS = {
+    "childcare": N_("childcare"),
+    "accessibility": N_("accessibility"),
+    "interpreting": N_("interpreting"),
+}
+
+
+async def results_of(
+    session: AsyncSession, council: Council, consultation: Consultation
+) -> Mapping[str, Any] | None:
+    """The figures: stored once closed, computed live while open, none before opening."""
+    if consultation.status == ConsultationStatus.OPEN:
+        return await aggregate(session, consultation, council.small_group_threshold)
+    return consultation.results
+
+
+def _progress_text(
+    t: Translator, counts: outbox.Counts, broadcast: Broadcast, council: Council
+) -> str:
+    return progress(
+        t,
+        counts,
+        interrupted=broadcast.status == BroadcastStatus.INTERRUPTED,
+        starts_at=broadcast.not_before if broadcast.not_before > utcnow() else None,
+        timezone=council.timezone,
+    )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except ValueError:
+        return None
+
+
+def browser_translator(request: web.Request) -> Translator:
+    header = request.headers.get("Accept-Language", "")
+    return Translator(negotiate(header.split(",")[0].split(";")[0].strip() or None))
+
+
+def page(
+    template: str, t: Translator, who: Viewer | None, *, status: int = 200, **context: Any
+) -> web.Response:
+    body = TEMPLATES.get_template(template).render(
+        _=t._,
+        ngettext=t.ngettext,
+        t=t,
+        lang=t.locale,
+        dir="rtl" if t.rtl else "ltr",
+        who=who,
+        **context,
+    )
+    return web.Response(text=body, content_type="text/html", status=status, headers=HEADERS)
+
+
+def expired(t: Translator) -> web.Response:
+    return page(
+        "message.html",
+        t,
+        None,
+        status=410,
+        title=t._("This link has expired"),
+        lines=[
+            t._("A dashboard link works once, for a few minutes."),
+            t._("Send /dashboard to the bot for a new one."),
+        ],
+    )
+
+
+def forbidden(t: Translator, reason: str) -> web.Response:
+    return page("message.html", t, None, status=403, title=t._("Not allowed"), lines=[reason])

@@ -1,0 +1,1 @@
+"""The coordinators' dashboard: /dashboard sends a one-time sign-in link."""

@@ -1,0 +1,189 @@
+"""The coordinators' dashboard over HTTP: sign-in by one-time link, sessions, CSRF, and
+roles and councils checked on every page and export."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import aiohttp
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import CoupDePouce
+from flows.councils import create as create_council
+from storage.models import Council, DashboardSession, LoginLink, Role, utcnow
+from tests.conftest import in_transaction
+from tests.emulator import BotApiEmulator, FakeUser
+from tests.helpers import EN, onboard
+from tests.test_talents import coordinator_of, seed_directory
+
+LINK = re.compile(r"https?://\S+/dashboard/login/\S+")
+
+
+async def link_for(user: FakeUser) -> str:
+    seen = len(user.inbox)
+    user.send("/dashboard")
+    message = await user.wait_for(
+        lambda m: LINK.search(m.text or "") is not None and user.inbox.index(m) >= seen
+    )
+    found = LINK.search(message.text or "")
+    assert found is not None
+    return found[0]
+
+
+class Tab:
+    """A browser tab without a browser: follows the forms a person would submit."""
+
+    def __init__(self, language: str = "en") -> None:
+        self.client = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"Accept-Language": language}
+        )
+
+    async def get(self, url: str) -> tuple[int, str]:
+        async with self.client.get(url, allow_redirects=True) as response:
+            return response.status, await response.text()
+
+    async def post(self, url: str, data: dict[str, str], origin: str | None = None) -> int:
+        headers = {"Origin": origin} if origin else {}
+        async with self.client.post(url, data=data, headers=headers) as response:
+            return response.status
+
+    async def sign_in(self, link: str) -> tuple[int, str]:
+        status, body = await self.get(link)
+        assert status == 200, body
+        csrf = hidden(body, "csrf")
+        async with self.client.post(link, data={"csrf": csrf}) as response:
+            return response.status, await response.text()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def hidden(body: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]+)"', body)
+    assert found is not None, body
+    return found[1]
+
+
+async def test_a_coordinator_signs_in_with_a_one_time_link(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_directory(bot, council)
+    nadia = await coordinator_of(bot, emulator, council, 52_001)
+    link = await link_for(nadia)
+    assert link.startswith(f"http://127.0.0.1:{bot.port}/dashboard/login/")
+    tab = Tab()
+    try:
+        status, home = await tab.sign_in(link)
+        assert status == 200
+        assert "Conseil citoyen Quartier Nord" in home and EN._("coordinator") in home
+        base = f"http://127.0.0.1:{bot.port}/dashboard/quartier-nord"
+        for section in ("/", "/directory", "/calls", "/meetings", "/consultations", "/broadcasts"):
+            status, body = await tab.get(base + section)
+            assert status == 200, section
+        status, directory = await tab.get(base + "/directory?when=evenings")
+        assert status == 200 and EN._("Evenings") in directory
+        async with tab.client.get(base + "/export/talents.csv") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/csv")
+            assert (await response.read()).startswith("\ufeff".encode())
+        # The link worked once: a second browser cannot use it.
+        other = Tab()
+        try:
+            status, body = await other.get(link)
+            assert status == 410 and EN._("This link has expired") in body
+        finally:
+            await other.close()
+        # Signing out ends the session on the server, and leads to the sign-in advice.
+        _, page = await tab.get(base + "/")
+        logout = f"http://127.0.0.1:{bot.port}/dashboard/logout"
+        assert await tab.post(logout, {"csrf": hidden(page, "csrf")}) == 401
+        status, _ = await tab.get(base + "/")
+        assert status == 401
+    finally:
+        await tab.close()
+
+
+async def test_links_and_sessions_expire(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    nadia = await coordinator_of(bot, emulator, council, 52_002)
+    link = await link_for(nadia)
+
+    async def age_links(session: AsyncSession) -> None:
+        await session.execute(update(LoginLink).values(expires_at=utcnow() - timedelta(seconds=1)))
+
+    await in_transaction(bot, age_links)
+    tab = Tab()
+    try:
+        status, body = await tab.get(link)
+        assert status == 410
+        # Nor can the form be posted to once the link has expired.
+        assert await tab.post(link, {"csrf": "x"}) == 403
+        status, _ = await tab.sign_in(await link_for(nadia))
+        assert status == 200
+
+        async def age_sessions(session: AsyncSession) -> None:
+            await session.execute(
+                update(DashboardSession).values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+
+        await in_transaction(bot, age_sessions)
+        status, body = await tab.get(f"http://127.0.0.1:{bot.port}/dashboard/quartier-nord/")
+        assert status == 401 and "/dashboard" in body
+    finally:
+        await tab.close()
+
+
+async def test_another_councils_pages_and_foreign_forms_are_refused(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    async def other_council(session: AsyncSession) -> None:
+        await create_council(session, "quartier-sud", "Conseil citoyen Quartier Sud")
+
+    await in_transaction(bot, other_council)
+    organiser = await coordinator_of(bot, emulator, council, 52_003, role=Role.ORGANISER)
+    tab = Tab()
+    try:
+        await tab.sign_in(await link_for(organiser))
+        base = f"http://127.0.0.1:{bot.port}/dashboard"
+        for path in (
+            "/quartier-sud/",
+            "/quartier-sud/meetings",
+            "/quartier-sud/export/meetings.csv",
+            "/nowhere/",
+        ):
+            assert (await tab.get(base + path))[0] == 403, path
+        # An organiser sees meetings and consultations, not the directory or its export.
+        assert (await tab.get(base + "/quartier-nord/meetings"))[0] == 200
+        for path in ("/quartier-nord/directory", "/quartier-nord/export/talents.csv"):
+            assert (await tab.get(base + path))[0] == 403, path
+        # A form without the session's token, or from another site, changes nothing.
+        _, page = await tab.get(base + "/quartier-nord/")
+        csrf = hidden(page, "csrf")
+        assert await tab.post(base + "/logout", {"csrf": "forged"}) == 403
+        assert (
+            await tab.post(base + "/logout", {"csrf": csrf}, origin="https://evil.example") == 403
+        )
+        assert (await tab.get(base + "/quartier-nord/"))[0] == 200
+    finally:
+        await tab.close()
+
+
+async def test_residents_get_no_link(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    amina = emulator.resident(52_004, language_code="en")
+    await onboard(amina, EN)
+    amina.send("/dashboard")
+    answer = await amina.next_message()
+    assert "/dashboard/login/" not in (answer.text or "")
+    tab = Tab()
+    try:
+        status, body = await tab.get(f"http://127.0.0.1:{bot.port}/dashboard/")
+        assert status == 401 and "/dashboard" in body
+        status, body = await tab.get(f"http://127.0.0.1:{bot.port}/dashboard/login/not-a-token")
+        assert status == 410
+    finally:
+        await tab.close()
