@@ -144,6 +144,8 @@ class Command:
 
 
 ReachabilityHook = Callable[[AsyncSession, Person, bool], Awaitable[None]]
+# A person joined a council: what of the council's current business they are given now.
+JoinHook = Callable[[AsyncSession, Person, Council], Awaitable[list["Reply"]]]
 ActionHandler = Callable[["Context", Sequence[str]], Awaitable[None]]
 
 
@@ -185,6 +187,7 @@ class Flow:
     steps: Sequence[Step] = ()
     commands: Sequence[Command] = ()
     on_reachability: ReachabilityHook | None = None  # the person blocked or unblocked the bot
+    on_join: JoinHook | None = None  # the person just joined a council
     actions: Sequence[Action] = ()
     jobs: Sequence[Job] = ()
     group_commands: Sequence[GroupCommand] = ()
@@ -269,6 +272,7 @@ class Engine:
         self.commands: dict[str, Command] = {}
         self.keywords: dict[str, Command] = {}
         self.reachability_hooks = [flow.on_reachability for flow in flows if flow.on_reachability]
+        self.join_hooks = [flow.on_join for flow in flows if flow.on_join]
         self.actions: dict[str, Action] = {}
         self.group_commands = {c.name: c for flow in flows for c in flow.group_commands}
         for flow in flows:
@@ -325,6 +329,13 @@ class Engine:
                 # Nothing to keep for someone who has not consented and is not being asked.
                 await _discard(session, ctx.conversation)
             return outcome
+
+    async def joined(self, session: AsyncSession, person: Person, council: Council) -> list[Reply]:
+        """A person joined a council: the invitations still open to every member, for them."""
+        replies: list[Reply] = []
+        for hook in self.join_hooks:
+            replies += await hook(session, person, council)
+        return replies
 
     async def _on_reachability(self, inbound: Inbound, reachable: bool) -> None:
         async with session_scope(self.sessions) as session:

@@ -112,6 +112,8 @@ class WebChatChannel:
         self.limiter = RateLimiter(1000.0)  # writing to the mailbox: the database is the limit
         self._key = b""
         self._sockets: defaultdict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        # Chats anyone may open by name (the demo's coordinator); empty in production.
+        self.open_as: dict[str, str] = {}
 
     # --- the dispatcher's side --------------------------------------------------------------
 
@@ -183,6 +185,7 @@ class WebChatChannel:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.page)
         app.router.add_get("/chat/ws", self.websocket)
+        app.router.add_get("/chat/as/{name}", self.open_chat_as)
 
     def sign(self, chat_id: str) -> str:
         signature = hmac.new(self._key, chat_id.encode(), hashlib.sha256).hexdigest()[:32]
@@ -226,15 +229,27 @@ class WebChatChannel:
             "script-src 'unsafe-inline'; connect-src 'self'"
         )
         if chat_id is None:
-            response.set_cookie(
-                COOKIE,
-                self.sign(secrets.token_urlsafe(16)),
-                max_age=COOKIE_MAX_AGE,
-                httponly=True,
-                samesite="Lax",
-                secure=request.secure,
-            )
+            self._set_cookie(response, request, secrets.token_urlsafe(16))
         return response
+
+    async def open_chat_as(self, request: web.Request) -> web.Response:
+        """Take on a named chat (the demo's coordinator): its cookie, then the chat page."""
+        chat_id = self.open_as.get(request.match_info["name"])
+        if chat_id is None:
+            raise web.HTTPNotFound()
+        response = web.HTTPFound("/")
+        self._set_cookie(response, request, chat_id)
+        raise response
+
+    def _set_cookie(self, response: web.StreamResponse, request: web.Request, chat_id: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            self.sign(chat_id),
+            max_age=COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.secure,
+        )
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         chat_id = self.verify(request.cookies.get(COOKIE))

@@ -800,6 +800,7 @@ async def register_group(
 
 FLOW = Flow(
     name="consultations",
+    on_join=service.invite_newcomer,
     steps=[
         Step("consult.council", ask_council, on_choice=handle_council),
         Step(

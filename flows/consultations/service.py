@@ -270,7 +270,8 @@ async def is_open(consultation: Consultation, now: datetime | None = None) -> Op
 
 async def may_answer(session: AsyncSession, consultation: Consultation, person: Person) -> bool:
     """Only the people the consultation was sent to: in its audience, and members since it
-    opened (checked again at each tap: buttons can be forged or passed on)."""
+    opened, or asked on joining (checked again at each tap: buttons can be forged or passed
+    on)."""
     council = await session.get_one(Council, consultation.council_id)
     who = audience_of(council, consultation).subquery()
     found = await session.scalar(select(who.c[0]).where(who.c[0] == person.id).limit(1))
@@ -282,7 +283,8 @@ async def may_answer(session: AsyncSession, consultation: Consultation, person: 
         )
     )
     opened = consultation.opened_at or consultation.opens_at
-    return joined is not None and joined <= opened
+    # Those who joined since were asked on joining when it is asked of every member.
+    return joined is not None and (joined <= opened or consultation.audience == Audience.ALL)
 
 
 async def ballot_for(session: AsyncSession, consultation: Consultation, person: Person) -> Ballot:
@@ -662,3 +664,27 @@ async def consultations_of(
         .limit(10)
     )
     return list(found)
+
+
+async def invite_newcomer(session: AsyncSession, person: Person, council: Council) -> list[Reply]:
+    """Someone joined the council: the open consultations asked of every member ask them too.
+    They count in the audience from now on, so the response rate stays true."""
+    now = utcnow()
+    found = await session.scalars(
+        select(Consultation)
+        .where(
+            Consultation.council_id == council.id,
+            Consultation.audience == Audience.ALL.value,
+            Consultation.status == ConsultationStatus.OPEN,
+            Consultation.closes_at > now,
+        )
+        .order_by(Consultation.closes_at)
+        .with_for_update()
+    )
+    t = Translator(person.locale)
+    replies = []
+    for consultation in list(found):
+        consultation.audience_size += 1
+        questions = len(await questions_of(session, consultation.id))
+        replies.append(invitation(council, consultation, questions)(t))
+    return replies

@@ -923,6 +923,7 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
 
 FLOW = Flow(
     name="meetings",
+    on_join=service.invite_newcomer,
     steps=[
         Step("meetings.council", ask_council, on_choice=handle_council),
         Step(

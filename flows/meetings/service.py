@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, Select, func, insert, literal, select, update
+from sqlalchemy import JSON, Select, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
@@ -839,3 +839,29 @@ async def upcoming_and_recent(
         .limit(20)
     )
     return list(found)
+
+
+async def invite_newcomer(session: AsyncSession, person: Person, council: Council) -> list[Reply]:
+    """Someone joined the council: the meetings to come that invited every member invite
+    them too, answerable like the others."""
+    now = utcnow()
+    upcoming = await session.scalars(
+        select(Meeting)
+        .where(
+            Meeting.council_id == council.id,
+            Meeting.audience == Audience.ALL.value,
+            Meeting.status == MeetingStatus.SCHEDULED,
+            Meeting.starts_at > now,
+            or_(Meeting.rsvp_deadline.is_(None), Meeting.rsvp_deadline > now),
+        )
+        .order_by(Meeting.starts_at)
+    )
+    t = Translator(person.locale)
+    replies = []
+    for meeting in list(upcoming):
+        if await invite_of(session, meeting.id, person.id) is not None:
+            continue
+        session.add(MeetingInvite(meeting_id=meeting.id, person_id=person.id, rsvp=Rsvp.INVITED))
+        replies.append(invitation(council, meeting)(t))
+    await session.flush()
+    return replies

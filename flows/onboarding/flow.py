@@ -58,6 +58,7 @@ async def welcome_back(ctx: Context, council: Council | None) -> Next:
         outcome = await service.join(ctx.session, ctx.person, council)
         if outcome is service.Joined.JOINED:
             ctx.say(ctx._("You have joined {council}.").format(council=council.name))
+            ctx.replies += await ctx.engine.joined(ctx.session, ctx.person, council)
         else:
             ctx.say(ctx._("You are already a member of {council}.").format(council=council.name))
     else:
@@ -148,6 +149,7 @@ async def handle_consent(ctx: Context, value: str) -> Next:
     then = ctx.data.get("then")
     ctx.conversation.data = {"then": then} if then else {}
     ctx.say(ctx._("Thank you! You are now a member of {council}.").format(council=council.name))
+    ctx.replies += await ctx.engine.joined(ctx.session, ctx.person, council)
     return await carry_on(ctx)
 
 
