@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS
+from flows.councils import create as create_council
 from storage.models import (
     Ballot,
     Consultation,
@@ -412,8 +413,9 @@ async def test_forged_buttons_and_people_outside_the_audience_change_nothing(
     oumar = await organiser_of(bot, emulator, council)
     await send(oumar)
     consultation_id = await in_transaction(bot, lambda s: s.scalar(select(Consultation.id)))
+    await in_transaction(bot, lambda s: create_council(s, "quartier-sud", "Quartier Sud"))
     stranger = emulator.resident(62_100, language_code="en")
-    await onboard(stranger, EN, slug="quartier-nord")
+    await onboard(stranger, EN, slug="quartier-sud")
 
     async def leave(session: AsyncSession) -> None:  # a member who left the council since
         person = await session.scalar(select(Person).where(Person.first_name == f"Habitant {BOB}"))
@@ -424,7 +426,7 @@ async def test_forged_buttons_and_people_outside_the_audience_change_nothing(
     bob = emulator.resident(BOB)
     anna = emulator.resident(ANNA)
     before = len(stranger.answered_callbacks)
-    stranger.tap_data(f"cons:{consultation_id}", await invitation(anna))  # joined after: not asked
+    stranger.tap_data(f"cons:{consultation_id}", await invitation(anna))  # another council
     bob.tap_data(f"cons:{consultation_id}", await invitation(anna))
     anna.tap_data(f"cons:{consultation_id + 7}", await invitation(anna))
     anna.tap_data(f"cso:{consultation_id}:close", await invitation(anna))

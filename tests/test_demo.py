@@ -135,6 +135,9 @@ async def test_a_newcomer_joins_the_directory_and_answers_the_meeting_and_the_co
             assert thanks
             ballots = select(func.count()).select_from(Ballot).where(Ballot.answered != 0)
             assert await count(bot, ballots) == 9
+            # They count in the consultation's audience, so the response rate stays true.
+            audience = select(Consultation.audience_size)
+            assert await count(bot, audience) == len(RESIDENTS) + 2
             # And they join the directory.
             await chat.say("/talents")
             await chat.tap(FR._("Home and repairs"))

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
+from flows.councils import create as create_council
 from flows.meetings.flow import parse_day, parse_time
 from flows.meetings.jobs import MEETING_REMINDERS
 from storage.models import (
@@ -497,8 +498,9 @@ async def test_answers_close_at_the_deadline_and_forged_buttons_change_nothing(
     assert "Please answer by" in text_of(invitation)
     meeting = await the_meeting(bot)
 
+    await in_transaction(bot, lambda s: create_council(s, "quartier-sud", "Quartier Sud"))
     outsider = emulator.resident(OUTSIDER, language_code="en")
-    await onboard(outsider, EN)  # joins the same council, after the invitations
+    await onboard(outsider, EN, slug="quartier-sud")  # a resident of another council
     before = len(outsider.answered_callbacks)  # the consent button
     outsider.tap_data(f"mtg:{meeting.id}:coming", invitation)
     outsider.tap_data(f"mtg:{meeting.id + 1}:coming", invitation)
@@ -523,6 +525,24 @@ async def test_answers_close_at_the_deadline_and_forged_buttons_change_nothing(
     await in_transaction(bot, past_deadline)
     await answer(anna, invitation, "✅ I'm coming", "Answers are closed for this meeting.")
     assert (await invites(bot))[name(ANNA)][0] == "invited"
+
+
+async def test_a_resident_who_joins_after_the_invitations_is_invited_on_joining(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_residents(bot, emulator, council)
+    oumar = await organiser_of(bot, emulator, council, 52_012)
+    await send_meeting(oumar)
+    newcomer = emulator.resident(51_200, first_name=name(51_200), language_code="en")
+    await onboard(newcomer, EN)
+    invitation = await invitation_for(newcomer)
+    assert invitation.document is not None  # with its calendar file
+    await come(newcomer, invitation)
+    assert (await invites(bot))[name(51_200)][0] == "coming"
+    # Joining again (another link of the same council) invites nobody twice.
+    newcomer.send("/start quartier-nord")
+    await newcomer.wait_for(lambda m: "already a member" in text_of(m))
+    assert len([m for m in newcomer.inbox if "Conseil citoyen de décembre" in text_of(m)]) == 1
 
 
 async def test_residents_cannot_organise_and_a_resident_of_another_council_is_not_invited(
