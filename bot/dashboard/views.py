@@ -102,7 +102,9 @@ HEADERS = {
         "default-src 'none'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
-    "Referrer-Policy": "no-referrer",  # the sign-in link must not leak to other sites
+    # The sign-in link must not leak to other sites; "no-referrer" would also make browsers
+    # send "Origin: null" with our own forms, which the CSRF check refuses.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
@@ -155,8 +157,8 @@ class Dashboard:
     async def home(self, request: web.Request) -> web.Response:
         async with session_scope(self.sessions) as session:
             who = await viewer(session, request, self.admin_ids)
-            if who is None:
-                return self.signed_out(request)
+            if who is None:  # the landing page: how to sign in
+                return self.signed_out(request, status=200)
             t = Translator(who.person.locale)
             return page(
                 "home.html", t, who, councils=who.councils, roles=who.roles, labels=ROLE_LABELS
@@ -425,7 +427,7 @@ class Dashboard:
                 {
                     "title": call.title,
                     "status": t._(STATUS_LABELS[call.status.value]),
-                    "deadline": t.datetime(call.deadline, council.timezone, "medium"),
+                    "deadline": t.moment(call.deadline, council.timezone),
                     "needed": call.people_needed,
                     "answers": [
                         (t._(label), [name for name in (row.get(key) or "").split(", ") if name])
@@ -498,7 +500,7 @@ class Dashboard:
                     "title": consultation.title,
                     "status": consultation.status.value,
                     "status_label": t._(STATUS_LABELS.get(consultation.status.value, N_("open"))),
-                    "closes": t.datetime(consultation.closes_at, council.timezone, "medium"),
+                    "closes": t.moment(consultation.closes_at, council.timezone),
                     "summary": (
                         consultation_results.summary(
                             t,
@@ -564,7 +566,7 @@ class Dashboard:
                 {
                     "id": broadcast.id,
                     "text": text if len(text) <= 160 else text[:159] + "…",
-                    "started": t.datetime(broadcast.created_at, council.timezone, "medium"),
+                    "started": t.datetime(broadcast.created_at, council.timezone, "short"),
                     "progress": _progress_text(t, counts, broadcast, council),
                     "done": counts.total - counts.waiting,
                     "total": counts.total,
