@@ -8,6 +8,7 @@ import io
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -109,7 +110,20 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 
-Handler = Callable[[web.Request, AsyncSession, Viewer, Council, Translator], Awaitable[Any]]
+
+@dataclass(frozen=True)
+class Visit:
+    """One request to a council's pages, its session, council and role already checked."""
+
+    request: web.Request
+    session: AsyncSession
+    who: Viewer
+    council: Council
+    t: Translator
+
+
+Rendered = tuple[str, dict[str, Any]]  # a template and what it shows
+Handler = Callable[[Visit], Awaitable[Rendered | web.StreamResponse]]
 
 
 class Dashboard:
@@ -273,7 +287,7 @@ class Dashboard:
                         return forbidden(
                             t, t._("This form has expired. Reload the page and try again.")
                         )
-                result = await handler(request, session, who, council, t)
+                result = await handler(Visit(request, session, who, council, t))
                 if isinstance(result, web.StreamResponse):
                     return result
                 template, context = result
@@ -292,91 +306,77 @@ class Dashboard:
 
         return checked
 
-    async def overview(
-        self,
-        request: web.Request,
-        session: AsyncSession,
-        who: Viewer,
-        council: Council,
-        t: Translator,
-    ) -> tuple[str, dict[str, Any]]:
+    async def overview(self, v: Visit) -> Rendered:
         now = utcnow()
 
         async def count(query: Any) -> int:
-            return int(await session.scalar(query) or 0)
+            return int(await v.session.scalar(query) or 0)
 
         figures = [
             (
-                t._("Members"),
-                await count(select(func.count()).where(Membership.council_id == council.id)),
+                v.t._("Members"),
+                await count(select(func.count()).where(Membership.council_id == v.council.id)),
             ),
             (
-                t._("In the directory"),
-                await count(select(func.count()).where(TalentProfile.council_id == council.id)),
+                v.t._("In the directory"),
+                await count(select(func.count()).where(TalentProfile.council_id == v.council.id)),
             ),
             (
-                t._("Open calls"),
+                v.t._("Open calls"),
                 await count(
                     select(func.count()).where(
-                        Call.council_id == council.id, Call.status == CallStatus.OPEN
+                        Call.council_id == v.council.id, Call.status == CallStatus.OPEN
                     )
                 ),
             ),
             (
-                t._("Meetings to come"),
+                v.t._("Meetings to come"),
                 await count(
                     select(func.count()).where(
-                        Meeting.council_id == council.id, Meeting.starts_at > now
+                        Meeting.council_id == v.council.id, Meeting.starts_at > now
                     )
                 ),
             ),
             (
-                t._("Open consultations"),
+                v.t._("Open consultations"),
                 await count(
                     select(func.count()).where(
-                        Consultation.council_id == council.id,
+                        Consultation.council_id == v.council.id,
                         Consultation.status == ConsultationStatus.OPEN,
                     )
                 ),
             ),
         ]
         exports = [
-            (kind, t._(label))
+            (kind, v.t._(label))
             for kind, (label, allowed) in EXPORTS.items()
-            if who.may(council, allowed)
+            if v.who.may(v.council, allowed)
         ]
         return "overview.html", {"figures": figures, "exports": exports}
 
-    async def directory(
-        self,
-        request: web.Request,
-        session: AsyncSession,
-        who: Viewer,
-        council: Council,
-        t: Translator,
-    ) -> tuple[str, dict[str, Any]]:
-        skills = list(await talents.skills(session, council.id))
-        names = {skill.id: skill_label(skill, t) for skill in skills}
-        query = request.query
+    async def directory(self, v: Visit) -> Rendered:
+        skills = list(await talents.skills(v.session, v.council.id))
+        names = {skill.id: skill_label(skill, v.t) for skill in skills}
+        query = v.request.query
         skill_id = _int(query.get("skill"))
         when = query.get("when", "")
         place = query.get("neighbourhood", "")
         page_number = max(0, _int(query.get("page")) or 0)
         criteria = talents.Criteria(
-            council_id=council.id,
+            council_id=v.council.id,
             skill_id=skill_id if skill_id in names else None,
             weekdays=when == "weekdays",
             evenings=when == "evenings",
             weekends=when == "weekends",
-            neighbourhood=place if place in council.neighbourhoods else None,
+            neighbourhood=place if place in v.council.neighbourhoods else None,
         )
-        total, found = await talents.search(session, criteria, page_number * PAGE_SIZE, PAGE_SIZE)
+        total, found = await talents.search(v.session, criteria, page_number * PAGE_SIZE, PAGE_SIZE)
         people = [
             {
                 "first_name": person.first_name,
                 "skills": ", ".join(names[s] for s in person.skill_ids if s in names),
                 "free": ", ".join(
-                    t._(label) for key, label in AVAILABILITY.items() if getattr(person, key)
+                    v.t._(label) for key, label in AVAILABILITY.items() if getattr(person, key)
                 ),
                 "neighbourhood": person.neighbourhood or "",
             }
@@ -384,10 +384,10 @@ class Dashboard:
         ]
         capped = total > talents.COUNT_CAP
         found_line = (
-            t._("More than {count} people found").format(count=t.number(talents.COUNT_CAP))
+            v.t._("More than {count} people found").format(count=v.t.number(talents.COUNT_CAP))
             if capped
-            else t.ngettext("{count} person found", "{count} people found", total).format(
-                count=t.number(total)
+            else v.t.ngettext("{count} person found", "{count} people found", total).format(
+                count=v.t.number(total)
             )
         )
         filters = {
@@ -400,25 +400,18 @@ class Dashboard:
             "people": people,
             "found_line": found_line,
             "skills": sorted(names.items(), key=lambda item: item[1]),
-            "availability": [(key, t._(label)) for key, label in AVAILABILITY.items()],
+            "availability": [(key, v.t._(label)) for key, label in AVAILABILITY.items()],
             "filters": filters,
             "page_number": page_number,
             "more": more,
-            "query": {k: v for k, v in filters.items() if v},
+            "query": {key: value for key, value in filters.items() if value},
         }
 
-    async def calls(
-        self,
-        request: web.Request,
-        session: AsyncSession,
-        who: Viewer,
-        council: Council,
-        t: Translator,
-    ) -> tuple[str, dict[str, Any]]:
-        rows = await talent_export.call_answers(session, council)
+    async def calls(self, v: Visit) -> Rendered:
+        rows = await talent_export.call_answers(v.session, v.council)
         found = list(
-            await session.scalars(
-                select(Call).where(Call.council_id == council.id).order_by(Call.id)
+            await v.session.scalars(
+                select(Call).where(Call.council_id == v.council.id).order_by(Call.id)
             )
         )
         listed = []
@@ -426,30 +419,23 @@ class Dashboard:
             listed.append(
                 {
                     "title": call.title,
-                    "status": t._(STATUS_LABELS[call.status.value]),
-                    "deadline": t.moment(call.deadline, council.timezone),
+                    "status": v.t._(STATUS_LABELS[call.status.value]),
+                    "deadline": v.t.moment(call.deadline, v.council.timezone),
                     "needed": call.people_needed,
                     "answers": [
-                        (t._(label), [name for name in (row.get(key) or "").split(", ") if name])
+                        (v.t._(label), [name for name in (row.get(key) or "").split(", ") if name])
                         for key, label in CALL_ANSWER_LABELS.items()
                     ],
                 }
             )
         return "calls.html", {"calls": listed}
 
-    async def meetings(
-        self,
-        request: web.Request,
-        session: AsyncSession,
-        who: Viewer,
-        council: Council,
-        t: Translator,
-    ) -> tuple[str, dict[str, Any]]:
-        exported = await meeting_export.meetings(session, council)
+    async def meetings(self, v: Visit) -> Rendered:
+        exported = await meeting_export.meetings(v.session, v.council)
         by_id = {
             meeting.id: meeting
-            for meeting in await session.scalars(
-                select(Meeting).where(Meeting.council_id == council.id)
+            for meeting in await v.session.scalars(
+                select(Meeting).where(Meeting.council_id == v.council.id)
             )
         }
         listed = []
@@ -462,35 +448,28 @@ class Dashboard:
             listed.append(
                 {
                     "title": meeting.title,
-                    "when": t.moment(meeting.starts_at, council.timezone),
+                    "when": v.t.moment(meeting.starts_at, v.council.timezone),
                     "place": meeting.place,
                     "capacity": meeting.capacity,
                     "cancelled": item["status"] == "cancelled",
-                    "groups": [(t._(RSVP_LABELS[key]), groups[key]) for key in RSVP_LABELS],
+                    "groups": [(v.t._(RSVP_LABELS[key]), groups[key]) for key in RSVP_LABELS],
                     "attended": [a["first_name"] for a in item["answers"] if a["attended"]],
                     "started": meeting.starts_at <= utcnow(),
                 }
             )
         return "meetings.html", {"meetings": listed, "needs_labels": NEEDS_LABELS}
 
-    async def consultations(
-        self,
-        request: web.Request,
-        session: AsyncSession,
-        who: Viewer,
-        council: Council,
-        t: Translator,
-    ) -> tuple[str, dict[str, Any]]:
+    async def consultations(self, v: Visit) -> Rendered:
         found = list(
-            await session.scalars(
+            await v.session.scalars(
                 select(Consultation)
-                .where(Consultation.council_id == council.id)
+                .where(Consultation.council_id == v.council.id)
                 .order_by(Consultation.opens_at.desc(), Consultation.id.desc())
             )
         )
         listed = []
         for consultation in found:
-            results = await results_of(session, council, consultation)
+            results = await results_of(v.session, v.council, consultation)
             charts = 0
             if results is not None:
                 charts = sum(1 for q in results["questions"] if q["kind"] != "text")
@@ -499,11 +478,11 @@ class Dashboard:
                     "id": consultation.id,
                     "title": consultation.title,
                     "status": consultation.status.value,
-                    "status_label": t._(STATUS_LABELS.get(consultation.status.value, N_("open"))),
-                    "closes": t.moment(consultation.closes_at, council.timezone),
+                    "status_label": v.t._(STATUS_LABELS.get(consultation.status.value, N_("open"))),
+                    "closes": v.t.moment(consultation.closes_at, v.council.timezone),
                     "summary": (
                         consultation_results.summary(
-                            t,
+                            v.t,
                             consultation,
                             results,
                             consultation.status == ConsultationStatus.CLOSED,
@@ -516,20 +495,13 @@ class Dashboard:
             )
         return "consultations.html", {"consultations": listed}
 
-    async def chart(
-        self,
-        request: web.Request,
-        session: AsyncSession,
-        who: Viewer,
-        council: Council,
-        t: Translator,
-    ) -> web.Response:
-        consultation = await session.get(Consultation, int(request.match_info["id"]))
-        if consultation is None or consultation.council_id != council.id:
+    async def chart(self, v: Visit) -> web.Response:
+        consultation = await v.session.get(Consultation, int(v.request.match_info["id"]))
+        if consultation is None or consultation.council_id != v.council.id:
             raise web.HTTPNotFound()
-        results = await results_of(session, council, consultation)
-        files = consultation_results.chart_files(t, results) if results is not None else []
-        number = int(request.match_info["number"])
+        results = await results_of(v.session, v.council, consultation)
+        files = consultation_results.chart_files(v.t, results) if results is not None else []
+        number = int(v.request.match_info["number"])
         if not 1 <= number <= len(files):
             raise web.HTTPNotFound()
         return web.Response(
@@ -538,26 +510,19 @@ class Dashboard:
             headers={"Cache-Control": "no-store"},
         )
 
-    async def broadcasts(
-        self,
-        request: web.Request,
-        session: AsyncSession,
-        who: Viewer,
-        council: Council,
-        t: Translator,
-    ) -> tuple[str, dict[str, Any]]:
+    async def broadcasts(self, v: Visit) -> Rendered:
         found = list(
-            await session.scalars(
+            await v.session.scalars(
                 select(Broadcast)
-                .where(Broadcast.council_id == council.id)
+                .where(Broadcast.council_id == v.council.id)
                 .order_by(Broadcast.id.desc())
                 .limit(30)
             )
         )
         listed = []
         for broadcast in found:
-            counts = await outbox.counts(session, broadcast.id)
-            payload: dict[str, Any] = broadcast.payloads.get(t.locale) or next(
+            counts = await outbox.counts(v.session, broadcast.id)
+            payload: dict[str, Any] = broadcast.payloads.get(v.t.locale) or next(
                 iter(broadcast.payloads.values()), {}
             )
             text = str(payload.get("text", ""))
@@ -566,8 +531,8 @@ class Dashboard:
                 {
                     "id": broadcast.id,
                     "text": text if len(text) <= 160 else text[:159] + "…",
-                    "started": t.datetime(broadcast.created_at, council.timezone, "short"),
-                    "progress": _progress_text(t, counts, broadcast, council),
+                    "started": v.t.datetime(broadcast.created_at, v.council.timezone, "short"),
+                    "progress": _progress_text(v.t, counts, broadcast, v.council),
                     "done": counts.total - counts.waiting,
                     "total": counts.total,
                     "running": running and not counts.finished,
@@ -575,57 +540,43 @@ class Dashboard:
             )
         return "broadcasts.html", {"broadcasts": listed}
 
-    async def stop_broadcast(
-        self,
-        request: web.Request,
-        session: AsyncSession,
-        who: Viewer,
-        council: Council,
-        t: Translator,
-    ) -> web.Response:
-        broadcast = await session.get(Broadcast, int(request.match_info["id"]))
-        if broadcast is None or broadcast.council_id != council.id:
+    async def stop_broadcast(self, v: Visit) -> web.Response:
+        broadcast = await v.session.get(Broadcast, int(v.request.match_info["id"]))
+        if broadcast is None or broadcast.council_id != v.council.id:
             raise web.HTTPNotFound()
-        roles = {(council, role) for role in who.roles.get(council.id, frozenset())}
-        await broadcasts.interrupt(session, broadcast.id, who.person, roles, who.is_admin)
-        raise web.HTTPSeeOther(f"/dashboard/{council.slug}/broadcasts")
+        roles = {(v.council, role) for role in v.who.roles.get(v.council.id, frozenset())}
+        await broadcasts.interrupt(v.session, broadcast.id, v.who.person, roles, v.who.is_admin)
+        raise web.HTTPSeeOther(f"/dashboard/{v.council.slug}/broadcasts")
 
-    async def export(
-        self,
-        request: web.Request,
-        session: AsyncSession,
-        who: Viewer,
-        council: Council,
-        t: Translator,
-    ) -> web.Response:
-        kind = request.match_info["kind"]
+    async def export(self, v: Visit) -> web.Response:
+        kind = v.request.match_info["kind"]
         if kind not in EXPORTS:
             raise web.HTTPNotFound()
-        if not who.may(council, EXPORTS[kind][1]):
-            return forbidden(t, t._("This page is for the council's coordinators."))
+        if not v.who.may(v.council, EXPORTS[kind][1]):
+            return forbidden(v.t, v.t._("This page is for the v.council's coordinators."))
         data: list[dict[str, Any]]
         if kind == "talents":
-            data = await talent_export.directory(session, council)
+            data = await talent_export.directory(v.session, v.council)
         elif kind == "calls":
-            data = await talent_export.call_answers(session, council)
+            data = await talent_export.call_answers(v.session, v.council)
         elif kind == "meetings":
-            data = meeting_export.rows(await meeting_export.meetings(session, council))
+            data = meeting_export.rows(await meeting_export.meetings(v.session, v.council))
         else:
             data = consultation_export.rows(
-                await consultation_export.consultations(session, council)
+                await consultation_export.consultations(v.session, v.council)
             )
         out = io.StringIO()
         if data:
             writer = csv.DictWriter(out, fieldnames=list(data[0]), lineterminator="\r\n")
             writer.writeheader()
             writer.writerows(data)
-        log.info("dashboard: person %s exported %s of %s", who.person.id, kind, council.slug)
+        log.info("dashboard: person %s exported %s of %s", v.who.person.id, kind, v.council.slug)
         return web.Response(
             body=("\ufeff" + out.getvalue()).encode(),
             content_type="text/csv",
             charset="utf-8",
             headers={
-                "Content-Disposition": f'attachment; filename="{council.slug}-{kind}.csv"',
+                "Content-Disposition": f'attachment; filename="{v.council.slug}-{kind}.csv"',
                 **HEADERS,
             },
         )
