@@ -1,0 +1,143 @@
+"""The web chat page in a real browser: a resident joins with the mouse and the keyboard,
+and an Arabic page reads right to left."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from playwright.async_api import Browser, Locator, Page, expect
+
+from bot.app import CoupDePouce
+from flows.i18n import language_name
+from storage.models import Council
+from tests.browser import (
+    browser_fixture,  # noqa: F401 (the `browser` fixture)
+    console_errors,
+    new_page,
+    screenshot,
+)
+from tests.helpers import AR, FR
+
+COUNCIL_NAME = "Conseil citoyen Quartier Nord"
+
+
+def poster_link(app: CoupDePouce, slug: str = "quartier-nord") -> str:
+    """The chat page as a council's poster links to it: it starts by joining the council."""
+    return f"http://127.0.0.1:{app.port}/?start={slug}"
+
+
+def bot_bubble(page: Page, text: str) -> Locator:
+    """The bot's latest message containing `text`."""
+    return page.get_by_role("log").locator(".bubble.bot").filter(has_text=text).last
+
+
+async def content_edges(log: Locator) -> tuple[float, float]:
+    """Where the log's content starts and ends horizontally (inside its padding)."""
+    left, right = await log.evaluate(
+        """log => {
+            const box = log.getBoundingClientRect(), style = getComputedStyle(log);
+            return [box.left + parseFloat(style.paddingLeft),
+                    box.right - parseFloat(style.paddingRight)];
+        }"""
+    )
+    return float(left), float(right)
+
+
+async def test_a_resident_joins_and_downloads_their_data_in_the_browser(
+    bot: CoupDePouce, council: Council, browser: Browser
+) -> None:
+    page = await new_page(browser, "fr-FR")
+    await page.goto(poster_link(bot))
+    await expect(page.locator("html")).to_have_attribute("lang", "fr")
+    log = page.get_by_role("log", name=FR._("Conversation"))
+    await expect(log).to_have_attribute("aria-live", "polite")
+
+    yes, no, language = FR._("✅ Yes, I agree"), FR._("No, thanks"), "🌐 " + FR._("Language")
+    consent = bot_bubble(page, FR._("Do you agree?"))
+    await expect(consent).to_contain_text(COUNCIL_NAME)
+    buttons = consent.get_by_role("button")
+    await expect(buttons).to_have_count(3)
+    for button, name in zip(await buttons.all(), (yes, no, language), strict=True):
+        await expect(button).to_have_accessible_name(name)
+    # A question takes the focus, so a keyboard user can answer it straight away.
+    await expect(consent.get_by_role("button", name=yes)).to_be_focused()
+    await screenshot(page, "webchat-fr-consent")
+
+    # With the keyboard only: Tab to the language button, Enter, then Enter on "Français".
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    await expect(consent.get_by_role("button", name=language)).to_be_focused()
+    await page.keyboard.press("Enter")
+    languages = bot_bubble(page, FR._("Which language do you prefer?"))
+    french = languages.get_by_role("button", name=language_name("fr"))
+    await french.focus()
+    await expect(french).to_be_focused()
+    await page.keyboard.press("Enter")
+    chosen = FR._("Done: I will write to you in {language}.").format(language=language_name("fr"))
+    await expect(bot_bubble(page, chosen)).to_be_visible()
+
+    # The question is asked again: agree with a click.
+    consent = bot_bubble(page, FR._("Do you agree?"))
+    await consent.get_by_role("button", name=yes).click()
+    welcome = FR._("Thank you! You are now a member of {council}.").format(council=COUNCIL_NAME)
+    await expect(bot_bubble(page, welcome)).to_be_visible()
+    await expect(log.get_by_role("button")).to_have_count(0)  # answered questions lose them
+    await screenshot(page, "webchat-fr-onboarding")
+
+    message = page.get_by_role("textbox", name=FR._("Your message"))
+    await message.fill("/mydata")
+    await message.press("Enter")
+    await expect(message).to_have_value("")
+    link = bot_bubble(page, FR._("Here is everything we keep about you.")).get_by_role(
+        "link", name=re.compile(r"mydata\.json")
+    )
+    await expect(link).to_have_attribute("download", "mydata.json")
+    await screenshot(page, "webchat-fr-mydata")
+    async with page.expect_download() as started:
+        await link.click()
+    download = await started.value
+    assert download.suggested_filename == "mydata.json"
+    document = json.loads((await download.path()).read_text(encoding="utf-8"))
+    assert [joined["name"] for joined in document["councils"]] == [COUNCIL_NAME]
+    assert [account["channel"] for account in document["accounts"]] == ["web"]
+
+    assert console_errors(page) == []
+
+
+async def test_an_arabic_page_reads_right_to_left(
+    bot: CoupDePouce, council: Council, browser: Browser
+) -> None:
+    page = await new_page(browser, "ar")
+    await page.goto(poster_link(bot))
+    html = page.locator("html")
+    await expect(html).to_have_attribute("lang", "ar")
+    await expect(html).to_have_attribute("dir", "rtl")
+
+    consent = bot_bubble(page, AR._("Do you agree?"))
+    await expect(consent).to_contain_text(COUNCIL_NAME)
+    await expect(consent).to_have_css("direction", "rtl")
+    await expect(consent.get_by_role("button", name=AR._("✅ Yes, I agree"))).to_be_focused()
+    await screenshot(page, "webchat-ar")
+
+    # The bot's messages sit on the right, where Arabic lines start; a bubble on the
+    # left would start at the log's left padding.
+    left, right = await content_edges(page.get_by_role("log"))
+    box = await consent.bounding_box()
+    assert box is not None
+    assert abs(box["x"] + box["width"] - right) <= 1, (box, right)
+    assert box["x"] > left + 1, (box, left)
+
+    # The resident's own messages are mirrored too: on the left.
+    await consent.get_by_role("button", name=AR._("✅ Yes, I agree")).click()
+    mine = page.get_by_role("log").locator(".bubble.me").filter(has_text=AR._("✅ Yes, I agree"))
+    await expect(mine).to_have_css("direction", "rtl")
+    box = await mine.bounding_box()
+    assert box is not None
+    assert abs(box["x"] - left) <= 1, (box, left)
+    assert box["x"] + box["width"] < right - 1, (box, right)
+    welcome = AR._("Thank you! You are now a member of {council}.").format(council=COUNCIL_NAME)
+    await expect(bot_bubble(page, welcome)).to_have_css("direction", "rtl")
+    await screenshot(page, "webchat-ar-joined")
+
+    assert console_errors(page) == []
