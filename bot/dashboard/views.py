@@ -100,7 +100,7 @@ STATUS_LABELS = {
 }
 HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     # The sign-in link must not leak to other sites; "no-referrer" would also make browsers
