@@ -75,8 +75,7 @@ async def test_a_newcomer_joins_offers_help_answers_the_meeting_and_the_consulta
     await type_in(page, "Un coin lecture pour les enfants")
     await tap(page, "Gare")
     saved = FR._(
-        "Thank you! Your answers are saved. You can change them until {date}: "
-        "tap “Answer” again."
+        "Thank you! Your answers are saved. You can change them until {date}: tap “Answer” again."
     )
     await expect(said(page, saved.split("{date}")[0])).to_be_visible()
     await screenshot(page, "webchat-demo-consultation")
