@@ -242,13 +242,16 @@ class WebChatChannel:
         raise response
 
     def _set_cookie(self, response: web.StreamResponse, request: web.Request, chat_id: str) -> None:
+        """Over HTTPS the cookie also works when the chat is embedded in a council's site
+        (SameSite=None, partitioned by the embedding site); over plain HTTP, first-party only."""
         response.set_cookie(
             COOKIE,
             self.sign(chat_id),
             max_age=COOKIE_MAX_AGE,
             httponly=True,
-            samesite="Lax",
+            samesite="None" if request.secure else "Lax",
             secure=request.secure,
+            partitioned=request.secure or None,
         )
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:

@@ -553,7 +553,7 @@ class Dashboard:
         if kind not in EXPORTS:
             raise web.HTTPNotFound()
         if not v.who.may(v.council, EXPORTS[kind][1]):
-            return forbidden(v.t, v.t._("This page is for the v.council's coordinators."))
+            return forbidden(v.t, v.t._("This page is for the council's coordinators."))
         data: list[dict[str, Any]]
         if kind == "talents":
             data = await talent_export.directory(v.session, v.council)
