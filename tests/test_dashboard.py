@@ -7,12 +7,22 @@ import re
 from datetime import timedelta
 
 import aiohttp
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
+from bot.demo import seed_council
 from flows.councils import create as create_council
-from storage.models import Council, DashboardSession, LoginLink, Role, utcnow
+from storage.models import (
+    Council,
+    DashboardSession,
+    LoginLink,
+    MeetingInvite,
+    Role,
+    Rsvp,
+    utcnow,
+)
+from storage.queries import people
 from tests.conftest import in_transaction
 from tests.emulator import BotApiEmulator, FakeUser
 from tests.helpers import EN, onboard
@@ -186,5 +196,31 @@ async def test_residents_get_no_link(
         assert status == 200 and "/dashboard" in body
         status, body = await tab.get(f"http://127.0.0.1:{bot.port}/dashboard/login/not-a-token")
         assert status == 410
+    finally:
+        await tab.close()
+
+
+async def test_the_meetings_page_lists_answers_with_guests_and_needs(
+    bot: CoupDePouce, emulator: BotApiEmulator
+) -> None:
+    async def seed(session: AsyncSession) -> None:
+        demo = await seed_council(session, utcnow())
+        await people.grant_role(session, demo, "telegram", "52005", Role.COORDINATOR)
+        invite = await session.scalar(select(MeetingInvite).limit(1))
+        assert invite is not None
+        invite.rsvp, invite.guests, invite.needs = Rsvp.COMING, 1, ["access", "childcare"]
+        invite.answered_at = utcnow()
+
+    await in_transaction(bot, seed)
+    nadia = emulator.resident(52_005, first_name="Nadia", language_code="en")
+    await onboard(nadia, EN, slug="demo")
+    tab = Tab()
+    try:
+        await tab.sign_in(await link_for(nadia))
+        status, page = await tab.get(f"http://127.0.0.1:{bot.port}/dashboard/demo/meetings")
+        assert status == 200
+        assert "(+1)" in page
+        assert EN._("Accessibility (wheelchair, step-free access)") in page
+        assert EN._("Childcare") in page
     finally:
         await tab.close()

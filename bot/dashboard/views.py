@@ -35,6 +35,7 @@ from flows.consultations import results as consultation_results
 from flows.consultations.service import aggregate
 from flows.i18n import N_, Translator, negotiate
 from flows.meetings import export as meeting_export
+from flows.meetings import service as meeting_service
 from flows.talents import export as talent_export
 from flows.talents.catalogue import skill_label
 from flows.talents.flow import AVAILABILITY
@@ -457,7 +458,7 @@ class Dashboard:
                     "started": meeting.starts_at <= utcnow(),
                 }
             )
-        return "meetings.html", {"meetings": listed, "needs_labels": NEEDS_LABELS}
+        return "meetings.html", {"meetings": listed, "needs_labels": meeting_service.NEEDS}
 
     async def consultations(self, v: Visit) -> Rendered:
         found = list(
@@ -583,11 +584,6 @@ class Dashboard:
 
 
 ROLE_LABELS = {Role.COORDINATOR: N_("coordinator"), Role.ORGANISER: N_("organiser")}
-NEEDS_LABELS = {
-    "childcare": N_("childcare"),
-    "accessibility": N_("accessibility"),
-    "interpreting": N_("interpreting"),
-}
 
 
 async def results_of(
