@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from storage.models import Council
@@ -115,6 +116,9 @@ async def test_invite_asks_the_bot_api_for_the_name(
         ({"WEBHOOK_URL": "https://x.org/h", "WEBHOOK_SECRET": "has spaces"}, "WEBHOOK_SECRET"),
         ({"ADMIN_TELEGRAM_IDS": "12,abc"}, "ADMIN_TELEGRAM_IDS"),
         ({"TELEGRAM_API_URL": "api.telegram.org"}, "TELEGRAM_API_URL"),
+        ({"PUBLIC_URL": "bot.example.org"}, "PUBLIC_URL"),
+        ({"DASHBOARD_LINK_MINUTES": "0"}, "DASHBOARD_LINK_MINUTES"),
+        ({"DASHBOARD_SESSION_HOURS": "forever"}, "DASHBOARD_SESSION_HOURS"),
     ],
 )
 async def test_bad_settings_stop_run_with_one_line(
@@ -153,6 +157,44 @@ async def test_run_serves_residents_until_stopped(
         assert "Conseil citoyen Quartier Nord" in (consent.text or "")
     finally:
         process.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_demo_prints_where_to_go_and_serves_it(database_url: str) -> None:
+    """`coupdepouce demo` seeds the demo council and prints the three addresses to open."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "demo",
+        env={**os.environ, "DATABASE_URL": database_url, "HTTP_PORT": "0"},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        printed: dict[str, str] = {}
+        while "dashboard" not in printed:
+            line = (await asyncio.wait_for(process.stdout.readline(), timeout=60)).decode()
+            assert line, "the demo stopped before printing its addresses"
+            if "http://" in line:
+                label, _, url = line.strip().partition("http://")
+                printed[label.rstrip(": ").removeprefix("as ").removeprefix("the ")] = (
+                    "http://" + url
+                )
+        assert printed["a resident"].endswith("/?start=demo")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+            async with client.get(printed["a resident"]) as page:
+                assert page.status == 200
+            async with client.get(printed["coordinator"]) as page:
+                assert page.status == 200 and '<html lang="fr"' in await page.text()
+            async with client.get(printed["dashboard"]) as page:
+                assert page.status == 200  # the one-time link's sign-in page
+    finally:
+        process.send_signal(signal.SIGINT)
         _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, err.decode()
     assert "Traceback" not in err.decode()
