@@ -120,6 +120,19 @@ async def test_an_arabic_page_reads_right_to_left(
     await expect(consent.get_by_role("button", name=AR._("✅ Yes, I agree"))).to_be_focused()
     await screenshot(page, "webchat-ar")
 
+    # Commands keep their left-to-right shape inside Arabic text: "/mydata", not "mydata/".
+    slash, m, a = await consent.evaluate(
+        """bubble => {
+            const node = Array.from(bubble.childNodes)
+                .find(n => n.nodeType === Node.TEXT_NODE && n.data.includes("/mydata"));
+            const start = node.data.indexOf("/mydata"), range = document.createRange();
+            const x = k => { range.setStart(node, k); range.setEnd(node, k + 1);
+                             return range.getBoundingClientRect().x; };
+            return [x(start), x(start + 1), x(start + 6)];
+        }"""
+    )
+    assert slash < m < a
+
     # The bot's messages sit on the right, where Arabic lines start; a bubble on the
     # left would start at the log's left padding.
     left, right = await content_edges(page.get_by_role("log"))
