@@ -202,3 +202,19 @@ async def sent(app: CoupDePouce, broadcast_id: int, expected: int = 1) -> bool:
         )
 
     return bool(await in_transaction(app, count) >= expected)
+
+
+async def test_a_very_long_message_gets_an_answer_and_the_question_stays(
+    bot: CoupDePouce, council: Council
+) -> None:
+    browser = Browser(bot, "ar")
+    try:
+        await browser.open_page()
+        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            consent = await browser.say(socket, {"type": "text", "text": "/start quartier-nord"})
+            answer = await browser.say(socket, {"type": "text", "text": "ب" * 10_000})
+            assert answer["type"] == "outcome" and answer["replies"]
+            again = await browser.say(socket, {"type": "text", "text": "/start quartier-nord"})
+            assert again["replies"][-1]["text"] == consent["replies"][-1]["text"]
+    finally:
+        await browser.close()
