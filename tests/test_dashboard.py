@@ -4,20 +4,26 @@ roles and councils checked on every page and export."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 
 import aiohttp
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from bot.demo import seed_council
+from flows.broadcasts import service as broadcasts
 from flows.councils import create as create_council
+from flows.engine import Reply
 from storage.models import (
+    Broadcast,
+    BroadcastStatus,
     Council,
     DashboardSession,
     LoginLink,
     MeetingInvite,
+    OutboxMessage,
+    OutboxStatus,
     Role,
     Rsvp,
     utcnow,
@@ -224,3 +230,49 @@ async def test_the_meetings_page_lists_answers_with_guests_and_needs(
         assert EN._("Childcare") in page
     finally:
         await tab.close()
+
+
+async def test_a_coordinator_stops_a_broadcast_from_the_dashboard(
+    bot: CoupDePouce, emulator: BotApiEmulator
+) -> None:
+    async def seed(session: AsyncSession) -> int:
+        demo = await seed_council(session, utcnow())
+        await people.grant_role(session, demo, "telegram", "52006", Role.COORDINATOR)
+        demo.quiet_start, demo.quiet_end = time(0, 0), time(23, 59)  # it waits for the morning
+        broadcast = await broadcasts.start_broadcast(
+            session,
+            council=demo,
+            kind="announcement",
+            audience=broadcasts.members(demo),
+            render=lambda t: Reply("Fête de quartier samedi !"),
+        )
+        return broadcast.id
+
+    broadcast_id = await in_transaction(bot, seed)
+    nadia = emulator.resident(52_006, first_name="Nadia", language_code="en")
+    await onboard(nadia, EN, slug="demo")
+    tab = Tab()
+    try:
+        await tab.sign_in(await link_for(nadia))
+        page_url = f"http://127.0.0.1:{bot.port}/dashboard/demo/broadcasts"
+        status, page = await tab.get(page_url)
+        assert status == 200 and "Fête de quartier samedi !" in page
+        stop = f"http://127.0.0.1:{bot.port}/dashboard/demo/broadcasts/{broadcast_id}/stop"
+        assert await tab.post(stop, {"csrf": "forged"}) == 403
+        assert await tab.post(stop, {"csrf": hidden(page, "csrf")}) == 200
+        _, page = await tab.get(page_url)
+        assert f"/broadcasts/{broadcast_id}/stop" not in page  # nothing left to stop
+    finally:
+        await tab.close()
+
+    async def state(session: AsyncSession) -> tuple[BroadcastStatus, int]:
+        stopped = await session.get_one(Broadcast, broadcast_id)
+        waiting = await session.scalar(
+            select(func.count()).where(
+                OutboxMessage.broadcast_id == broadcast_id,
+                OutboxMessage.status == OutboxStatus.PENDING,
+            )
+        )
+        return stopped.status, int(waiting or 0)
+
+    assert await in_transaction(bot, state) == (BroadcastStatus.INTERRUPTED, 0)

@@ -547,7 +547,10 @@ class Dashboard:
             raise web.HTTPNotFound()
         roles = {(v.council, role) for role in v.who.roles.get(v.council.id, frozenset())}
         await broadcasts.interrupt(v.session, broadcast.id, v.who.person, roles, v.who.is_admin)
-        raise web.HTTPSeeOther(f"/dashboard/{v.council.slug}/broadcasts")
+        # Returned, not raised: an exception would roll the transaction back.
+        return web.Response(
+            status=303, headers={"Location": f"/dashboard/{v.council.slug}/broadcasts"}
+        )
 
     async def export(self, v: Visit) -> web.Response:
         kind = v.request.match_info["kind"]
