@@ -32,6 +32,7 @@ from storage.models import (
     PersonStatus,
     QuestionKind,
     Role,
+    Rsvp,
     utcnow,
 )
 from storage.queries import councils, dashboard, people
@@ -70,6 +71,15 @@ RESIDENTS = (
     Resident("Jules", "en", ("tutoring", "it_help"), "Nord", weekdays=True),
     Resident("Karima", "fr", ("childcare", "paperwork"), "Centre", weekdays=True, weekends=True),
     Resident("Léo", "fr", ("van", "event_setup"), "Gare", weekends=True),
+)
+# Answers already given to the meeting: answer, people coming along, needs.
+RSVPS: tuple[tuple[Rsvp, int, list[str]], ...] = (
+    (Rsvp.COMING, 2, ["childcare"]),
+    (Rsvp.COMING, 0, []),
+    (Rsvp.MAYBE, 0, []),
+    (Rsvp.COMING, 1, ["interpreting"]),
+    (Rsvp.DECLINED, 0, []),
+    (Rsvp.COMING, 0, ["access"]),
 )
 # Answers already given to the consultation: day (0 Saturday, 1 Sunday), interest 1 to 5.
 ANSWERS = ((0, 5), (0, 4), (1, 3), (0, 5), (1, 4), (0, 2), (1, 5), (0, 4))
@@ -115,7 +125,7 @@ async def seed_council(session: AsyncSession, now: datetime) -> Council:
     zone = ZoneInfo(council.timezone)
     day = (now.astimezone(zone) + timedelta(days=6)).date()
     starts = datetime.combine(day, time(18, 30), tzinfo=zone)
-    await meetings.send(
+    _sent, meeting = await meetings.send(
         session,
         council,
         meetings.NewMeeting(
@@ -131,6 +141,11 @@ async def seed_council(session: AsyncSession, now: datetime) -> Council:
         report_to,
         now=now,
     )
+    assert meeting is not None
+    for someone, (answer, guests, needs) in zip(residents, RSVPS, strict=False):
+        await meetings.respond(session, meeting.id, someone, answer, now=now)
+        await meetings.set_guests(session, meeting.id, someone, guests, now=now)
+        await meetings.set_needs(session, meeting.id, someone, needs)
     consultation = await consultations.create(
         session,
         council,
