@@ -452,6 +452,9 @@ class Dashboard:
                     "when": v.t.moment(meeting.starts_at, v.council.timezone),
                     "place": meeting.place,
                     "capacity": meeting.capacity,
+                    "summary": meeting_service.counts_text(
+                        v.t, await meeting_service.counts(v.session, meeting.id)
+                    ),
                     "cancelled": item["status"] == "cancelled",
                     "groups": [(v.t._(RSVP_LABELS[key]), groups[key]) for key in RSVP_LABELS],
                     "attended": [a["first_name"] for a in item["answers"] if a["attended"]],
