@@ -25,7 +25,7 @@ from string import Template
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dispatcher import Delivery, DeliveryKind
@@ -68,6 +68,15 @@ def to_inbound(chat_id: str, payload: Any, language_code: str | None) -> Inbound
     if command is not None:
         return Inbound(command=command[1].lower(), argument=(command[2] or "").strip(), **common)
     return Inbound(text=text, **common)
+
+
+def locale_of(chat_id: str) -> Select[str]:
+    """The language of the person behind a web chat, if they joined."""
+    return (
+        select(Person.locale)
+        .join(Identity, Identity.person_id == Person.id)
+        .where(Identity.channel == CHANNEL, Identity.external_id == chat_id)
+    )
 
 
 def _mailed(row: WebMessage) -> dict[str, Any]:
@@ -120,11 +129,7 @@ class WebChatChannel:
     async def deliver(self, chat_id: str, reply: Reply, *, paid: bool = False) -> Delivery:
         """Put the message in the person's mailbox, then show it on their open pages."""
         async with session_scope(self.sessions) as session:
-            locale = await session.scalar(
-                select(Person.locale)
-                .join(Identity, Identity.person_id == Person.id)
-                .where(Identity.channel == CHANNEL, Identity.external_id == chat_id)
-            )
+            locale = await session.scalar(locale_of(chat_id))
             row = WebMessage(
                 chat_id=chat_id,
                 payload={"dir": "rtl" if locale in RTL_LOCALES else "ltr", **_reply(reply)},
@@ -202,11 +207,7 @@ class WebChatChannel:
         if chat_id is None:
             return None
         async with session_scope(self.sessions) as session:
-            return await session.scalar(
-                select(Person.locale)
-                .join(Identity, Identity.person_id == Person.id)
-                .where(Identity.channel == CHANNEL, Identity.external_id == chat_id)
-            )
+            return await session.scalar(locale_of(chat_id))
 
     async def page(self, request: web.Request) -> web.Response:
         """The chat page, in the person's language (the browser's until they chose); sets the
