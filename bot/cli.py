@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import enum
 import json
 import logging
@@ -20,12 +19,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings, SettingsError, load_settings
-from flows.consultations import export as consultation_export
+from flows import exports
 from flows.councils import create as create_council
 from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES, Translator
-from flows.meetings import export as meeting_export
 from flows.onboarding.flow import LINK_SEPARATOR
-from flows.talents import export as talent_export
 from flows.talents.catalogue import CATEGORIES, skill_label
 from storage import db
 from storage.models import Council, Role
@@ -358,27 +355,13 @@ def export(
         found = await councils.by_slug(session, council)
         if found is None:
             fail(f"no council named {council!r}; see `coupdepouce council list`")
-        if kind is ExportKind.TALENTS:
-            return await talent_export.directory(session, found)
-        if kind is ExportKind.MEETINGS:
-            return await meeting_export.meetings(session, found)
-        if kind is ExportKind.CONSULTATIONS:
-            return await consultation_export.consultations(session, found)
-        return await talent_export.call_answers(session, found)
+        return await exports.records(session, found, kind.value)
 
     data = with_session(config, rows)
     if format is ExportFormat.JSON:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    if kind is ExportKind.MEETINGS:
-        data = meeting_export.rows(data)
-    if kind is ExportKind.CONSULTATIONS:
-        data = consultation_export.rows(data)
-    if not data:
-        return
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(data[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(data)
+    sys.stdout.write(exports.csv_text(exports.rows(kind.value, data)))
 
 
 def _bot_username(config: Settings) -> str:

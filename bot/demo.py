@@ -22,14 +22,12 @@ from flows.consultations import service as consultations
 from flows.councils import create as create_council
 from flows.dashboard.flow import LOGIN_PATH
 from flows.meetings import service as meetings
+from flows.onboarding import service as onboarding
 from flows.talents import service as talents
 from storage.db import create_engine, session_factory, session_scope
 from storage.models import (
     Council,
-    Identity,
-    Membership,
     Person,
-    PersonStatus,
     QuestionKind,
     Role,
     Rsvp,
@@ -178,19 +176,10 @@ async def person(
     session: AsyncSession, council: Council, first_name: str, locale: str, chat_id: str
 ) -> Person:
     """A member of the council who talks to the bot in the web chat."""
-    someone = Person(
-        first_name=first_name,
-        locale=locale,
-        status=PersonStatus.ACTIVE,
-        consent_version="demo",
-        consented_at=utcnow(),
+    newcomer = onboarding.Newcomer(
+        channel=CHANNEL, external_id=chat_id, first_name=first_name, username=None, locale=locale
     )
-    session.add(someone)
-    await session.flush()
-    session.add(Identity(person_id=someone.id, channel=CHANNEL, external_id=chat_id))
-    session.add(Membership(person_id=someone.id, council_id=council.id))
-    await session.flush()
-    return someone
+    return await onboarding.register(session, newcomer, council)
 
 
 def let_in_as_coordinator(app: CoupDePouce) -> None:

@@ -64,6 +64,13 @@ def negotiate(language_code: str | None) -> str:
     return parsed.language if parsed.language in SHIPPED_LOCALES else DEFAULT_LOCALE
 
 
+def first_language(accept_language: str | None) -> str | None:
+    """A browser's preferred language from its Accept-Language header ("ar-EG,ar;q=0.9" →
+    "ar-EG"), for `negotiate`."""
+    first = (accept_language or "").split(",")[0].split(";")[0].strip()
+    return first or None
+
+
 def language_name(locale: str) -> str:
     """The language's own name for itself, capitalised: 'Français', 'English', 'العربية'."""
     name = Locale.parse(locale).get_display_name(locale) or locale

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.dispatcher import Delivery, DeliveryKind
 from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
-from flows.i18n import RTL_LOCALES, Translator, negotiate
+from flows.i18n import RTL_LOCALES, Translator, first_language, negotiate
 from storage.db import session_scope
 from storage.models import Identity, Person, WebMessage, utcnow
 from storage.queries import secrets as stored_secrets
@@ -300,6 +300,4 @@ class WebChatChannel:
 
 
 def _browser_language(request: web.Request) -> str | None:
-    header = request.headers.get("Accept-Language", "")
-    first = header.split(",")[0].split(";")[0].strip()
-    return first or None
+    return first_language(request.headers.get("Accept-Language"))

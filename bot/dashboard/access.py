@@ -15,15 +15,13 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Council, Identity, Person, PersonStatus, Role, RoleGrant, utcnow
-from storage.queries import dashboard
+from flows.staff import ORGANISING
+from storage.models import Council, Identity, Person, PersonStatus, Role, utcnow
+from storage.queries import councils, dashboard, people
 
 SESSION_COOKIE = "cdp_dashboard"
 LOGIN_COOKIE = "cdp_login"  # double-submit token for the sign-in form, before any session
 COOKIE_PATH = "/dashboard"
-
-COORDINATING = frozenset({Role.COORDINATOR})
-ORGANISING = frozenset({Role.COORDINATOR, Role.ORGANISER})
 
 
 @dataclass(frozen=True)
@@ -62,18 +60,12 @@ async def viewer(
     held: defaultdict[int, set[Role]] = defaultdict(set)
     by_id: dict[int, Council] = {}
     for channel, external_id in identities:
-        grants = await session.execute(
-            select(RoleGrant.role, Council)
-            .join(Council, Council.id == RoleGrant.council_id)
-            .where(RoleGrant.channel == channel, RoleGrant.external_id == external_id)
-        )
-        for role, council in grants:
+        for council, role in await people.roles_of(session, channel, external_id):
             if role in ORGANISING:
                 held[council.id].add(role)
                 by_id[council.id] = council
     if is_admin:
-        for council in await session.scalars(select(Council)):
-            by_id[council.id] = council
+        by_id.update({council.id: council for council in await councils.all_councils(session)})
     if not by_id:
         return None
     return Viewer(

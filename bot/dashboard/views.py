@@ -3,8 +3,6 @@ one-time link that the bot sends on /dashboard."""
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,23 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dashboard.access import (
     COOKIE_PATH,
-    COORDINATING,
     LOGIN_COOKIE,
-    ORGANISING,
     SESSION_COOKIE,
     Viewer,
     same_origin,
     token_matches,
     viewer,
 )
+from flows import exports
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.report import progress
-from flows.consultations import export as consultation_export
 from flows.consultations import results as consultation_results
 from flows.consultations.service import aggregate
-from flows.i18n import N_, Translator, negotiate
+from flows.i18n import N_, Translator, first_language, negotiate
 from flows.meetings import export as meeting_export
 from flows.meetings import service as meeting_service
+from flows.staff import COORDINATING, ORGANISING
 from flows.talents import export as talent_export
 from flows.talents.catalogue import skill_label
 from flows.talents.flow import AVAILABILITY
@@ -348,12 +345,12 @@ class Dashboard:
                 ),
             ),
         ]
-        exports = [
+        downloads = [
             (kind, v.t._(label))
             for kind, (label, allowed) in EXPORTS.items()
             if v.who.may(v.council, allowed)
         ]
-        return "overview.html", {"figures": figures, "exports": exports}
+        return "overview.html", {"figures": figures, "exports": downloads}
 
     async def directory(self, v: Visit) -> Rendered:
         skills = list(await talents.skills(v.session, v.council.id))
@@ -561,25 +558,10 @@ class Dashboard:
             raise web.HTTPNotFound()
         if not v.who.may(v.council, EXPORTS[kind][1]):
             return forbidden(v.t, v.t._("This page is for the council's coordinators."))
-        data: list[dict[str, Any]]
-        if kind == "talents":
-            data = await talent_export.directory(v.session, v.council)
-        elif kind == "calls":
-            data = await talent_export.call_answers(v.session, v.council)
-        elif kind == "meetings":
-            data = meeting_export.rows(await meeting_export.meetings(v.session, v.council))
-        else:
-            data = consultation_export.rows(
-                await consultation_export.consultations(v.session, v.council)
-            )
-        out = io.StringIO()
-        if data:
-            writer = csv.DictWriter(out, fieldnames=list(data[0]), lineterminator="\r\n")
-            writer.writeheader()
-            writer.writerows(data)
+        table = exports.rows(kind, await exports.records(v.session, v.council, kind))
         log.info("dashboard: person %s exported %s of %s", v.who.person.id, kind, v.council.slug)
         return web.Response(
-            body=("\ufeff" + out.getvalue()).encode(),
+            body=("\ufeff" + exports.csv_text(table, line_end="\r\n")).encode(),
             content_type="text/csv",
             charset="utf-8",
             headers={
@@ -621,8 +603,7 @@ def _int(value: str | None) -> int | None:
 
 
 def browser_translator(request: web.Request) -> Translator:
-    header = request.headers.get("Accept-Language", "")
-    return Translator(negotiate(header.split(",")[0].split(";")[0].strip() or None))
+    return Translator(negotiate(first_language(request.headers.get("Accept-Language"))))
 
 
 def page(
