@@ -16,6 +16,14 @@ from sqlalchemy.exc import ArgumentError
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+GRAPH_API_URL = "https://graph.facebook.com/v26.0"
+# Without all four there is no WhatsApp channel; with some but not all, the program stops.
+WHATSAPP_REQUIRED = (
+    "whatsapp_token",
+    "whatsapp_phone_number_id",
+    "whatsapp_app_secret",
+    "whatsapp_verify_token",
+)
 
 
 class SettingsError(Exception):
@@ -81,6 +89,38 @@ class Settings(BaseSettings):
     dispatch_report_seconds: float = Field(
         3.0, gt=0, le=3600, description="How often a broadcast's progress message is updated."
     )
+    whatsapp_token: SecretStr | None = Field(
+        None, description="A permanent access token of the WhatsApp Business app (system user)."
+    )
+    whatsapp_phone_number_id: str | None = Field(
+        None, description="The id of the WhatsApp Business phone number the bot speaks from."
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        None, description="The Meta app's secret: every webhook call's signature is checked."
+    )
+    whatsapp_verify_token: SecretStr | None = Field(
+        None, description="A phrase of your choice, given to Meta when setting the webhook."
+    )
+    whatsapp_api_url: str = Field(
+        GRAPH_API_URL, description="Meta's Graph API with its version, or another Cloud API server."
+    )
+    whatsapp_business_account_id: str | None = Field(
+        None, description="The WhatsApp Business Account id, to submit the message templates."
+    )
+    whatsapp_number: str | None = Field(
+        None,
+        description="The bot's WhatsApp number in international form (digits), for wa.me "
+        "links; default: asked from the Graph API.",
+    )
+    whatsapp_rate: float = Field(
+        80.0, gt=0, le=1000, description="WhatsApp messages per second for the whole number."
+    )
+    whatsapp_template_price: float | None = Field(
+        None, ge=0, le=10, description="What one template message costs, for estimates."
+    )
+    whatsapp_price_currency: str = Field(
+        "EUR", description="The currency of WHATSAPP_TEMPLATE_PRICE (ISO 4217)."
+    )
     dispatch_lease_seconds: float = Field(
         30.0,
         ge=1,
@@ -112,7 +152,7 @@ class Settings(BaseSettings):
             raise ValueError("name the file: sqlite+aiosqlite:///coupdepouce.db")
         return url.set(drivername=ASYNC_DRIVERS[backend]).render_as_string(hide_password=False)
 
-    @field_validator("telegram_api_url", "webhook_url", "public_url")
+    @field_validator("telegram_api_url", "webhook_url", "public_url", "whatsapp_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
@@ -122,10 +162,43 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s):// address")
         return value.strip().rstrip("/")
 
-    @field_validator("telegram_bot_token", "webhook_secret", mode="before")
+    @field_validator(
+        "telegram_bot_token",
+        "webhook_secret",
+        *WHATSAPP_REQUIRED,
+        "whatsapp_business_account_id",
+        "whatsapp_number",
+        "whatsapp_template_price",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip() == "" else value
+
+    @field_validator("whatsapp_phone_number_id", "whatsapp_business_account_id")
+    @classmethod
+    def _graph_id(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().isdigit():
+            raise ValueError("a Graph API id is a number, as Meta's app dashboard shows it")
+        return None if value is None else value.strip()
+
+    @field_validator("whatsapp_number")
+    @classmethod
+    def _phone_number(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = re.sub(r"[\s().-]", "", value).removeprefix("+").removeprefix("00")
+        if not digits.isdigit() or not 8 <= len(digits) <= 15:
+            raise ValueError("the number in international form, e.g. +33 6 12 34 56 78")
+        return digits
+
+    @field_validator("whatsapp_price_currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        code = value.strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise ValueError("a three-letter currency code, e.g. EUR")
+        return code
 
     @field_validator("admin_telegram_ids", mode="before")
     @classmethod
@@ -156,6 +229,27 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_SECRET: 1 to 256 characters among A-Z a-z 0-9 _ -")
         return self
 
+    @model_validator(mode="after")
+    def _whatsapp_all_or_nothing(self) -> Settings:
+        given = [name for name in WHATSAPP_REQUIRED if getattr(self, name) is not None]
+        if given and len(given) < len(WHATSAPP_REQUIRED):
+            missing = [name.upper() for name in WHATSAPP_REQUIRED if name not in given]
+            raise ValueError(
+                f"WhatsApp also needs {' and '.join(missing)} (set all four WhatsApp settings, "
+                "or none)"
+            )
+        return self
+
+    @property
+    def whatsapp(self) -> bool:
+        """Whether the WhatsApp channel is configured."""
+        return self.whatsapp_token is not None
+
+    @property
+    def telegram(self) -> bool:
+        """Whether the Telegram channel is configured."""
+        return self.telegram_bot_token is not None
+
     @property
     def webhook_path(self) -> str:
         """The path of WEBHOOK_URL, where the web server takes Telegram's calls."""
@@ -182,6 +276,15 @@ def load_settings(**overrides: object) -> Settings:
         name = "_".join(str(part) for part in first["loc"]).upper()
         message = str(first["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"{name}: {message}" if name else message) from None
+
+
+def require_channel(settings: Settings) -> None:
+    """`run` needs a messenger: Telegram, WhatsApp or both."""
+    if not (settings.telegram or settings.whatsapp):
+        raise SettingsError(
+            "no messenger configured: set TELEGRAM_BOT_TOKEN (from @BotFather) or the WHATSAPP_* "
+            "settings, or both (or try `coupdepouce demo`, which needs neither)"
+        )
 
 
 def require_token(settings: Settings) -> str:

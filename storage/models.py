@@ -164,6 +164,9 @@ class Identity(Base):
     # The one address the council's messages go to (a person's first identity): a flag, so
     # queueing a broadcast joins on it instead of searching each person's oldest identity.
     preferred: Mapped[bool] = mapped_column(default=True)
+    # When the person last wrote on this channel: WhatsApp lets a business write freely only
+    # within 24 hours of it, and asks for an approved template otherwise.
+    last_inbound_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="identities")
@@ -335,6 +338,21 @@ class OutboxMessage(Base):
             postgresql_with={"autosummarize": "on"},
         ),
         Index(
+            "uq_outbox_provider_id",
+            "provider_id",
+            unique=True,
+            postgresql_where=text("provider_id IS NOT NULL"),
+            sqlite_where=text("provider_id IS NOT NULL"),
+        ),
+        # Messages sent as a template whose full text waits for the person to open the chat.
+        Index(
+            "ix_outbox_held",
+            "channel",
+            "chat_id",
+            postgresql_where=text("template IS NOT NULL AND opened_at IS NULL"),
+            sqlite_where=text("template IS NOT NULL AND opened_at IS NULL"),
+        ),
+        Index(
             "uq_outbox_idempotency_key",
             "idempotency_key",
             unique=True,
@@ -360,6 +378,13 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))  # single messages only
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The channel's id of the message once sent (WhatsApp's), to which its receipts refer.
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    receipt: Mapped[str | None] = mapped_column(String(16))  # delivered, read (WhatsApp)
+    # Sent as this WhatsApp template (outside the 24-hour window): the full message waits
+    # until the person opens the conversation, then goes out (opened_at).
+    template: Mapped[str | None] = mapped_column(String(64))
+    opened_at: Mapped[datetime | None]
 
 
 class Skill(Base):
@@ -741,6 +766,31 @@ class WebMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class WhatsAppMenu(Base):
+    """A list of more than ten choices shown on WhatsApp a page at a time: its "More…" row
+    names this row and the page, so a tap after a restart still finds the next page."""
+
+    __tablename__ = "whatsapp_menus"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    choices: Mapped[list[Any]] = mapped_column(JSON)  # [[label, data], …]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinkCode(Base):
+    """A one-time code that links another channel to a person (/link). Only its hash is kept."""
+
+    __tablename__ = "link_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class LoginLink(Base):
