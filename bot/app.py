@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChatChannel
+from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.dashboard.views import Dashboard
 from bot.dispatcher import Dispatcher, Limits, Sender
 from bot.scheduler import Scheduler
-from bot.settings import Settings, require_token
+from bot.settings import Settings
 from bot.web import build_web_app
+from flows.broadcasts.report import Price
 from flows.engine import Engine, Flow, FlowConfig
 from flows.registry import FLOWS
 from storage.db import create_engine, session_factory
@@ -31,7 +33,14 @@ class CoupDePouce:
     def __init__(
         self, settings: Settings, *, flows: Sequence[Flow] = FLOWS, telegram: bool = True
     ) -> None:
+        """Build the bot; Telegram and WhatsApp are served when configured (`telegram=False`
+        leaves Telegram out, as the demo does)."""
         self.settings = settings
+        price = (
+            Price(settings.whatsapp_template_price, settings.whatsapp_price_currency)
+            if settings.whatsapp_template_price is not None
+            else None
+        )
         self.database: AsyncEngine = create_engine(settings.database_url)
         self.sessions = session_factory(self.database)
         self.engine = Engine(
@@ -41,13 +50,14 @@ class CoupDePouce:
                 admin_ids=settings.admin_telegram_ids,
                 bot_username=settings.telegram_bot_username,
                 dashboard_link_minutes=settings.dashboard_link_minutes,
+                template_price=price,
             ),
         )
         self.telegram: TelegramChannel | None = None
-        if telegram:
+        if telegram and settings.telegram_bot_token is not None:
             self.telegram = TelegramChannel(
                 self.engine,
-                require_token(settings),
+                settings.telegram_bot_token.get_secret_value(),
                 settings.telegram_api_url,
                 webhook_url=settings.webhook_url,
                 webhook_secret=(
@@ -59,6 +69,22 @@ class CoupDePouce:
         senders: dict[str, Sender] = {self.webchat.channel: self.webchat}
         if self.telegram is not None:
             senders[self.telegram.channel] = self.telegram
+        self.whatsapp: WhatsAppChannel | None = None
+        if settings.whatsapp:
+            assert settings.whatsapp_token and settings.whatsapp_phone_number_id
+            assert settings.whatsapp_app_secret and settings.whatsapp_verify_token
+            self.whatsapp = WhatsAppChannel(
+                self.engine,
+                self.sessions,
+                api_url=settings.whatsapp_api_url,
+                phone_number_id=settings.whatsapp_phone_number_id,
+                token=settings.whatsapp_token.get_secret_value(),
+                app_secret=settings.whatsapp_app_secret.get_secret_value(),
+                verify_token=settings.whatsapp_verify_token.get_secret_value(),
+                rate=settings.whatsapp_rate,
+                on_queued=lambda: self.dispatcher.wake(),
+            )
+            senders[self.whatsapp.channel] = self.whatsapp
         self.dispatcher = Dispatcher(
             self.sessions,
             senders,
@@ -68,6 +94,7 @@ class CoupDePouce:
                 lease=settings.dispatch_lease_seconds,
                 report_every=settings.dispatch_report_seconds,
                 paid_broadcast=settings.telegram_paid_broadcast,
+                template_price=price,
             ),
             # One process per SQLite file: whatever is marked as being sent was left by a crash.
             reclaim_all_at_start=settings.is_sqlite,
@@ -82,6 +109,8 @@ class CoupDePouce:
     async def start(self) -> None:
         self.running = True
         await self.webchat.start()
+        if self.whatsapp is not None:
+            await self.whatsapp.start()
         if self.telegram is not None:
             await self.telegram.start()
             if self.engine.config.bot_username is None:
@@ -95,6 +124,7 @@ class CoupDePouce:
             webhook_path=self.settings.webhook_path if self.settings.webhook_url else None,
             webhook_secret=secret.get_secret_value() if secret else None,
             webchat=self.webchat,
+            whatsapp=self.whatsapp,
             dashboard=Dashboard(
                 self.sessions,
                 admin_ids=self.settings.admin_telegram_ids,
@@ -135,6 +165,8 @@ class CoupDePouce:
             self._runner = None
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.whatsapp is not None:
+            await self.whatsapp.stop()
         await self.database.dispose()
 
     async def serve_forever(self, on_started: Callable[[], Awaitable[None]] | None = None) -> None:

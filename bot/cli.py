@@ -105,12 +105,12 @@ def _safe_url(url: str) -> str:
 
 @app.command()
 def run() -> None:
-    """Run the bot on Telegram, with the web server."""
+    """Run the bot on Telegram and/or WhatsApp, with the web server."""
     from bot.app import CoupDePouce
-    from bot.settings import require_token
+    from bot.settings import require_channel
 
     config = settings()
-    require_token(config)
+    require_channel(config)
     configure_logging(config.log_level)
     upgrade_database(config)
     _run(CoupDePouce(config).serve_forever())

@@ -39,7 +39,7 @@ from flows.i18n import Translator
 from storage.db import session_scope
 from storage.models import Broadcast, BroadcastStatus, Council, Priority, utcnow
 from storage.queries import outbox
-from storage.queries.outbox import Claimed, Counts
+from storage.queries.outbox import TEMPLATE_REFUSED, Claimed, Counts
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,17 @@ class Delivery:
     message_id: str | None = None
     retry_after: float = 0.0
     error: str = ""
+    everyone: bool = False  # RETRY_AFTER: the whole channel must wait, not this chat alone
+    template: str | None = None  # SENT as this template (WhatsApp, outside its window)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the dispatcher knows of a queued message beside its text."""
+
+    outbox_id: int
+    locale: str | None = None  # the recipient's language
+    last_inbound_at: datetime | None = None  # when the recipient last wrote on this channel
 
 
 class Sender(Protocol):
@@ -69,8 +80,12 @@ class Sender(Protocol):
 
     channel: str
     limiter: RateLimiter
+    edits: bool  # whether a sent message can be rewritten (a progress report)
+    receipts: bool  # whether the channel reports delivery later, by message id
 
-    async def deliver(self, chat_id: str, reply: Reply, *, paid: bool = False) -> Delivery: ...
+    async def deliver(
+        self, chat_id: str, reply: Reply, *, paid: bool = False, envelope: Envelope | None = None
+    ) -> Delivery: ...
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> Delivery: ...
 
@@ -87,6 +102,7 @@ class Limits:
     paid_broadcast: bool = False
     retry_base: float = 2.0  # network errors: retry after 2, 4, 8… seconds
     retry_cap: float = 300.0
+    template_price: report.Price | None = None  # what a WhatsApp template costs, for the report
 
 
 @dataclass(order=True)
@@ -130,6 +146,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._wake_report = asyncio.Event()
         self._stopping = False
+        # Channels whose receipts name their message ids: those ids are kept on the rows.
+        self._receipted = {name for name, sender in self.senders.items() if sender.receipts}
         self.sent = 0  # messages sent by this dispatcher since it started
 
     # --- life cycle ----------------------------------------------------------------------
@@ -297,13 +315,16 @@ class Dispatcher:
         try:
             paid = self.limits.paid_broadcast and message.priority >= Priority.URGENT
             try:
-                delivery = await sender.deliver(message.chat_id, self._reply(message), paid=paid)
+                envelope = Envelope(message.id, message.locale, message.last_inbound_at)
+                delivery = await sender.deliver(
+                    message.chat_id, self._reply(message), paid=paid, envelope=envelope
+                )
             except Exception as error:  # a bug in rendering must not kill the dispatcher
                 log.exception("could not send outbox message %s", message.id)
                 delivery = Delivery(DeliveryKind.REJECTED, error=f"{type(error).__name__}: {error}")
             self._results.append((message, delivery))
             if delivery.kind is DeliveryKind.RETRY_AFTER:
-                self._on_flood(message, delivery.retry_after)
+                self._on_flood(message, delivery.retry_after, everyone=delivery.everyone)
             elif delivery.kind is DeliveryKind.SENT:
                 self.sent += 1
         finally:
@@ -317,18 +338,17 @@ class Dispatcher:
         texts = self._texts[message.broadcast_id]
         return from_payload(texts.get(str(locale)) or next(iter(texts.values())))
 
-    def _on_flood(self, message: Claimed, retry_after: float) -> None:
-        """A 429: pause that chat, and every chat if several were refused together."""
+    def _on_flood(self, message: Claimed, retry_after: float, *, everyone: bool = False) -> None:
+        """A 429: pause that chat, and every chat if several were refused together (or if
+        the channel said the whole account is over its rate)."""
         now = self._clock()
         key = (message.channel, message.chat_id)
         self._chat_free_at[key] = max(self._chat_free_at.get(key, 0.0), now + retry_after)
         self._recent_429.append((now, message.chat_id))
         while self._recent_429 and self._recent_429[0][0] < now - 1.0:
             self._recent_429.popleft()
-        if len({chat for _, chat in self._recent_429}) >= GLOBAL_429_CHATS:
-            log.warning(
-                "Telegram asks to slow down: pausing %s for %.0f s", message.channel, retry_after
-            )
+        if everyone or len({chat for _, chat in self._recent_429}) >= GLOBAL_429_CHATS:
+            log.warning("%s asks to slow down: pausing for %.0f s", message.channel, retry_after)
             self.senders[message.channel].limiter.pause(retry_after)
             self._recent_429.clear()
 
@@ -362,6 +382,10 @@ class Dispatcher:
         for message, delivery in results:
             kind = delivery.kind
             if kind is DeliveryKind.SENT:
+                if delivery.template is not None or message.channel in self._receipted:
+                    await outbox.note_sent(
+                        session, message.id, delivery.message_id, delivery.template
+                    )
                 continue
             if kind is DeliveryKind.CANCELLED:
                 await outbox.cancel_message(session, message.id, "interrupted")
@@ -371,6 +395,9 @@ class Dispatcher:
             elif kind is DeliveryKind.BLOCKED and message.person_id is not None:
                 log.info("person %s blocked the bot: no more messages to them", message.person_id)
                 await outbox.mark_unreachable(session, message.person_id, message.id)
+            elif kind is DeliveryKind.REJECTED and delivery.error.startswith(TEMPLATE_REFUSED):
+                log.warning("outbox message %s not sent: %s", message.id, delivery.error)
+                await outbox.mark_failed(session, message.id, delivery.error)
             elif kind in (DeliveryKind.BLOCKED, DeliveryKind.REJECTED):
                 log.warning("outbox message %s refused: %s", message.id, delivery.error)
                 await outbox.mark_failed(session, message.id, delivery.error or kind.value)
@@ -449,10 +476,13 @@ class Dispatcher:
             interrupted=broadcast.status == BroadcastStatus.INTERRUPTED,
             starts_at=waiting_for,
             timezone=council.timezone if council else "Europe/Paris",
+            price=self.limits.template_price,
         )
         if text == broadcast.report_text:
             return
         running = broadcast.finished_at is None and broadcast.status != BroadcastStatus.INTERRUPTED
+        if running and broadcast.report_message_id is not None and not sender.edits:
+            return  # a channel that cannot edit gets the first report and the last, not each
         reply = report.message(t, broadcast.id, text, running)
         await sender.limiter.acquire(priority=True)
         if broadcast.report_message_id is None:

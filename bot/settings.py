@@ -285,12 +285,3 @@ def require_channel(settings: Settings) -> None:
             "no messenger configured: set TELEGRAM_BOT_TOKEN (from @BotFather) or the WHATSAPP_* "
             "settings, or both (or try `coupdepouce demo`, which needs neither)"
         )
-
-
-def require_token(settings: Settings) -> str:
-    if settings.telegram_bot_token is None:
-        raise SettingsError(
-            "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token "
-            "in TELEGRAM_BOT_TOKEN (or try `coupdepouce demo`, which needs none)"
-        )
-    return settings.telegram_bot_token.get_secret_value()

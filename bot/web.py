@@ -1,5 +1,5 @@
-"""The aiohttp web server: Telegram webhook (secret checked), health, the web chat and the
-coordinators' dashboard."""
+"""The aiohttp web server: Telegram webhook (secret checked), WhatsApp webhook (signature
+checked), health, the web chat and the coordinators' dashboard."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChatChannel
+from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.dashboard.views import Dashboard
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def build_web_app(
     webhook_path: str | None = None,
     webhook_secret: str | None = None,
     webchat: WebChatChannel | None = None,
+    whatsapp: WhatsAppChannel | None = None,
     dashboard: Dashboard | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_UPDATE_BYTES)
@@ -71,6 +73,8 @@ def build_web_app(
         webchat.add_routes(app)
     if dashboard is not None:
         dashboard.add_routes(app)
+    if whatsapp is not None:
+        whatsapp.add_routes(app)
     if telegram is not None and webhook_path and webhook_secret:
         app[TELEGRAM] = telegram
         app[WEBHOOK_SECRET] = webhook_secret

@@ -10,12 +10,13 @@ value must be one the step offered (anything else was forged).
 
 from __future__ import annotations
 
+import enum
 import logging
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -24,6 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from flows.i18n import Translator, negotiate
+
+if TYPE_CHECKING:
+    from flows.broadcasts.report import Price
 from storage.db import session_scope
 from storage.models import Conversation, Council, Person, ProcessedEvent, Role, utcnow
 from storage.queries import people
@@ -72,12 +76,39 @@ class Attachment:
     kind: str = "document"  # or "photo"
 
 
+class NoticeKind(enum.StrEnum):
+    """What a message sent to someone who is not waiting for it is about."""
+
+    MEETING = "meeting"  # an invitation to a meeting
+    MEETING_NEWS = "meeting_news"  # a meeting moved, was cancelled, or a seat freed up
+    REMINDER = "reminder"
+    CALL = "call"  # a call for talents
+    CONSULTATION = "consultation"
+    RESULTS = "results"
+    NEWS = "news"  # anything else from the council
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message in one line, in the recipient's language: what a channel shows when it must
+    announce a message before it can show it (a WhatsApp template outside the 24-hour window,
+    a notification). Every field is already written for the reader (dates formatted)."""
+
+    kind: NoticeKind
+    locale: str
+    council: str = ""
+    title: str = ""
+    when: str = ""
+    place: str = ""
+
+
 @dataclass(frozen=True)
 class Reply:
     text: str
     choices: tuple[tuple[Choice, ...], ...] = ()
     attachment: Attachment | None = None
     replace: bool = False  # redraw the message whose button was tapped, rather than add one
+    notice: Notice | None = None  # for a message that reaches someone who is not waiting
 
 
 @dataclass
@@ -89,6 +120,7 @@ class Outcome:
     clear_buttons: bool = False  # take the buttons off the message that was tapped
     duplicate: bool = False
     rtl: bool = False
+    locale: str | None = None  # the language the replies are written in
 
 
 # --- How flows are written -----------------------------------------------------------------
@@ -141,6 +173,8 @@ class Command:
     in_menu: bool = True
     # Whole messages that mean this command in any state, never taken as an answer ("STOP").
     keywords: frozenset[str] = frozenset()
+    # Typed words for channels without a command menu (WhatsApp): "aide" means /help there.
+    words: frozenset[str] = frozenset()
 
 
 ReachabilityHook = Callable[[AsyncSession, Person, bool], Awaitable[None]]
@@ -201,6 +235,7 @@ class FlowConfig:
     bot_username: str | None = None
     public_url: str | None = None  # where the web pages are reached, for links in messages
     dashboard_link_minutes: int = 10
+    template_price: Price | None = None  # what a WhatsApp template costs, for previews
 
 
 @dataclass
@@ -271,6 +306,7 @@ class Engine:
         self.steps: dict[str, Step] = {}
         self.commands: dict[str, Command] = {}
         self.keywords: dict[str, Command] = {}
+        self.command_words: dict[str, str] = {}  # a typed word → the command it means
         self.reachability_hooks = [flow.on_reachability for flow in flows if flow.on_reachability]
         self.join_hooks = [flow.on_join for flow in flows if flow.on_join]
         self.actions: dict[str, Action] = {}
@@ -286,6 +322,11 @@ class Engine:
                 self.commands[command.name] = command
                 for keyword in command.keywords:
                     self.keywords[normalise_keyword(keyword)] = command
+                for word in {command.name, *command.words}:
+                    if self.command_words.setdefault(normalise_keyword(word), command.name) != (
+                        command.name
+                    ):
+                        raise ValueError(f"the word {word!r} means two commands")
             for action in flow.actions:
                 if action.prefix in self.actions or action.prefix == CONVERSATION_PREFIX:
                     raise ValueError(f"button prefix {action.prefix!r} used twice")
@@ -322,6 +363,7 @@ class Engine:
             await self._dispatch(ctx, outcome)
             outcome.replies = ctx.replies
             outcome.rtl = ctx.t.rtl
+            outcome.locale = ctx.t.locale
             outcome.toast = ctx.toast or outcome.toast
             if ctx.drop_conversation or (
                 ctx.conversation.step is None and not ctx.conversation.data and ctx.person is None

@@ -16,7 +16,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_skeleton, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import format_currency, format_decimal, format_percent
 
 from locales import CATALOGS
 
@@ -98,6 +98,9 @@ class Translator:
     def percent(self, share: float) -> str:
         """0.4 → "40 %" (fr), "40%" (en)."""
         return format_percent(share, locale=self.locale)
+
+    def money(self, amount: float, currency: str) -> str:
+        return str(format_currency(amount, currency, locale=self.locale))
 
     def decimal(self, value: float) -> str:
         """One decimal: 3.8 → "3,8" (fr)."""

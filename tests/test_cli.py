@@ -103,7 +103,15 @@ async def test_invite_asks_the_bot_api_for_the_name(
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"TELEGRAM_BOT_TOKEN": ""}, "TELEGRAM_BOT_TOKEN is not set"),
+        ({"TELEGRAM_BOT_TOKEN": ""}, "no messenger configured: set TELEGRAM_BOT_TOKEN"),
+        (
+            {"WHATSAPP_TOKEN": "EAAG-token", "WHATSAPP_PHONE_NUMBER_ID": "100200300"},
+            "WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN",
+        ),
+        ({"WHATSAPP_PHONE_NUMBER_ID": "my-number"}, "WHATSAPP_PHONE_NUMBER_ID"),
+        ({"WHATSAPP_API_URL": "graph.facebook.com"}, "WHATSAPP_API_URL"),
+        ({"WHATSAPP_RATE": "0"}, "WHATSAPP_RATE"),
+        ({"WHATSAPP_NUMBER": "call me"}, "WHATSAPP_NUMBER"),
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"DATABASE_URL": "coupdepouce.db"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://root@localhost/cdp"}, "DATABASE_URL"),

@@ -38,7 +38,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.channels.http import AiohttpRequest
-from bot.dispatcher import Delivery, DeliveryKind
+from bot.dispatcher import Delivery, DeliveryKind, Envelope
 from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
 from flows.i18n import SHIPPED_LOCALES, Translator
@@ -137,6 +137,8 @@ class TelegramChannel:
     sends the dispatcher's messages (it is the dispatcher's Sender for Telegram)."""
 
     channel = CHANNEL
+    edits = True
+    receipts = False
 
     def __init__(
         self,
@@ -319,7 +321,9 @@ class TelegramChannel:
                 log.info("a reply to %s was not delivered: %s", chat_id, delivery.error)
                 return
 
-    async def deliver(self, chat_id: str, reply: Reply, *, paid: bool = False) -> Delivery:
+    async def deliver(
+        self, chat_id: str, reply: Reply, *, paid: bool = False, envelope: Envelope | None = None
+    ) -> Delivery:
         """Send one reply; say what happened rather than raise."""
         try:
             message = await self._send_reply(int(chat_id), reply, paid)

@@ -28,7 +28,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.dispatcher import Delivery, DeliveryKind
+from bot.dispatcher import Delivery, DeliveryKind, Envelope
 from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
 from flows.i18n import RTL_LOCALES, Translator, first_language, negotiate
@@ -114,6 +114,8 @@ class WebChatChannel:
     """Serves the chat page and its WebSocket, and delivers the outbox to web chat persons."""
 
     channel = CHANNEL
+    edits = True
+    receipts = False
 
     def __init__(self, engine: Engine, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.engine = engine
@@ -126,7 +128,9 @@ class WebChatChannel:
 
     # --- the dispatcher's side --------------------------------------------------------------
 
-    async def deliver(self, chat_id: str, reply: Reply, *, paid: bool = False) -> Delivery:
+    async def deliver(
+        self, chat_id: str, reply: Reply, *, paid: bool = False, envelope: Envelope | None = None
+    ) -> Delivery:
         """Put the message in the person's mailbox, then show it on their open pages."""
         async with session_scope(self.sessions) as session:
             locale = await session.scalar(locale_of(chat_id))

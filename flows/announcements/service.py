@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
-from flows.engine import Reply
+from flows.engine import Notice, NoticeKind, Reply
 from flows.i18n import Translator
 from flows.staff import coordinated
 from storage.models import Broadcast, Council, Person
@@ -27,7 +27,9 @@ def message_for_residents(council: Council, text: str) -> broadcasts.Render:
 
     def render(t: Translator) -> Reply:
         header = t._("📣 Message from {council}:").format(council=council.name)
-        return Reply(f"{header}\n\n{text}")
+        first_line = text.strip().splitlines()[0] if text.strip() else ""
+        about = Notice(NoticeKind.NEWS, t.locale, council=council.name, title=first_line)
+        return Reply(f"{header}\n\n{text}", notice=about)
 
     return render
 

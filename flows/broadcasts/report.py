@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -13,6 +15,27 @@ from flows.i18n import Translator
 from storage.queries.outbox import Counts
 
 
+@dataclass(frozen=True)
+class Price:
+    """What one WhatsApp template message costs, for estimates."""
+
+    amount: float
+    currency: str
+
+    def times(self, t: Translator, count: int) -> str:
+        return t.money(self.amount * count, self.currency)
+
+
+def templates_line(t: Translator, count: int, price: Price | None) -> str:
+    """'12 as WhatsApp templates (≈ €0.60)': messages billed by WhatsApp."""
+    line = t.ngettext(
+        "{count} as a WhatsApp template", "{count} as WhatsApp templates", count
+    ).format(count=t.number(count))
+    if price is not None:
+        line += " " + t._("(about {cost})").format(cost=price.times(t, count))
+    return line
+
+
 def progress(
     t: Translator,
     counts: Counts,
@@ -20,6 +43,7 @@ def progress(
     interrupted: bool = False,
     starts_at: datetime | None = None,
     timezone: str = "Europe/Paris",
+    price: Price | None = None,
 ) -> str:
     """'Sent 1,200 of 3,400 — 12 unreachable', or the final tally."""
     if interrupted:
@@ -44,6 +68,16 @@ def progress(
             t.ngettext("{count} failed", "{count} failed", counts.failed).format(
                 count=t.number(counts.failed)
             )
+        )
+    if counts.templates:
+        parts.append(templates_line(t, counts.templates, price))
+    for name, count in sorted(Counter(counts.refused_templates).items()):
+        parts.append(
+            t.ngettext(
+                "{count} not sent: WhatsApp has not approved the template “{name}” (or paused it)",
+                "{count} not sent: WhatsApp has not approved the template “{name}” (or paused it)",
+                count,
+            ).format(count=t.number(count), name=name)
         )
     if counts.cancelled:
         parts.append(

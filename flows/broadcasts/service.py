@@ -17,7 +17,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts.quiet import next_allowed
-from flows.engine import Attachment, Choice, Reply
+from flows.engine import Attachment, Choice, Notice, NoticeKind, Reply
 from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES, Translator
 from storage.models import (
     Broadcast,
@@ -49,6 +49,16 @@ def to_payload(reply: Reply) -> dict[str, Any]:
             "kind": file.kind,
             "content": base64.b64encode(file.content).decode("ascii"),
         }
+    if reply.notice is not None:
+        notice = reply.notice
+        payload["notice"] = {
+            "kind": notice.kind.value,
+            "locale": notice.locale,
+            "council": notice.council,
+            "title": notice.title,
+            "when": notice.when,
+            "place": notice.place,
+        }
     return payload
 
 
@@ -67,7 +77,20 @@ def from_payload(payload: dict[str, Any]) -> Reply:
             mime_type=str(file["mime_type"]),
             kind=str(file.get("kind", "document")),
         )
-    return Reply(text=str(payload.get("text", "")), choices=choices, attachment=attachment)
+    notice = None
+    about = payload.get("notice")
+    if isinstance(about, dict) and about.get("kind") in NoticeKind._value2member_map_:
+        notice = Notice(
+            kind=NoticeKind(about["kind"]),
+            locale=str(about.get("locale", DEFAULT_LOCALE)),
+            council=str(about.get("council", "")),
+            title=str(about.get("title", "")),
+            when=str(about.get("when", "")),
+            place=str(about.get("place", "")),
+        )
+    return Reply(
+        text=str(payload.get("text", "")), choices=choices, attachment=attachment, notice=notice
+    )
 
 
 def members(council: Council) -> Select[int]:

@@ -10,7 +10,7 @@ from sqlalchemy import Select, exists, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
-from flows.engine import Choice, Reply, action_data
+from flows.engine import Choice, Notice, NoticeKind, Reply, action_data
 from flows.i18n import Translator
 from flows.talents.catalogue import skill_label
 from storage.models import (
@@ -88,7 +88,8 @@ def invitation(
             ),
             (Choice(t._("Not this time"), action_data(ANSWER_PREFIX, call.id, Answer.NO)),),
         )
-        return Reply("\n".join(lines), buttons)
+        about = Notice(NoticeKind.CALL, t.locale, council=council.name, title=call.title)
+        return Reply("\n".join(lines), buttons, notice=about)
 
     return render
 

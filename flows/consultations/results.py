@@ -20,7 +20,7 @@ from flows.consultations.service import (
     participants,
     participants_in,
 )
-from flows.engine import Attachment, Reply
+from flows.engine import Attachment, Notice, NoticeKind, Reply
 from flows.i18n import Translator
 from storage.models import Consultation, Council, Priority, QuestionKind
 from storage.queries import outbox
@@ -241,7 +241,8 @@ def hear_back_render(
             if local is not None and place is not None:
                 lines.append(f"• {place}: {local}")
             lines.append("• " + t._("Everyone: {figure}").format(figure=overall))
-        return Reply("\n".join(lines))
+        about = Notice(NoticeKind.RESULTS, t.locale, council=council.name, title=consultation.title)
+        return Reply("\n".join(lines), notice=about)
 
     return render
 
@@ -268,7 +269,8 @@ async def follow_up(
 
     def render(t: Translator) -> Reply:
         head = t._("What we did with your answers — {title}").format(title=consultation.title)
-        return Reply(f"💬 {head}\n\n{text}")
+        about = Notice(NoticeKind.NEWS, t.locale, council=council.name, title=head)
+        return Reply(f"💬 {head}\n\n{text}", notice=about)
 
     broadcast = await broadcasts.start_broadcast(
         session,

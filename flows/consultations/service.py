@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
 from flows.calls import service as calls
-from flows.engine import Choice, Reply, action_data
+from flows.engine import Choice, Notice, NoticeKind, Reply, action_data
 from flows.i18n import Translator
 from storage.models import (
     Ballot,
@@ -183,7 +183,10 @@ def invitation(council: Council, consultation: Consultation, questions: int) -> 
         if consultation.anonymous:
             lines.append(t._("Your answers are anonymous."))
         button = Choice("✏️ " + t._("Answer"), action_data(ANSWER_PREFIX, consultation.id))
-        return Reply("\n".join(lines), ((button,),))
+        about = Notice(
+            NoticeKind.CONSULTATION, t.locale, council=council.name, title=consultation.title
+        )
+        return Reply("\n".join(lines), ((button,),), notice=about)
 
     return render
 

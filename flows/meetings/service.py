@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.quiet import next_allowed
 from flows.calls import service as calls
-from flows.engine import Choice, Reply, action_data
+from flows.engine import Choice, Notice, NoticeKind, Reply, action_data
 from flows.i18n import N_, Translator
 from flows.meetings.calendar import attachment
 from storage.models import (
@@ -132,6 +132,20 @@ def when_and_where(t: Translator, meeting: Meeting, timezone: str) -> list[str]:
     ]
 
 
+def notice(
+    t: Translator, kind: NoticeKind, council: Council, meeting: Meeting, timezone: str
+) -> Notice:
+    """The meeting in one line, for a channel that announces the message first."""
+    return Notice(
+        kind,
+        t.locale,
+        council=council.name,
+        title=meeting.title,
+        when=t.moment(meeting.starts_at, timezone),
+        place=meeting.place,
+    )
+
+
 def rsvp_buttons(t: Translator, meeting_id: int) -> tuple[tuple[Choice, ...], ...]:
     return (
         (
@@ -174,7 +188,12 @@ def invitation(council: Council, meeting: Meeting) -> broadcasts.Render:
                     date=t.moment(meeting.rsvp_deadline, council.timezone)
                 )
             )
-        return Reply("\n".join(lines), rsvp_buttons(t, meeting.id), attachment=file)
+        return Reply(
+            "\n".join(lines),
+            rsvp_buttons(t, meeting.id),
+            attachment=file,
+            notice=notice(t, NoticeKind.MEETING, council, meeting, council.timezone),
+        )
 
     return render
 
@@ -203,7 +222,12 @@ def change_notice(council: Council, meeting: Meeting, before: Changes) -> broadc
             lines.append(t._("New place (it was {old}).").format(old=before.place))
         lines += ["", *when_and_where(t, meeting, zone), ""]
         lines.append(t._("Your answer still counts; you can change it below."))
-        return Reply("\n".join(lines), rsvp_buttons(t, meeting.id), attachment=file)
+        return Reply(
+            "\n".join(lines),
+            rsvp_buttons(t, meeting.id),
+            attachment=file,
+            notice=notice(t, NoticeKind.MEETING_NEWS, council, meeting, zone),
+        )
 
     return render
 
@@ -220,7 +244,11 @@ def cancellation_notice(council: Council, meeting: Meeting) -> broadcasts.Render
             "",
             t._("This meeting will not take place. Sorry for the change of plans."),
         ]
-        return Reply("\n".join(lines), attachment=file)
+        return Reply(
+            "\n".join(lines),
+            attachment=file,
+            notice=notice(t, NoticeKind.MEETING_NEWS, council, meeting, council.timezone),
+        )
 
     return render
 
@@ -236,7 +264,11 @@ def reminder(council: Council, meeting: Meeting) -> broadcasts.Render:
         if meeting.reminder_note:
             lines += ["", meeting.reminder_note]
         lines += ["", t._("Plans changed? Tell us below.")]
-        return Reply("\n".join(lines), rsvp_buttons(t, meeting.id))
+        return Reply(
+            "\n".join(lines),
+            rsvp_buttons(t, meeting.id),
+            notice=notice(t, NoticeKind.REMINDER, council, meeting, council.timezone),
+        )
 
     return render
 
@@ -560,7 +592,11 @@ async def tell_promoted(session: AsyncSession, meeting: Meeting, person_id: int)
             "",
             t._("Can't come after all? Tell us below, so the place goes to someone else."),
         ]
-        return Reply("\n".join(lines), rsvp_buttons(t, meeting.id))
+        return Reply(
+            "\n".join(lines),
+            rsvp_buttons(t, meeting.id),
+            notice=notice(t, NoticeKind.MEETING_NEWS, council, meeting, council.timezone),
+        )
 
     await broadcasts.start_broadcast(
         session,

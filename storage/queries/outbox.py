@@ -33,6 +33,7 @@ from storage.models import (
 )
 
 UNREACHABLE = "unreachable"  # last_error of a message whose recipient blocked the bot
+TEMPLATE_REFUSED = "template:"  # last_error of one whose template the channel refused
 LOCALE_KEY = "broadcast_locale"  # a broadcast's row names its language; the text is stored once
 
 
@@ -109,6 +110,8 @@ class Claimed:
     payload: dict[str, Any]
     priority: int
     attempts: int
+    locale: str | None = None  # the recipient's language
+    last_inbound_at: datetime | None = None  # when the recipient last wrote on this channel
 
 
 async def claim(
@@ -122,8 +125,15 @@ async def claim(
     on its recipients.
     """
     due = (
-        select(OutboxMessage.id, Person.status)
+        select(OutboxMessage.id, Person.status, Person.locale, Identity.last_inbound_at)
         .outerjoin(Person, Person.id == OutboxMessage.person_id)
+        .outerjoin(
+            Identity,
+            and_(
+                Identity.channel == OutboxMessage.channel,
+                Identity.external_id == OutboxMessage.chat_id,
+            ),
+        )
         .where(
             OutboxMessage.status == OutboxStatus.PENDING,
             OutboxMessage.next_attempt_at <= now,
@@ -135,6 +145,7 @@ async def claim(
     )
     taken = (await session.execute(due)).all()
     ids = [row.id for row in taken if row.status in (None, PersonStatus.ACTIVE)]
+    recipients = {row.id: (row.locale, row.last_inbound_at) for row in taken}
     gone: dict[str, list[int]] = {}
     for row in taken:
         if row.status not in (None, PersonStatus.ACTIVE):
@@ -163,7 +174,22 @@ async def claim(
             OutboxMessage.attempts,
         )
     )
-    claimed = [Claimed(*row) for row in rows]
+    claimed = [
+        Claimed(
+            id=row.id,
+            broadcast_id=row.broadcast_id,
+            council_id=row.council_id,
+            person_id=row.person_id,
+            channel=row.channel,
+            chat_id=row.chat_id,
+            payload=row.payload,
+            priority=row.priority,
+            attempts=row.attempts,
+            locale=recipients[row.id][0],
+            last_inbound_at=recipients[row.id][1],
+        )
+        for row in rows
+    ]
     claimed.sort(key=lambda message: (message.priority, message.id))
     return claimed
 
@@ -297,6 +323,8 @@ class Counts:
     unreachable: int
     cancelled: int
     waiting: int  # pending or being sent
+    templates: int = 0  # sent as WhatsApp templates (billed)
+    refused_templates: tuple[str, ...] = ()  # templates the channel refused, one per message
 
     @property
     def finished(self) -> bool:
@@ -336,17 +364,37 @@ async def counts(session: AsyncSession, broadcast_id: int) -> Counts:
                     )
                 ),
                 func.sum(case((status == OutboxStatus.CANCELLED, 1), else_=0)),
+                func.sum(
+                    case(
+                        (and_(status == OutboxStatus.SENT, OutboxMessage.template.is_not(None)), 1),
+                        else_=0,
+                    )
+                ),
             ).where(OutboxMessage.broadcast_id == broadcast_id)
         )
     ).one()
-    total, sent, failed, unreachable, cancelled = (int(value or 0) for value in row)
+    total, sent, failed, unreachable, cancelled, templates = (int(value or 0) for value in row)
+    refused: tuple[str, ...] = ()
+    if failed:
+        refused = tuple(
+            str(error).removeprefix(TEMPLATE_REFUSED)
+            for error in await session.scalars(
+                select(OutboxMessage.last_error).where(
+                    OutboxMessage.broadcast_id == broadcast_id,
+                    OutboxMessage.status == OutboxStatus.FAILED,
+                    OutboxMessage.last_error.startswith(TEMPLATE_REFUSED),
+                )
+            )
+        )
     return Counts(
         total=total,
         sent=sent,
-        failed=failed,
+        failed=failed - len(refused),
         unreachable=unreachable,
         cancelled=cancelled,
         waiting=total - sent - failed - unreachable - cancelled,
+        templates=templates,
+        refused_templates=refused,
     )
 
 
@@ -399,3 +447,81 @@ async def enqueue_one(
     session.add(message)
     await session.flush()
     return message
+
+
+# --- channels that announce a message before showing it (WhatsApp templates) ---------------
+
+RECEIPT_ORDER = {"sent": 0, "delivered": 1, "read": 2}
+
+
+async def note_sent(
+    session: AsyncSession, message_id: int, provider_id: str | None, template: str | None
+) -> None:
+    """Remember the channel's id of a sent message, and the template it went out as."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(provider_id=provider_id, template=template)
+    )
+
+
+async def by_provider_id(session: AsyncSession, provider_id: str) -> OutboxMessage | None:
+    return await session.scalar(
+        select(OutboxMessage).where(OutboxMessage.provider_id == provider_id).with_for_update()
+    )
+
+
+def better_receipt(current: str | None, new: str) -> bool:
+    """Receipts arrive out of order: 'read' is never overwritten by 'delivered'."""
+    return RECEIPT_ORDER.get(new, -1) > RECEIPT_ORDER.get(current or "", -1)
+
+
+async def send_again(session: AsyncSession, message: OutboxMessage, now: datetime) -> None:
+    """A sent message the channel could not deliver after all: queue it again, now."""
+    message.status = OutboxStatus.PENDING
+    message.next_attempt_at = now
+    message.provider_id = None
+    message.template = None
+    message.claimed_by = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """A message that went out as a template, whose full text the person may now read."""
+
+    id: int
+    person_id: int | None
+    council_id: int | None
+    payload: dict[str, Any]
+
+
+async def open_held(session: AsyncSession, channel: str, chat_id: str, now: datetime) -> list[Held]:
+    """The messages announced by template to this chat whose full text has not followed yet,
+    marked as opened (each comes out once), their text in the recipient's language."""
+    rows = (
+        await session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.template.is_not(None),
+                OutboxMessage.opened_at.is_(None),
+            )
+            .order_by(OutboxMessage.id)
+            .with_for_update()
+        )
+    ).all()
+    broadcasts = await broadcast_details(
+        session, {row.broadcast_id for row in rows if row.broadcast_id is not None}
+    )
+    held: list[Held] = []
+    for row in rows:
+        row.opened_at = now
+        payload = row.payload
+        locale = payload.get(LOCALE_KEY)
+        if row.broadcast_id is not None and locale is not None:
+            texts = broadcasts.get(row.broadcast_id, (None, {}))[1]
+            payload = texts.get(str(locale)) or next(iter(texts.values()), {})
+        if payload:
+            held.append(Held(row.id, row.person_id, row.council_id, payload))
+    return held

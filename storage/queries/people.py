@@ -18,6 +18,7 @@ from storage.models import (
     Role,
     RoleGrant,
     WebMessage,
+    WhatsAppMenu,
 )
 
 
@@ -120,6 +121,10 @@ async def erase(session: AsyncSession, person: Person) -> None:
         if identity.channel == "web":
             await session.execute(
                 delete(WebMessage).where(WebMessage.chat_id == identity.external_id)
+            )
+        if identity.channel == "whatsapp":
+            await session.execute(
+                delete(WhatsAppMenu).where(WhatsAppMenu.chat_id == identity.external_id)
             )
     await session.execute(delete(Conversation).where(Conversation.person_id == person.id))
     await session.execute(delete(OutboxMessage).where(OutboxMessage.person_id == person.id))

@@ -1,0 +1,1 @@
+"""The WhatsApp channel, through Meta's Cloud API."""
