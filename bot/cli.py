@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno
@@ -18,6 +19,7 @@ import typer
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.channels.whatsapp.payloads import join_text
 from bot.settings import Settings, SettingsError, load_settings
 from flows import exports
 from flows.councils import create as create_council
@@ -41,10 +43,12 @@ db_app = typer.Typer(help="The database.", no_args_is_help=True)
 council_app = typer.Typer(help="Councils served by this bot.", no_args_is_help=True)
 role_app = typer.Typer(help="Staff roles in a council.", no_args_is_help=True)
 skills_app = typer.Typer(help="A council's skills catalogue.", no_args_is_help=True)
+whatsapp_app = typer.Typer(help="The WhatsApp channel.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(council_app, name="council")
 app.add_typer(role_app, name="role")
 app.add_typer(skills_app, name="skills")
+app.add_typer(whatsapp_app, name="whatsapp")
 
 
 class CliError(Exception):
@@ -190,16 +194,37 @@ def council_list() -> None:
     )
 
 
+class Channel(enum.StrEnum):
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+
+
 @role_app.command("grant")
 def role_grant(
     slug: Annotated[str, typer.Argument(help="The council.")],
-    telegram_user_id: Annotated[int, typer.Argument(help="The person's Telegram user id.")],
+    user_id: Annotated[
+        str,
+        typer.Argument(
+            help="The person's Telegram user id, or WhatsApp number with --channel whatsapp."
+        ),
+    ],
     role: Annotated[str, typer.Argument(help="coordinator or organiser.")],
+    channel: Annotated[
+        Channel, typer.Option(help="Where the person talks to the bot.")
+    ] = Channel.TELEGRAM,
 ) -> None:
-    """Make a Telegram user a coordinator or organiser of a council."""
+    """Make a Telegram user (or a WhatsApp number) a coordinator or organiser of a council."""
     staff = {Role.COORDINATOR.value: Role.COORDINATOR, Role.ORGANISER.value: Role.ORGANISER}
     if role not in staff:
         fail("the role is coordinator or organiser")
+    if channel is Channel.TELEGRAM:
+        external_id = user_id.strip()
+        if not external_id.isdigit():
+            fail("a Telegram user id is a number (the person can get it from @userinfobot)")
+    else:
+        external_id = re.sub(r"[\s().+-]", "", user_id).removeprefix("00")
+        if not external_id.isdigit() or not 8 <= len(external_id) <= 15:
+            fail("a WhatsApp number in international form, e.g. +33 6 12 34 56 78")
     config = settings()
     upgrade_database(config)
 
@@ -207,11 +232,11 @@ def role_grant(
         council = await councils.by_slug(session, slug)
         if council is None:
             fail(f"no council named {slug!r}; see `coupdepouce council list`")
-        await people.grant_role(session, council, "telegram", str(telegram_user_id), staff[role])
+        await people.grant_role(session, council, channel.value, external_id, staff[role])
         return council.name
 
     council_name = with_session(config, grant)
-    typer.echo(f"{telegram_user_id} is now {role} of {council_name}")
+    typer.echo(f"{user_id} is now {role} of {council_name}")
 
 
 KEY_PATTERN = re.compile(r"^[a-z0-9_]{2,32}$")
@@ -307,18 +332,35 @@ def invite(
     talents: Annotated[
         bool, typer.Option("--talents", help="A link that opens the talent directory once joined.")
     ] = False,
+    whatsapp: Annotated[
+        bool,
+        typer.Option(
+            "--whatsapp", help="A wa.me link: the message it fills in is the request to join."
+        ),
+    ] = False,
+    language: Annotated[
+        str | None,
+        typer.Option(help="The language of the WhatsApp link's message (default: the council's)."),
+    ] = None,
 ) -> None:
     """Print the council's invitation link, and write it as a QR code for posters."""
     config = settings()
     upgrade_database(config)
+    if language is not None and language not in SHIPPED_LOCALES:
+        fail(f"unknown language {language!r}; choose among {', '.join(SHIPPED_LOCALES)}")
 
-    async def exists(session: AsyncSession) -> bool:
-        return await councils.by_slug(session, slug) is not None
+    async def find(session: AsyncSession) -> Council | None:
+        return await councils.by_slug(session, slug)
 
-    if not with_session(config, exists):
+    council = with_session(config, find)
+    if council is None:
         fail(f"no council named {slug!r}; see `coupdepouce council list`")
     payload = f"{slug}{LINK_SEPARATOR}talents" if talents else slug
-    link = f"https://t.me/{_bot_username(config)}?start={payload}"
+    if whatsapp:
+        text = join_text(Translator(language or council.locale), payload)
+        link = f"https://wa.me/{_whatsapp_number(config)}?text={quote(text)}"
+    else:
+        link = f"https://t.me/{_bot_username(config)}?start={payload}"
     typer.echo(link)
     if qr is not None:
         try:
@@ -326,6 +368,60 @@ def invite(
         except OSError as error:
             fail(f"cannot write {qr}: {error.strerror}")
         typer.echo(f"QR code written to {qr}")
+
+
+@whatsapp_app.command("templates")
+def whatsapp_templates(
+    submit: Annotated[
+        bool, typer.Option("--submit", help="Send them to Meta for approval.")
+    ] = False,
+) -> None:
+    """Print the message templates WhatsApp needs outside its 24-hour window (the Graph API's
+    message_templates JSON), or submit them for approval."""
+    from bot.channels.whatsapp import templates
+    from bot.channels.whatsapp.client import CloudApi, GraphError, NetworkError
+
+    definitions = templates.definitions()
+    if not submit:
+        typer.echo(json.dumps(definitions, ensure_ascii=False, indent=2))
+        return
+    config = settings()
+    if not config.whatsapp:
+        fail("set the WHATSAPP_* settings to submit the templates")
+    if not config.whatsapp_business_account_id:
+        fail("set WHATSAPP_BUSINESS_ACCOUNT_ID (in Meta's WhatsApp Manager) to submit templates")
+    assert config.whatsapp_token and config.whatsapp_phone_number_id
+
+    async def send_all() -> list[str]:
+        assert config.whatsapp_token and config.whatsapp_phone_number_id
+        assert config.whatsapp_business_account_id
+        api = CloudApi(
+            config.whatsapp_api_url,
+            config.whatsapp_phone_number_id,
+            config.whatsapp_token.get_secret_value(),
+        )
+        await api.start()
+        lines = []
+        try:
+            for definition in definitions:
+                name = f"{definition['name']} ({definition['language']})"
+                try:
+                    answer = await api.submit_template(
+                        config.whatsapp_business_account_id, definition
+                    )
+                except GraphError as error:
+                    lines.append(f"{name}: refused: {error}")
+                    continue
+                lines.append(f"{name}: {answer.get('status', 'submitted')}")
+        finally:
+            await api.close()
+        return lines
+
+    try:
+        results = _run(send_all())
+    except NetworkError as error:
+        fail(f"cannot reach the Graph API: {error}")
+    typer.echo("\n".join(results))
 
 
 class ExportKind(enum.StrEnum):
@@ -362,6 +458,36 @@ def export(
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     sys.stdout.write(exports.csv_text(exports.rows(kind.value, data)))
+
+
+def _whatsapp_number(config: Settings) -> str:
+    """The bot's WhatsApp number: WHATSAPP_NUMBER, or asked from the Graph API."""
+    if config.whatsapp_number:
+        return config.whatsapp_number
+    if not config.whatsapp:
+        fail("set WHATSAPP_NUMBER (or the WHATSAPP_* settings, to ask Meta) to build the link")
+    from bot.channels.whatsapp.client import CloudApi, GraphError, NetworkError
+
+    async def ask() -> str:
+        assert config.whatsapp_token and config.whatsapp_phone_number_id
+        api = CloudApi(
+            config.whatsapp_api_url,
+            config.whatsapp_phone_number_id,
+            config.whatsapp_token.get_secret_value(),
+        )
+        await api.start()
+        try:
+            return await api.display_number()
+        finally:
+            await api.close()
+
+    try:
+        number = _run(ask())
+    except (GraphError, NetworkError) as error:
+        fail(f"cannot ask Meta for the bot's number ({error}); set WHATSAPP_NUMBER")
+    if not number:
+        fail("Meta gave no number for WHATSAPP_PHONE_NUMBER_ID; set WHATSAPP_NUMBER")
+    return number
 
 
 def _bot_username(config: Settings) -> str:

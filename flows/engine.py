@@ -322,11 +322,14 @@ class Engine:
                 self.commands[command.name] = command
                 for keyword in command.keywords:
                     self.keywords[normalise_keyword(keyword)] = command
-                for word in {command.name, *command.words}:
-                    if self.command_words.setdefault(normalise_keyword(word), command.name) != (
+                # A staff command is typed with its slash; a resident's also as a bare word.
+                words = command.words if command.roles else {command.name, *command.words}
+                for word in words:
+                    folded = normalise_keyword(word)
+                    if not folded or self.command_words.setdefault(folded, command.name) != (
                         command.name
                     ):
-                        raise ValueError(f"the word {word!r} means two commands")
+                        raise ValueError(f"the word {word!r} means no command, or two")
             for action in flow.actions:
                 if action.prefix in self.actions or action.prefix == CONVERSATION_PREFIX:
                     raise ValueError(f"button prefix {action.prefix!r} used twice")

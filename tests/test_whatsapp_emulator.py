@@ -928,16 +928,19 @@ async def test_the_pair_rate_limit_is_per_recipient(
 
 
 async def test_the_response_delay_comes_after_processing(
-    cloud: CloudApiEmulator, client: aiohttp.ClientSession
+    cloud: CloudApiEmulator, client: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     open_window(cloud, AMINA)
     cloud.response_delay = 0.2
     started = time.monotonic()
     request = asyncio.create_task(send(client, cloud, text(AMINA, "lent")))
     await cloud.wait_until(lambda: cloud.sent, timeout=0.15)
+    await asyncio.sleep(0.05)
     assert not request.done()
-    status, _ = await request
+    assert receiver.statuses() == []  # statuses follow the answer
+    status, answer = await request
     assert status == 200 and time.monotonic() - started >= 0.2
+    await statuses_of(cloud, receiver, answer["messages"][0]["id"], 2)
 
     started = time.monotonic()
     status, _ = await upload(client, cloud, b"%PDF", "application/pdf", "a.pdf")

@@ -503,11 +503,11 @@ class SentMessage:
     @property
     def rows(self) -> list[str]:
         """Titles of the list rows, all sections together."""
-        return [_str(row.get("title")) or "" for row in self._rows()]
+        return [_str(row.get("title")) or "" for row in self.list_rows()]
 
     @property
     def row_ids(self) -> list[str]:
-        return [_str(row.get("id")) or "" for row in self._rows()]
+        return [_str(row.get("id")) or "" for row in self.list_rows()]
 
     @property
     def quick_replies(self) -> dict[int, str]:
@@ -542,7 +542,8 @@ class SentMessage:
             pairs.append((_str(reply.get("id")) or "", _str(reply.get("title")) or ""))
         return pairs
 
-    def _rows(self) -> list[JSONDict]:
+    def list_rows(self) -> list[JSONDict]:
+        """The row objects of a list message (id, title, description), all sections."""
         if self.interactive.get("type") != "list":
             return []
         action = _dict(self.interactive.get("action"))
@@ -1488,7 +1489,7 @@ class FakeWhatsAppUser:
         if kind == "button_reply" and title is None and reply_id in message.button_ids:
             reply["title"] = message.buttons[message.button_ids.index(reply_id)]
         if kind == "list_reply":
-            for row in message._rows():
+            for row in message.list_rows():
                 if row.get("id") == reply_id:
                     reply["title"] = title if title is not None else row.get("title", reply_id)
                     if row.get("description"):

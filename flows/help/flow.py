@@ -42,5 +42,13 @@ async def show_help(ctx: Context) -> Next:
 
 FLOW = Flow(
     name="help",
-    commands=[Command("help", show_help, N_("what I can do for you"), needs_consent=False)],
+    commands=[
+        Command(
+            "help",
+            show_help,
+            N_("what I can do for you"),
+            needs_consent=False,
+            words=frozenset({"aide", "menu", "مساعدة"}),
+        )
+    ],
 )

@@ -38,5 +38,13 @@ async def handle_language(ctx: Context, locale: str) -> Next:
 FLOW = Flow(
     name="language",
     steps=[Step("language.choose", ask_language, on_choice=handle_language)],
-    commands=[Command("language", choose, N_("change language"), needs_consent=False)],
+    commands=[
+        Command(
+            "language",
+            choose,
+            N_("change language"),
+            needs_consent=False,
+            words=frozenset({"langue", "lang", "اللغة", "لغة"}),
+        )
+    ],
 )

@@ -160,6 +160,12 @@ FLOW = Flow(
         Step("onboarding.consent", ask_consent, on_choice=handle_consent),
     ],
     commands=[
-        Command("start", start, N_("join your council, or start again"), needs_consent=False),
+        Command(
+            "start",
+            start,
+            N_("join your council, or start again"),
+            needs_consent=False,
+            words=frozenset({"commencer", "demarrer", "ابدأ", "ابدا"}),
+        ),
     ],
 )

@@ -65,8 +65,18 @@ FLOW = Flow(
     steps=[Step("privacy.confirm_forget", ask_confirm_forget, on_choice=handle_confirm_forget)],
     commands=[
         Command(
-            "mydata", send_my_data, N_("see everything we keep about you"), needs_consent=False
+            "mydata",
+            send_my_data,
+            N_("see everything we keep about you"),
+            needs_consent=False,
+            words=frozenset({"my data", "mes donnees", "بياناتي"}),
         ),
-        Command("forget", forget, N_("erase everything we keep about you"), needs_consent=False),
+        Command(
+            "forget",
+            forget,
+            N_("erase everything we keep about you"),
+            needs_consent=False,
+            words=frozenset({"oublier", "effacer", "احذف"}),
+        ),
     ],
 )

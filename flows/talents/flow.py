@@ -363,7 +363,12 @@ FLOW = Flow(
         Step("talents.confirm_leave", ask_confirm_leave, on_choice=handle_confirm_leave),
     ],
     commands=[
-        Command("talents", open_directory, N_("join the talent directory, or see your profile"))
+        Command(
+            "talents",
+            open_directory,
+            N_("join the talent directory, or see your profile"),
+            words=frozenset({"annuaire", "directory", "المواهب"}),
+        )
     ],
     actions=[Action(REFRESH_PREFIX, confirm_profile)],
     jobs=[REFRESH_PROFILES],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -55,9 +55,22 @@ async def membership(session: AsyncSession, person: Person, council: Council) ->
 async def roles_of(
     session: AsyncSession, channel: str, external_id: str
 ) -> set[tuple[Council, Role]]:
+    """The roles granted to this identity, or to any other identity of the same person (a
+    coordinator named on Telegram keeps the role on the WhatsApp they linked)."""
+    person = (
+        select(Identity.person_id)
+        .where(Identity.channel == channel, Identity.external_id == external_id)
+        .scalar_subquery()
+    )
+    linked = select(Identity.channel, Identity.external_id).where(Identity.person_id == person)
     query = (
         select(RoleGrant)
-        .where(RoleGrant.channel == channel, RoleGrant.external_id == external_id)
+        .where(
+            or_(
+                and_(RoleGrant.channel == channel, RoleGrant.external_id == external_id),
+                tuple_(RoleGrant.channel, RoleGrant.external_id).in_(linked),
+            )
+        )
         .options(selectinload(RoleGrant.council))
     )
     return {(grant.council, grant.role) for grant in await session.scalars(query)}
