@@ -12,6 +12,7 @@ from flows.digest.flow import FLOW as DIGEST
 from flows.engine import Flow
 from flows.help.flow import FLOW as HELP
 from flows.language.flow import FLOW as LANGUAGE
+from flows.linking.flow import FLOW as LINKING
 from flows.meetings.flow import FLOW as MEETINGS
 from flows.onboarding.flow import FLOW as ONBOARDING
 from flows.privacy.flow import FLOW as PRIVACY
@@ -24,6 +25,7 @@ FLOWS: tuple[Flow, ...] = (
     LANGUAGE,
     HELP,
     PRIVACY,
+    LINKING,
     SUBSCRIPTION,
     BROADCASTS,
     ANNOUNCEMENTS,

@@ -1567,17 +1567,19 @@ class FakeWhatsAppUser:
         return await self._post("image", image)
 
     async def send_unsupported(self, kind: str = "unknown") -> int:
-        """A message WhatsApp cannot hand over (an edit, a poll...): type ``unsupported``."""
-        title, details, _ = KNOWN_ERRORS[131051]
+        """A message WhatsApp cannot hand over (an edit, a poll...): type ``unsupported``.
+
+        The errors array is worded like Meta's unsupported-message webhook reference.
+        """
         return await self._post(
             "unsupported",
             {"type": kind},
             errors=[
                 {
                     "code": 131051,
-                    "title": title,
-                    "message": title,
-                    "error_data": {"details": details},
+                    "title": "Message type unknown",
+                    "message": "Message type unknown",
+                    "error_data": {"details": "Message type is currently not supported."},
                 }
             ],
         )

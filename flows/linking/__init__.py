@@ -1,0 +1,1 @@
+"""Linking: one person, several channels (/link)."""
