@@ -26,10 +26,16 @@ from flows.registry import FLOWS
 from storage import db
 from storage.models import Council
 from tests.emulator import BotApiEmulator
+from tests.whatsapp_emulator import CloudApiEmulator
 
 SHARED_TELEGRAM = Path(__file__).resolve().parents[2] / "shared" / "telegram"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 TEST_TOKEN = "123456:TEST-token"
+WA_PHONE_NUMBER_ID = "100200300"
+WA_ACCOUNT_ID = "900800700"
+WA_TOKEN = "EAAG-test-token"
+WA_APP_SECRET = "test-app-secret"
+WA_VERIFY_TOKEN = "a-phrase-of-our-own"
 log = logging.getLogger(__name__)
 _counter = itertools.count()
 
@@ -130,6 +136,42 @@ async def emulator() -> AsyncIterator[BotApiEmulator]:
     yield emulator
     await emulator.stop()
     assert emulator.spec_violations == [], emulator.spec_violations
+
+
+@pytest.fixture
+async def whatsapp() -> AsyncIterator[CloudApiEmulator]:
+    """Meta's Cloud API, with our templates approved (a story may change their status)."""
+    from bot.channels.whatsapp import templates
+
+    emulator = CloudApiEmulator(
+        phone_number_id=WA_PHONE_NUMBER_ID,
+        waba_id=WA_ACCOUNT_ID,
+        token=WA_TOKEN,
+        app_secret=WA_APP_SECRET,
+    )
+    await emulator.start()
+    for definition in templates.definitions():
+        body, buttons = definition["components"]
+        emulator.add_template(
+            definition["name"],
+            definition["language"],
+            body["text"],
+            buttons=[button["text"] for button in buttons["buttons"]],
+        )
+    yield emulator
+    await emulator.stop()
+
+
+def whatsapp_settings(whatsapp: CloudApiEmulator) -> dict[str, Any]:
+    """The settings of a bot that speaks WhatsApp through the emulator."""
+    return {
+        "whatsapp_token": WA_TOKEN,
+        "whatsapp_phone_number_id": WA_PHONE_NUMBER_ID,
+        "whatsapp_app_secret": WA_APP_SECRET,
+        "whatsapp_verify_token": WA_VERIFY_TOKEN,
+        "whatsapp_api_url": whatsapp.url,
+        "whatsapp_business_account_id": WA_ACCOUNT_ID,
+    }
 
 
 @pytest.fixture

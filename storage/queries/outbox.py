@@ -20,6 +20,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.models import (
     Broadcast,
@@ -495,16 +496,24 @@ class Held:
     payload: dict[str, Any]
 
 
-async def open_held(session: AsyncSession, channel: str, chat_id: str, now: datetime) -> list[Held]:
+async def open_held(
+    session: AsyncSession, channel: str, chat_id: str, now: datetime, tapped: int | None = None
+) -> list[Held]:
     """The messages announced by template to this chat whose full text has not followed yet,
-    marked as opened (each comes out once), their text in the recipient's language."""
+    marked as opened (each comes out once), their text in the recipient's language.
+
+    `tapped` is the message whose template's button was tapped: it counts even if the
+    dispatcher has not yet recorded that it went out as a template."""
+    announced: ColumnElement[bool] = OutboxMessage.template.is_not(None)
+    if tapped is not None:
+        announced = or_(announced, OutboxMessage.id == tapped)
     rows = (
         await session.scalars(
             select(OutboxMessage)
             .where(
                 OutboxMessage.channel == channel,
                 OutboxMessage.chat_id == chat_id,
-                OutboxMessage.template.is_not(None),
+                announced,
                 OutboxMessage.opened_at.is_(None),
             )
             .order_by(OutboxMessage.id)

@@ -71,6 +71,18 @@ WINDOW_CLOSED: Final = 131047  # more than 24 hours since they wrote: a template
 UNREACHABLE: Final = frozenset({131026, 131049, 131050, 131021})  # as Telegram's "blocked"
 TEMPLATE_UNAVAILABLE: Final = frozenset({132001, 132015, 132016})  # missing, paused, disabled
 RETRYABLE: Final = frozenset({1, 2, 131000, 131016, 133004})  # temporary, on Meta's side
+DOCUMENT_TYPES: Final = frozenset(
+    {
+        "text/plain",
+        "application/pdf",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }
+)
 
 
 def event_id(message_id: str) -> int:
@@ -215,7 +227,15 @@ class WhatsAppChannel:
                 )
                 .values(last_inbound_at=incoming.sent_at)
             )
-            held = await outbox.open_held(session, CHANNEL, incoming.wa_id, utcnow())
+            tapped = _tapped(incoming)
+            opens = tapped.removeprefix(OPEN_PREFIX + ":") if tapped.startswith(OPEN_PREFIX) else ""
+            held = await outbox.open_held(
+                session,
+                CHANNEL,
+                incoming.wa_id,
+                utcnow(),
+                tapped=int(opens) if opens.isdigit() else None,
+            )
             for message in held:
                 await outbox.enqueue_one(
                     session,
@@ -227,7 +247,7 @@ class WhatsAppChannel:
                     council_id=message.council_id,
                     key=f"{OPEN_PREFIX}:{message.id}",
                 )
-            nothing_new = not held and _tapped(incoming).startswith(OPEN_PREFIX + ":")
+            nothing_new = not held and tapped.startswith(OPEN_PREFIX + ":")
             locale = await self._locale_of(session, incoming.wa_id) if nothing_new else None
         if held:
             self.on_queued()
@@ -408,7 +428,7 @@ class WhatsAppChannel:
         if known is not None and time.monotonic() - known[1] < MEDIA_KEPT:
             return Media(known[0], attachment)
         media_id = await self.api.upload(
-            attachment.filename, attachment.content, attachment.mime_type
+            attachment.filename, attachment.content, _uploadable(attachment.mime_type)
         )
         self._media[key] = (media_id, time.monotonic())
         return Media(media_id, attachment)
@@ -435,6 +455,14 @@ def _tapped(incoming: Incoming) -> str:
         reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
         return str(reply.get("id") or "")
     return ""
+
+
+def _uploadable(mime_type: str) -> str:
+    """A type WhatsApp accepts for a document. It takes no text/calendar, text/csv or JSON:
+    those go as text/plain, and their file name (.ics, .csv, .json) tells the phone."""
+    if mime_type in DOCUMENT_TYPES or mime_type.startswith(("image/", "audio/", "video/")):
+        return mime_type
+    return "text/plain"
 
 
 def _window_open(envelope: Envelope) -> bool:

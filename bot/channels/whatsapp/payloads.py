@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from flows.engine import Attachment, Choice, Inbound, Reply, normalise_keyword
-from flows.i18n import SHIPPED_LOCALES, Translator
+from flows.i18n import N_, SHIPPED_LOCALES, Translator
 
 CHANNEL: Final = "whatsapp"
 TEXT_MAX: Final = 4096
@@ -36,7 +36,7 @@ COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\S+)?(?:\s+(.*))?$", re.DOTALL)
 # The end of the text a wa.me invitation link fills in: "… #quartier-nord" joins that council.
 JOIN = re.compile(r"#([a-z0-9][a-z0-9-]{0,62}[a-z0-9](?:__[a-z_]{1,32})?)\s*$")
 ARABIC = re.compile(r"[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff]")
-JOIN_SENTENCE: Final = "Hello! I would like to join my neighbourhood council."
+JOIN_SENTENCE: Final = N_("Hello! I would like to join my neighbourhood council.")
 
 
 # --- In: what Meta posts ---------------------------------------------------------------------

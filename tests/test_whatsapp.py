@@ -1,0 +1,312 @@
+"""WhatsApp: residents join from a wa.me link, answer with buttons and lists, get invitations
+as templates outside the 24-hour window and the full message once they open it; the webhook
+refuses what Meta did not sign and processes a message once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import CoupDePouce
+from bot.channels.whatsapp.payloads import join_text
+from storage.models import (
+    Conversation,
+    Council,
+    Identity,
+    MeetingInvite,
+    OutboxMessage,
+    OutboxStatus,
+    Person,
+    PersonStatus,
+    Rsvp,
+    utcnow,
+)
+from tests.conftest import WA_VERIFY_TOKEN, StartBot, in_transaction, whatsapp_settings
+from tests.emulator import BotApiEmulator
+from tests.helpers import AR, EN, FR, count_rows
+from tests.test_meetings import organiser_of, send_meeting
+from tests.whatsapp_emulator import CloudApiEmulator, FakeWhatsAppUser, SentMessage
+
+AMINA, KARIM, SALMA = "33612345001", "33612345002", "213550000003"
+StartWhatsApp = Callable[..., Awaitable[CoupDePouce]]
+
+
+@pytest.fixture
+def start_wa(start_bot: StartBot, whatsapp: CloudApiEmulator) -> StartWhatsApp:
+    """Start the bot with Telegram and WhatsApp, Meta posting its webhooks to it."""
+
+    async def start(**overrides: Any) -> CoupDePouce:
+        app = await start_bot(**(whatsapp_settings(whatsapp) | overrides))
+        whatsapp.webhook_url = f"http://127.0.0.1:{app.port}/whatsapp"
+        return app
+
+    return start
+
+
+@pytest.fixture
+async def wa_bot(start_wa: StartWhatsApp) -> CoupDePouce:
+    return await start_wa()
+
+
+def text(message: SentMessage) -> str:
+    return message.text or ""
+
+
+async def choose(user: FakeWhatsAppUser, label: str, message: SentMessage | None = None) -> int:
+    """Tap the button or list row showing `label`, cut to WhatsApp's limits or not."""
+    message = message or next(m for m in reversed(user.inbox) if m.buttons or m.rows)
+    for title in [*message.buttons, *message.rows]:
+        if title == label or (title.endswith("…") and label.startswith(title[:-1])):
+            return await user.tap(title, message)
+    raise AssertionError(f"no {label!r} among {message.buttons or message.rows}")
+
+
+async def join(user: FakeWhatsAppUser, t: Any = FR, slug: str = "quartier-nord") -> None:
+    """Write the wa.me link's message, consent, and read the welcome."""
+    assert await user.send(join_text(t, slug)) == 200
+    consent = await user.wait_for(lambda m: t._("Do you agree?") in text(m))
+    assert await choose(user, t._("✅ Yes, I agree"), consent) == 200
+    await user.wait_for(lambda m: t._("Here is what you can do:") in text(m))
+
+
+async def identity(app: CoupDePouce, wa_id: str) -> Identity | None:
+    async def find(session: AsyncSession) -> Identity | None:
+        return await session.scalar(
+            select(Identity).where(Identity.channel == "whatsapp", Identity.external_id == wa_id)
+        )
+
+    found: Identity | None = await in_transaction(app, find)
+    return found
+
+
+async def close_window(app: CoupDePouce, user: FakeWhatsAppUser) -> None:
+    """The person last wrote 25 hours ago, for us and for Meta."""
+
+    async def age(session: AsyncSession) -> None:
+        await session.execute(
+            update(Identity)
+            .where(Identity.channel == "whatsapp", Identity.external_id == user.wa_id)
+            .values(last_inbound_at=utcnow() - timedelta(hours=25))
+        )
+
+    await in_transaction(app, age)
+    user.last_inbound_at = time.time() - 25 * 3600
+
+
+async def test_a_newcomer_joins_from_the_wa_me_link_in_french(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    amina = whatsapp.user(AMINA, name="Amina")
+    await amina.send(join_text(FR, "quartier-nord"))
+    consent = await amina.next_message()
+    assert "Bonjour Amina" in text(consent)
+    assert "Conseil citoyen Quartier Nord" in text(consent)
+    # Three choices: WhatsApp reply buttons, labels within 20 characters, and the full
+    # wording of a label that had to be cut in the message itself.
+    agree = FR._("✅ Yes, I agree")
+    assert consent.buttons == [
+        "✅ Oui, je suis d'ac…",
+        FR._("No, thanks"),
+        "🌐 " + FR._("Language"),
+    ]
+    assert f"• {agree}" in text(consent)
+    assert await count_rows(wa_bot, Person) == 0  # nothing kept before consent
+
+    await choose(amina, agree)
+    welcome = await amina.next_message()
+    assert text(welcome) == FR._("Thank you! You are now a member of {council}.").format(
+        council="Conseil citoyen Quartier Nord"
+    )
+    menu = await amina.next_message()
+    assert "/mydata" in text(menu)
+    found = await identity(wa_bot, AMINA)
+    assert found is not None and found.preferred
+    assert found.last_inbound_at is not None  # WhatsApp's window, counted from her message
+
+    async def person(session: AsyncSession) -> Person:
+        return await session.get_one(Person, found.person_id)
+
+    stored: Person = await in_transaction(wa_bot, person)
+    assert (stored.first_name, stored.locale) == ("Amina", "fr")
+
+
+async def test_a_newcomer_joins_in_arabic_and_types_commands_as_words(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    salma = whatsapp.user(SALMA, name="Salma")
+    await salma.send(join_text(AR, "quartier-nord"))
+    consent = await salma.next_message()
+    assert AR._("Do you agree?") in text(consent)
+    await choose(salma, AR._("✅ Yes, I agree"))
+    await salma.wait_for(lambda m: AR._("Here is what you can do:") in text(m))
+
+    for word in ("مساعدة", "aide", "HELP", "/help"):
+        before = len(salma.inbox)
+        await salma.send(word)
+        answer = await salma.wait_for(
+            lambda m, n=before: len(salma.inbox) > n and m is salma.inbox[-1]
+        )
+        assert AR._("Here is what you can do:") in text(answer), word
+
+
+async def test_stop_and_start_words(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    karim = whatsapp.user(KARIM, name="Karim")
+    await join(karim)
+    await karim.send("STOP")
+    stopped = FR._(
+        "Done: you will receive no more messages from the council. "
+        "Send /start to receive them again."
+    )
+    await karim.wait_for(lambda m: text(m) == stopped)
+    found = await identity(wa_bot, KARIM)
+    assert found is not None
+
+    async def status(session: AsyncSession) -> PersonStatus:
+        return (await session.get_one(Person, found.person_id)).status
+
+    assert await in_transaction(wa_bot, status) == PersonStatus.STOPPED
+    await karim.send("Start")
+    back = FR._("Welcome back: you will receive the council's messages again.")
+    await karim.wait_for(lambda m: text(m) == back)
+    assert await in_transaction(wa_bot, status) == PersonStatus.ACTIVE
+
+
+async def test_an_invitation_after_24_hours_goes_as_a_template_then_in_full(
+    wa_bot: CoupDePouce,
+    whatsapp: CloudApiEmulator,
+    emulator: BotApiEmulator,
+    council: Council,
+) -> None:
+    amina, karim = whatsapp.user(AMINA, name="Amina"), whatsapp.user(KARIM, name="Karim")
+    await join(amina)
+    await join(karim)
+    await close_window(wa_bot, amina)  # Karim wrote a minute ago; Amina a day ago
+
+    oumar = await organiser_of(wa_bot, emulator, council, 70_001)
+    await send_meeting(oumar)
+
+    # Karim is inside the window: the invitation itself, buttons and calendar file.
+    invitation = await karim.wait_for(lambda m: "Conseil citoyen de décembre" in text(m))
+    assert not invitation.is_template
+    assert invitation.buttons == [
+        "✅ " + FR._("I'm coming"),
+        "🤔 " + FR._("Maybe"),
+        "❌ Je ne peux pas ve…",  # cut to 20 characters, whole in the text
+    ]
+    assert "• ❌ " + FR._("I can't come") in text(invitation)
+    header = invitation.body["interactive"]["header"]
+    assert header["type"] == "document" and header["document"]["filename"].endswith(".ics")
+    assert whatsapp.media[header["document"]["id"]][2].startswith(b"BEGIN:VCALENDAR")
+    # Amina is outside: an approved template says what it is about, in her language.
+    template = await amina.wait_for(lambda m: m.is_template)
+    assert template.template == "coupdepouce_meeting"
+    assert "Conseil citoyen de décembre" in text(template)
+    assert "Conseil citoyen Quartier Nord" in text(template)
+    assert not any(
+        "Conseil citoyen de décembre" in text(m) for m in amina.inbox if not m.is_template
+    )
+
+    # She taps the template's button: the full invitation follows, and she answers it.
+    await amina.tap_template()
+    full = await amina.wait_for(
+        lambda m: not m.is_template and "Conseil citoyen de décembre" in text(m)
+    )
+    await choose(amina, "✅ " + FR._("I'm coming"), full)
+    guests = await amina.wait_for(lambda m: FR._("Just me") in m.rows)  # four choices: a list
+    assert guests.rows == [FR._("Just me"), "+1", "+2", "+3"]
+
+    async def rsvp(session: AsyncSession) -> Rsvp | None:
+        return await session.scalar(
+            select(MeetingInvite.rsvp)
+            .join(Identity, Identity.person_id == MeetingInvite.person_id)
+            .where(Identity.external_id == AMINA)
+        )
+
+    assert await in_transaction(wa_bot, rsvp) == Rsvp.COMING
+
+    async def rows(session: AsyncSession) -> list[OutboxMessage]:
+        return list(
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "whatsapp"))
+        )
+
+    sent = await in_transaction(wa_bot, rows)
+    templates = [row for row in sent if row.template is not None]
+    assert [row.chat_id for row in templates] == [AMINA]  # one template, billed once
+    assert templates[0].opened_at is not None  # and its full text went out once
+    # Tapping the template again brings nothing twice.
+    before = len(amina.inbox)
+    await amina.tap_template(message=template)
+    nothing = await amina.wait_for(lambda m: len(amina.inbox) > before and m is amina.inbox[-1])
+    assert FR._("You are up to date: nothing new is waiting.") == text(nothing)
+
+
+async def test_forged_signature_replayed_message_and_garbage_change_nothing(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    amina = whatsapp.user(AMINA, name="Amina")
+    await amina.send(join_text(FR, "quartier-nord"))
+    await amina.next_message()
+    body = amina.last_posted
+    assert body is not None
+
+    # Another start, signed with the wrong secret, or not signed: refused, nothing sent.
+    forged = body.replace(b"quartier-nord", b"quartier-sud")
+    assert await whatsapp.post(forged, whatsapp.sign(body)) == 403
+    assert await whatsapp.post(forged, None) == 401
+    assert await whatsapp.post(b"not json", whatsapp.sign(b"not json")) == 400
+    # The same message delivered again (Meta retries): processed once.
+    assert await whatsapp.post(body, whatsapp.sign(body)) == 200
+    assert await whatsapp.post(body, whatsapp.sign(body)) == 200
+    await whatsapp.flush()
+    assert len(amina.inbox) == 1
+    # Unknown shapes and other fields are answered 200 and ignored.
+    other = json.dumps({"object": "page", "entry": []}).encode()
+    assert await whatsapp.post(other, whatsapp.sign(other)) == 200
+    assert await count_rows(wa_bot, Conversation) == 1
+
+
+async def test_meta_verification_handshake(wa_bot: CoupDePouce) -> None:
+    url = f"http://127.0.0.1:{wa_bot.port}/whatsapp"
+    async with aiohttp.ClientSession() as client:
+        query = {
+            "hub.mode": "subscribe",
+            "hub.verify_token": WA_VERIFY_TOKEN,
+            "hub.challenge": "42",
+        }
+        async with client.get(url, params=query) as response:
+            assert (response.status, await response.text()) == (200, "42")
+        query["hub.verify_token"] = "guess"
+        async with client.get(url, params=query) as response:
+            assert response.status == 403
+
+
+async def test_stickers_voice_notes_reactions_and_locations_get_a_kind_answer(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    karim = whatsapp.user(KARIM, name="Karim")
+    await join(karim)
+    for send in (karim.send_sticker, karim.send_voice, karim.send_unsupported, karim.send_image):
+        before = len(karim.inbox)
+        assert await send() == 200
+        answer = await karim.wait_for(
+            lambda m, n=before: len(karim.inbox) > n and m is karim.inbox[-1]
+        )
+        assert text(answer) == FR._(
+            "I can only read text and button taps. Send /help to see what I can do."
+        )
+    before = len(karim.inbox)
+    assert await karim.send_reaction("👍") == 200  # a reaction needs no answer
+    assert await karim.send_location(48.85, 2.35) == 200
+    await karim.wait_for(lambda m: len(karim.inbox) > before)
+    await whatsapp.flush()
+    assert len(karim.inbox) == before + 1  # the location was answered, the reaction was not
