@@ -156,9 +156,7 @@ async def test_a_newcomer_joins_in_arabic_and_types_commands_as_words(
     for word in ("مساعدة", "aide", "HELP", "/help"):
         before = len(salma.inbox)
         await salma.send(word)
-        answer = await salma.wait_for(
-            lambda m, n=before: len(salma.inbox) > n and m is salma.inbox[-1]
-        )
+        answer = await next_after(salma, before)
         assert AR._("Here is what you can do:") in text(answer), word
 
 
@@ -303,9 +301,7 @@ async def test_stickers_voice_notes_reactions_and_locations_get_a_kind_answer(
     for send in (karim.send_sticker, karim.send_voice, karim.send_unsupported, karim.send_image):
         before = len(karim.inbox)
         assert await send() == 200
-        answer = await karim.wait_for(
-            lambda m, n=before: len(karim.inbox) > n and m is karim.inbox[-1]
-        )
+        answer = await next_after(karim, before)
         assert text(answer) == FR._(
             "I can only read text and button taps. Send /help to see what I can do."
         )
