@@ -12,12 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from bot.channels.whatsapp.payloads import join_text
 from storage.models import (
+    Ballot,
     Conversation,
     Council,
     Identity,
@@ -25,16 +26,19 @@ from storage.models import (
     OutboxMessage,
     Person,
     PersonStatus,
+    Role,
     Rsvp,
     utcnow,
 )
+from storage.queries import people
 from tests.conftest import WA_VERIFY_TOKEN, StartBot, in_transaction, whatsapp_settings
 from tests.emulator import BotApiEmulator
-from tests.helpers import AR, FR, count_rows
+from tests.helpers import AR, EN, FR, count_rows
 from tests.test_meetings import organiser_of, send_meeting
 from tests.whatsapp_emulator import CloudApiEmulator, FakeWhatsAppUser, SentMessage
 
 AMINA, KARIM, SALMA = "33612345001", "33612345002", "213550000003"
+ORGANISER = "33612345999"
 StartWhatsApp = Callable[..., Awaitable[CoupDePouce]]
 
 
@@ -57,6 +61,11 @@ async def wa_bot(start_wa: StartWhatsApp) -> CoupDePouce:
 
 def text(message: SentMessage) -> str:
     return message.text or ""
+
+
+def labels(message: SentMessage) -> list[str]:
+    """What the person can tap on a message: its reply buttons or its list's rows."""
+    return [*message.buttons, *message.rows]
 
 
 async def choose(user: FakeWhatsAppUser, label: str, message: SentMessage | None = None) -> int:
@@ -225,7 +234,7 @@ async def test_an_invitation_after_24_hours_goes_as_a_template_then_in_full(
         lambda m: not m.is_template and "Conseil citoyen de décembre" in text(m)
     )
     await choose(amina, "✅ " + FR._("I'm coming"), full)
-    guests = await amina.wait_for(lambda m: FR._("Just me") in m.rows)  # four choices: a list
+    guests = await amina.wait_for(lambda m: FR._("Just me") in labels(m))  # four choices: a list
     assert guests.rows == [FR._("Just me"), "+1", "+2", "+3"]
 
     async def rsvp(session: AsyncSession) -> Rsvp | None:
@@ -311,3 +320,77 @@ async def test_stickers_voice_notes_reactions_and_locations_get_a_kind_answer(
     await karim.wait_for(lambda m: len(karim.inbox) > before)
     await whatsapp.flush()
     assert len(karim.inbox) == before + 1  # the location was answered, the reaction was not
+
+
+async def staff_on_whatsapp(
+    app: CoupDePouce, whatsapp: CloudApiEmulator, council: Council, wa_id: str, role: Role
+) -> FakeWhatsAppUser:
+    """A council's organiser or coordinator who talks to the bot on WhatsApp, in English."""
+
+    async def grant(session: AsyncSession) -> None:
+        stored = await session.get_one(Council, council.id)
+        await people.grant_role(session, stored, "whatsapp", wa_id, role)
+
+    await in_transaction(app, grant)
+    user = whatsapp.user(wa_id, name="Oumar")
+    await join(user, EN)
+    return user
+
+
+async def test_a_consultation_written_and_answered_on_whatsapp_through_lists(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    oumar = await staff_on_whatsapp(wa_bot, whatsapp, council, ORGANISER, Role.ORGANISER)
+    amina, karim = whatsapp.user(AMINA, name="Amina"), whatsapp.user(KARIM, name="Karim")
+    await join(amina)
+    await join(karim)
+
+    await oumar.send("/consult")
+    await oumar.wait_for(lambda m: text(m).startswith("A quick consultation"))
+    await oumar.send("Le square Pasteur")
+    await choose(oumar, "One choice", await oumar.wait_for(lambda m: "One choice" in labels(m)))
+    await oumar.wait_for(lambda m: text(m).startswith("Write question 1."))
+    await oumar.send("Que faire du square ?")
+    await oumar.wait_for(lambda m: text(m).startswith("Write the choices"))
+    await oumar.send("Un jardin partagé\nUne aire de jeux\nDes bancs")
+    second = await oumar.wait_for(lambda m: text(m).startswith("Question 2:"))
+    await choose(oumar, "A scale from 1 to 5", second)
+    await oumar.wait_for(lambda m: text(m).startswith("Write question 2."))
+    await oumar.send("Vous sentez-vous en sécurité le soir ?")
+    more = await oumar.wait_for(lambda m: text(m).startswith("Question 3:"))
+    await choose(oumar, "✅ No more questions", more)
+    await choose(oumar, "Every member", await oumar.wait_for(lambda m: "Every member" in labels(m)))
+    anonymity = await oumar.wait_for(lambda m: text(m).startswith("Anonymous answers"))
+    await choose(oumar, "Anonymous (recommended)", anonymity)
+    visible = await oumar.wait_for(lambda m: text(m).startswith("May residents see"))
+    await choose(oumar, "No, only after closing (recommended)", visible)
+    opens = await oumar.wait_for(lambda m: text(m).startswith("When does it open?"))
+    await choose(oumar, "Now", opens)
+    await choose(oumar, "In a week", await oumar.wait_for(lambda m: "In a week" in labels(m)))
+    preview = await oumar.wait_for(lambda m: text(m).startswith("Preview"))
+    assert text(preview).startswith("Preview: this consultation will go to 3 residents.")
+    await choose(oumar, "Send", preview)
+    await oumar.wait_for(lambda m: text(m).startswith("On its way"))
+
+    for person, choice, scale in ((amina, "Un jardin partagé", "4"), (karim, "Des bancs", "2")):
+        invitation = await person.wait_for(lambda m: "Le square Pasteur" in text(m))
+        await choose(person, "✏️ " + FR._("Answer"), invitation)
+        first = await person.wait_for(lambda m: text(m).startswith("1/2 · "))
+        assert first.type == "interactive" and choice in labels(first)
+        await choose(person, choice, first)
+        scale_question = await person.wait_for(lambda m: text(m).startswith("2/2 · "))
+        assert len(scale_question.rows) > 3  # five values and Skip/Back: a list
+        await choose(person, scale, scale_question)
+        where = await person.wait_for(lambda m: "Les Tilleuls" in labels(m))
+        await choose(person, "Les Tilleuls", where)
+        await person.wait_for(lambda m: "Vos réponses sont enregistrées" in text(m))
+
+    async def ballots(session: AsyncSession) -> int:
+        return int(await session.scalar(select(func.count()).select_from(Ballot)) or 0)
+
+    assert await in_transaction(wa_bot, ballots) == 2
+    await oumar.send("/results")
+    results = await oumar.wait_for(
+        lambda m: "Le square Pasteur" in text(m) and bool(m.buttons or m.rows)
+    )
+    assert results is not None

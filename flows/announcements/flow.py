@@ -9,6 +9,7 @@ from babel.dates import format_datetime
 
 from flows.announcements import service
 from flows.broadcasts import service as broadcasts
+from flows.broadcasts.preview import cost_line
 from flows.broadcasts.quiet import next_allowed
 from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
@@ -80,6 +81,9 @@ async def ask_preview(ctx: Context) -> Prompt:
         "",
         text,
     ]
+    cost = await cost_line(ctx, broadcasts.members(council))
+    if cost is not None:
+        lines[1:1] = [cost]
     now = utcnow()
     starts = next_allowed(council, now)
     if starts > now:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from flows.broadcasts import service as broadcasts
+from flows.broadcasts.preview import cost_line
 from flows.calls import service
 from flows.calls.jobs import CLOSE_CALLS
 from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
@@ -166,6 +167,9 @@ async def ask_preview(ctx: Context) -> Prompt:
         "Preview: this call will go to {count} residents.",
         reach,
     ).format(count=ctx.t.number(reach))
+    cost = await cost_line(ctx, service.audience(found, new.skill_ids, new.when))
+    if cost is not None:
+        head += "\n" + cost
     return Prompt(
         f"{head}\n\n{shown}",
         [

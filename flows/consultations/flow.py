@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
+from flows.broadcasts.preview import cost_line
 from flows.consultations import results, service
 from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS
 from flows.consultations.service import Audience, Opened
@@ -374,7 +375,10 @@ async def ask_preview(ctx: Context) -> Prompt:
         "Preview: this consultation will go to {count} residents.",
         reach,
     ).format(count=ctx.t.number(reach))
-    lines = [head, "", shown, ""]
+    cost = await cost_line(
+        ctx, service.audience(found, new.audience, new.neighbourhood, new.skill_ids)
+    )
+    lines = [head, *([cost] if cost else []), "", shown, ""]
     for number, question in enumerate(new.questions, start=1):
         lines.append(f"{number}. {question.text} ({kind_label(ctx, question.kind)})")
         lines += [f"   • {option}" for option in question.options]

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from flows.broadcasts import service as broadcasts
+from flows.broadcasts.preview import cost_line
 from flows.engine import (
     END,
     Action,
@@ -512,6 +513,9 @@ async def ask_preview(ctx: Context) -> Prompt:
     tail = ctx._("Reminders: {when}").format(
         when=", ".join(reminders) if reminders else ctx._("none")
     )
+    cost = await cost_line(ctx, service.audience(found, new))
+    if cost is not None:
+        head += "\n" + cost
     return Prompt(
         f"{head}\n\n{shown}\n\n{tail}",
         [

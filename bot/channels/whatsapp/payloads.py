@@ -9,6 +9,7 @@ is added to the message body, so nothing the flow said is lost.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -174,12 +175,19 @@ def guess_language(text: str) -> str | None:
     sentence in one of our languages, tells it; the flows fall back to French otherwise."""
     if ARABIC.search(text):
         return "ar"
-    folded = normalise_keyword(text.split("#")[0])
+    folded = _fold(text)
     for locale in SHIPPED_LOCALES:
-        sentence = normalise_keyword(Translator(locale)._(JOIN_SENTENCE))
+        sentence = _fold(Translator(locale)._(JOIN_SENTENCE))
         if sentence and folded.startswith(sentence[:24]):
             return locale
     return None
+
+
+def _fold(text: str) -> str:
+    """Lower case, no accents, letters and spaces only: typed and printed texts compare."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    letters = (c if c.isalnum() else " " for c in decomposed if not unicodedata.combining(c))
+    return " ".join("".join(letters).split())
 
 
 def join_text(t: Translator, slug: str) -> str:
