@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +31,38 @@ async def add_residents(
     await session.flush()
     for person, telegram_id in zip(people, telegram_ids, strict=True):
         session.add(Identity(person_id=person.id, channel="telegram", external_id=str(telegram_id)))
+        session.add(Membership(person_id=person.id, council_id=council.id))
+    await session.flush()
+    return people
+
+
+async def add_whatsapp_residents(
+    session: AsyncSession,
+    council: Council,
+    numbers: Sequence[str],
+    locales: Sequence[str] = ("fr",),
+    last_wrote: Sequence[datetime | None] = (),
+) -> list[Person]:
+    """Residents reachable on WhatsApp, who last wrote at these times (None: never)."""
+    people = [
+        Person(
+            first_name=f"Habitant {number[-4:]}",
+            locale=locales[index % len(locales)],
+            status=PersonStatus.ACTIVE,
+            consent_version="test",
+            consented_at=utcnow(),
+        )
+        for index, number in enumerate(numbers)
+    ]
+    session.add_all(people)
+    await session.flush()
+    for index, (person, number) in enumerate(zip(people, numbers, strict=True)):
+        wrote = last_wrote[index] if index < len(last_wrote) else None
+        session.add(
+            Identity(
+                person_id=person.id, channel="whatsapp", external_id=number, last_inbound_at=wrote
+            )
+        )
         session.add(Membership(person_id=person.id, council_id=council.id))
     await session.flush()
     return people

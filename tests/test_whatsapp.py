@@ -4,6 +4,7 @@ refuses what Meta did not sign and processes a message once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from bot.channels.whatsapp.payloads import join_text
+from flows.announcements import service as announcements
+from flows.broadcasts import service as broadcasts
+from flows.consultations.jobs import CLOSE_CONSULTATIONS
 from storage.models import (
     Ballot,
     Conversation,
@@ -32,9 +36,11 @@ from storage.models import (
 )
 from storage.queries import people
 from tests.conftest import WA_VERIFY_TOKEN, StartBot, in_transaction, whatsapp_settings
-from tests.emulator import BotApiEmulator
+from tests.emulator import BotApiEmulator, FakeUser
+from tests.factories import add_whatsapp_residents
 from tests.helpers import AR, EN, FR, count_rows
-from tests.test_meetings import organiser_of, send_meeting
+from tests.test_meetings import organiser_of, send_meeting, text_of
+from tests.test_talents import coordinator_of
 from tests.whatsapp_emulator import CloudApiEmulator, FakeWhatsAppUser, SentMessage
 
 AMINA, KARIM, SALMA = "33612345001", "33612345002", "213550000003"
@@ -390,7 +396,143 @@ async def test_a_consultation_written_and_answered_on_whatsapp_through_lists(
 
     assert await in_transaction(wa_bot, ballots) == 2
     await oumar.send("/results")
-    results = await oumar.wait_for(
-        lambda m: "Le square Pasteur" in text(m) and bool(m.buttons or m.rows)
+    await oumar.wait_for(lambda m: "Le square Pasteur" in text(m) and bool(labels(m)))
+
+    # At closing: the figures, a chart per question as an image, and the CSV as a document.
+    closing = utcnow() + timedelta(days=7, minutes=1)
+    assert await wa_bot.scheduler.tick(CLOSE_CONSULTATIONS, closing) == 1
+    await oumar.wait_for(lambda _m: len([m for m in oumar.inbox if m.type == "image"]) == 2)
+    images = [m for m in oumar.inbox if m.type == "image"]
+    assert all(whatsapp.media[m.body["image"]["id"]][2].startswith(b"\x89PNG") for m in images)
+    table = await oumar.wait_for(lambda m: (m.filename or "").endswith(".csv"))
+    filename, mime_type, content = whatsapp.media[table.body["document"]["id"]]
+    assert (filename, mime_type) == (table.filename, "text/plain")  # WhatsApp takes no text/csv
+    assert "Un jardin partagé" in content.decode("utf-8-sig")
+    heard = await amina.wait_for(lambda m: text(m).startswith("📊 "))
+    assert "Un jardin partagé" in text(heard)  # two in Les Tilleuls: too few to show apart
+
+
+async def announce(
+    app: CoupDePouce, council: Council, text: str, report_to: FakeUser | None = None
+) -> int:
+    """A message to every member of the council, its progress reported on Telegram."""
+
+    async def start(session: AsyncSession) -> int:
+        stored = await session.get_one(Council, council.id)
+        broadcast = await broadcasts.start_broadcast(
+            session,
+            council=stored,
+            kind="announcement",
+            audience=broadcasts.members(stored),
+            render=announcements.message_for_residents(stored, text),
+            report_to=(
+                broadcasts.ReportTo("telegram", str(report_to.id), "en") if report_to else None
+            ),
+        )
+        return broadcast.id
+
+    broadcast_id: int = await in_transaction(app, start)
+    app.dispatcher.wake()
+    return broadcast_id
+
+
+async def seed_whatsapp(
+    app: CoupDePouce,
+    whatsapp: CloudApiEmulator,
+    council: Council,
+    people: dict[str, tuple[str, float | None]],
+) -> None:
+    """WhatsApp residents: number → (language, hours since they last wrote, None: never)."""
+    now = utcnow()
+
+    async def add(session: AsyncSession) -> None:
+        stored = await session.get_one(Council, council.id)
+        numbers = list(people)
+        await add_whatsapp_residents(
+            session,
+            stored,
+            numbers,
+            [people[n][0] for n in numbers],
+            [
+                None if people[n][1] is None else now - timedelta(hours=people[n][1] or 0)
+                for n in numbers
+            ],
+        )
+
+    await in_transaction(app, add)
+    for number, (_language, hours) in people.items():
+        user = whatsapp.user(number)
+        user.last_inbound_at = None if hours is None else time.time() - hours * 3600
+
+
+async def test_a_broadcast_counts_its_templates_and_reports_one_whatsapp_refused(
+    start_wa: StartWhatsApp,
+    whatsapp: CloudApiEmulator,
+    emulator: BotApiEmulator,
+    council: Council,
+) -> None:
+    app = await start_wa(whatsapp_template_price=0.05)
+    nadia = await coordinator_of(app, emulator, council, 70_002)
+    inside, outside, arabic = "33600000001", "33600000002", "33600000003"
+    await seed_whatsapp(
+        app, whatsapp, council, {inside: ("fr", 1), outside: ("fr", 30), arabic: ("ar", None)}
     )
-    assert results is not None
+    whatsapp.set_template_status("coupdepouce_news", "ar", "PAUSED")
+
+    await announce(app, council, "Fête de quartier samedi !\nVenez nombreux.", report_to=nadia)
+    report = await nadia.wait_for(lambda m: text_of(m).startswith("Done:"), timeout=10)
+    assert text_of(report) == (
+        "Done: sent 3 of 4. — 1 as a WhatsApp template (about €0.05) — 1 not sent: WhatsApp "
+        "has not approved the template “coupdepouce_news (ar)” (or paused it)"
+    )
+    full = whatsapp.user(inside).inbox[-1]
+    assert not full.is_template and "Fête de quartier samedi !\nVenez nombreux." in text(full)
+    news = whatsapp.user(outside).inbox[-1]
+    assert news.template == "coupdepouce_news" and "Fête de quartier samedi !" in text(news)
+    assert whatsapp.user(arabic).inbox == []
+
+
+async def test_meta_error_codes_wait_retry_fall_back_or_mark_unreachable(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    rate, pair, gone, stale = "33600000011", "33600000012", "33600000013", "33600000014"
+    await seed_whatsapp(
+        wa_bot, whatsapp, council, {number: ("fr", 1) for number in (rate, pair, gone, stale)}
+    )
+    whatsapp.fail(130429, to=rate)  # the whole number is over its rate: wait, send again
+    whatsapp.fail(131056, to=pair)  # too many to this person: wait for them alone
+    whatsapp.undeliverable(gone)  # accepted, then failed by receipt: 131026
+    whatsapp.user(stale).last_inbound_at = time.time() - 30 * 3600  # Meta's window is closed
+
+    broadcast_id = await announce(wa_bot, council, "Réunion publique jeudi.")
+
+    for number in (rate, pair):
+        user = whatsapp.user(number)
+        delivered = await user.wait_for(lambda m: "Réunion publique jeudi." in text(m), timeout=15)
+        assert not delivered.is_template
+        assert len([m for m in user.inbox if "Réunion publique" in text(m)]) == 1
+    # We thought the window open; Meta said 131047 by receipt: the template went instead.
+    fallback = await whatsapp.user(stale).wait_for(lambda m: m.is_template, timeout=10)
+    assert fallback.template == "coupdepouce_news"
+
+    async def state(session: AsyncSession) -> tuple[PersonStatus, list[str | None]]:
+        person = await session.scalar(
+            select(Person).join(Identity).where(Identity.external_id == gone)
+        )
+        assert person is not None
+        rows = await session.scalars(
+            select(OutboxMessage.last_error).where(OutboxMessage.broadcast_id == broadcast_id)
+        )
+        return person.status, sorted(str(error) for error in rows)
+
+    async def gone_is_unreachable() -> bool:
+        status, _errors = await in_transaction(wa_bot, state)
+        return bool(status == PersonStatus.UNREACHABLE)
+
+    for _ in range(50):
+        if await gone_is_unreachable():
+            break
+        await asyncio.sleep(0.1)
+    status, errors = await in_transaction(wa_bot, state)
+    assert status == PersonStatus.UNREACHABLE
+    assert errors.count("unreachable") == 1

@@ -23,6 +23,7 @@ import json
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -48,7 +49,7 @@ from bot.ratelimit import RateLimiter
 from flows.engine import Attachment, Choice, Engine, Notice, NoticeKind, Outcome, Reply, apology
 from flows.i18n import Translator
 from storage.db import session_scope
-from storage.models import Identity, Person, Priority, WhatsAppMenu, utcnow
+from storage.models import Identity, OutboxMessage, Person, Priority, WhatsAppMenu, utcnow
 from storage.queries import outbox
 from storage.queries.outbox import TEMPLATE_REFUSED
 
@@ -62,6 +63,7 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 MEDIA_KEPT: Final = 20 * 24 * 3600  # Meta keeps an uploaded file 30 days: reuse it for 20
 SEND_ATTEMPTS: Final = 3
 SEND_BACKOFF: Final = 1.0
+RECENT_KEPT: Final = 20_000  # sent messages whose receipts may come before they are recorded
 PAIR_RATE_WAIT: Final = 6.0  # WhatsApp allows about one message every 6 s to one person
 
 # Meta's error codes, and what each means for the message.
@@ -126,6 +128,8 @@ class WhatsAppChannel:
         self._chat_locks: dict[str, asyncio.Lock] = {}
         self._sending: dict[str, asyncio.Task[None]] = {}
         self._media: dict[str, tuple[str, float]] = {}  # content hash → media id, uploaded at
+        # Message id → outbox row, for receipts that arrive before the send is recorded.
+        self._recent: OrderedDict[str, int] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -282,6 +286,10 @@ class WhatsAppChannel:
         """Record what became of a message; queue it again or mark its person unreachable."""
         async with session_scope(self.sessions) as session:
             message = await outbox.by_provider_id(session, receipt.message_id)
+            if message is None and receipt.message_id in self._recent:
+                message = await session.get(
+                    OutboxMessage, self._recent[receipt.message_id], with_for_update=True
+                )
             if receipt.status != "failed":
                 if message is not None and outbox.better_receipt(message.receipt, receipt.status):
                     message.receipt = receipt.status
@@ -369,11 +377,16 @@ class WhatsAppChannel:
     ) -> Delivery:
         """Send one queued message: in full inside the window, as a template outside it."""
         if envelope is not None and not _window_open(envelope):
-            return await self._send_template(chat_id, reply, envelope)
-        delivery = await self._send_full(chat_id, reply, envelope.locale if envelope else None)
-        closed = delivery.kind is DeliveryKind.REJECTED and delivery.error == str(WINDOW_CLOSED)
-        if closed and envelope is not None:
-            return await self._send_template(chat_id, reply, envelope)
+            delivery = await self._send_template(chat_id, reply, envelope)
+        else:
+            delivery = await self._send_full(chat_id, reply, envelope.locale if envelope else None)
+            closed = delivery.kind is DeliveryKind.REJECTED and delivery.error == str(WINDOW_CLOSED)
+            if closed and envelope is not None:
+                delivery = await self._send_template(chat_id, reply, envelope)
+        if envelope is not None and delivery.message_id:
+            self._recent[delivery.message_id] = envelope.outbox_id
+            while len(self._recent) > RECENT_KEPT:
+                self._recent.popitem(last=False)
         return delivery
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> Delivery:
