@@ -48,6 +48,10 @@ class RemoteEmulator:
     async def enforce_limits(self, **limits: Any) -> None:
         await self._ask("enforce_limits", **limits)
 
+    async def configure(self, **attributes: Any) -> None:
+        """Set emulator attributes, such as response_delay."""
+        await self._ask("configure", **attributes)
+
     async def delivered_count(self) -> int:
         return int(await self._ask("delivered_count"))
 
@@ -59,6 +63,11 @@ class RemoteEmulator:
     async def receive_times(self, text: str) -> list[float]:
         """When each successful sendMessage carrying `text` was read (time.monotonic())."""
         result: list[float] = await self._ask("receive_times", text)
+        return result
+
+    async def send_times(self) -> list[tuple[int, float]]:
+        """(chat_id, when it was read) of every successful sendMessage, in order."""
+        result: list[tuple[int, float]] = await self._ask("send_times")
         return result
 
     async def flood_refusals(self) -> int:
@@ -108,10 +117,25 @@ async def _serve(connection: Connection) -> None:
     def enforce_limits(**limits: Any) -> None:
         emulator.enforce_limits(**limits)
 
+    def configure(**attributes: Any) -> None:
+        for name, value in attributes.items():
+            if not hasattr(emulator, name):
+                raise AttributeError(f"the emulator has no {name}")
+            setattr(emulator, name, value)
+
+    def send_times() -> list[tuple[int, float]]:
+        return [
+            (int(call.params["chat_id"]), call.at)
+            for call in emulator.calls
+            if call.method == "sendMessage" and call.ok
+        ]
+
     handlers: dict[str, Callable[..., Any]] = {
         "url": lambda: emulator.url,
         "residents": residents,
         "enforce_limits": enforce_limits,
+        "configure": configure,
+        "send_times": send_times,
         "delivered_count": lambda: len(emulator.delivered_texts()),
         "deliveries": emulator.delivered_texts,
         "receive_times": receive_times,

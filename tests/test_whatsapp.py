@@ -515,7 +515,7 @@ async def test_meta_error_codes_wait_retry_fall_back_or_mark_unreachable(
     fallback = await whatsapp.user(stale).wait_for(lambda m: m.is_template, timeout=10)
     assert fallback.template == "coupdepouce_news"
 
-    async def state(session: AsyncSession) -> tuple[PersonStatus, list[str | None]]:
+    async def state(session: AsyncSession) -> tuple[PersonStatus, list[str]]:
         person = await session.scalar(
             select(Person).join(Identity).where(Identity.external_id == gone)
         )
