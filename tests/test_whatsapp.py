@@ -38,7 +38,7 @@ from storage.queries import people
 from tests.conftest import WA_VERIFY_TOKEN, StartBot, in_transaction, whatsapp_settings
 from tests.emulator import BotApiEmulator, FakeUser
 from tests.factories import add_whatsapp_residents
-from tests.helpers import AR, EN, FR, count_rows
+from tests.helpers import AR, EN, FR, count_rows, onboard
 from tests.test_meetings import organiser_of, send_meeting, text_of
 from tests.test_talents import coordinator_of
 from tests.whatsapp_emulator import CloudApiEmulator, FakeWhatsAppUser, SentMessage
@@ -536,3 +536,127 @@ async def test_meta_error_codes_wait_retry_fall_back_or_mark_unreachable(
     status, errors = await in_transaction(wa_bot, state)
     assert status == PersonStatus.UNREACHABLE
     assert errors.count("unreachable") == 1
+
+
+async def test_one_person_on_telegram_and_whatsapp_gets_one_copy_where_they_chose(
+    wa_bot: CoupDePouce,
+    whatsapp: CloudApiEmulator,
+    emulator: BotApiEmulator,
+    council: Council,
+) -> None:
+    karim_tg = emulator.resident(71_001, first_name="Karim", language_code="fr")
+    await onboard(karim_tg)
+    karim_tg.send("/link")
+    code_message = await karim_tg.wait_for(lambda m: text_of(m).startswith("/link "))
+    code = text_of(code_message).removeprefix("/link ")
+    assert len(code) == 8
+
+    karim_wa = whatsapp.user(KARIM, name="Karim")
+    for wrong in ("AAAA2222", "BBBB3333"):
+        await karim_wa.send(f"/link {wrong}")
+    refused = await karim_wa.wait_for(lambda m: "/link" in text(m))
+    assert "ne marche pas" in text(refused)
+    await karim_wa.send(f"/link {code.lower()}")  # typed in lower case: the same code
+    where = await karim_wa.wait_for(
+        lambda m: text(m) == FR._("Where should the council's messages reach you?")
+    )
+    assert labels(where) == ["✅ Telegram", "WhatsApp"]
+    await choose(karim_wa, "WhatsApp", where)
+    done = FR._("Done: the council's messages will reach you on {app}.").format(app="WhatsApp")
+    await karim_wa.wait_for(lambda m: text(m) == done)
+
+    async def karims(session: AsyncSession) -> list[tuple[str, bool, int]]:
+        rows = await session.execute(
+            select(Identity.channel, Identity.preferred, Identity.person_id).order_by(Identity.id)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    identities = await in_transaction(wa_bot, karims)
+    assert [(channel, preferred) for channel, preferred, _ in identities] == [
+        ("telegram", False),
+        ("whatsapp", True),
+    ]
+    assert len({person for _, _, person in identities}) == 1  # one person, two apps
+    # The code works once.
+    stranger = whatsapp.user("33699999999", name="Eve")
+    await stranger.send(f"/link {code}")
+    await stranger.wait_for(lambda m: "ne marche pas" in text(m))
+
+    await announce(wa_bot, council, "Vide-grenier dimanche.")
+    await karim_wa.wait_for(lambda m: "Vide-grenier dimanche." in text(m))
+    await whatsapp.flush()
+    assert len([m for m in karim_wa.inbox if "Vide-grenier" in text(m)]) == 1
+    assert not any("Vide-grenier" in text_of(m) for m in karim_tg.inbox)
+
+
+async def test_wrong_codes_stop_after_five_and_an_existing_member_is_not_merged(
+    wa_bot: CoupDePouce,
+    whatsapp: CloudApiEmulator,
+    emulator: BotApiEmulator,
+    council: Council,
+) -> None:
+    sam_tg = emulator.resident(71_002, first_name="Sam", language_code="fr")
+    await onboard(sam_tg)
+    sam_tg.send("/link")
+    code = text_of(await sam_tg.wait_for(lambda m: text_of(m).startswith("/link "))).split()[1]
+
+    amina = whatsapp.user(AMINA, name="Amina")
+    await join(amina)  # a member of her own
+    await amina.send(f"/link {code}")
+    await amina.wait_for(lambda m: "/forget" in text(m) and "lié" in text(m))
+
+    guesser = whatsapp.user("33688888888", name="Guess")
+    for attempt in range(5):
+        await guesser.send(f"/link ZZZZ{attempt}XYZ")
+    await guesser.send(f"/link {code}")  # the right code, but too late
+    await guesser.wait_for(
+        lambda m: text(m) == FR._("Too many wrong codes. Please try again in an hour.")
+    )
+    assert await count_rows(wa_bot, Identity) == 2  # Sam on Telegram, Amina on WhatsApp
+
+
+async def test_a_long_list_pages_with_more_and_an_old_button_is_answered_as_expired(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    oumar = await staff_on_whatsapp(wa_bot, whatsapp, council, ORGANISER, Role.ORGANISER)
+    await oumar.send("/meeting")
+    await oumar.wait_for(lambda m: text(m).startswith("A new meeting"))
+    await oumar.send("Atelier vélo")
+    await oumar.wait_for(lambda m: text(m).startswith("What is it about?"))
+    await oumar.send("Réparer ensemble.")
+    await oumar.wait_for(lambda m: text(m).startswith("Where?"))
+    await oumar.send("Local associatif")
+    where = await oumar.wait_for(lambda m: text(m).startswith("To show it on a map"))
+    await choose(oumar, "Skip", where)
+    days = await oumar.wait_for(lambda m: text(m).startswith("Which day?"))
+    assert len(days.rows) == 10 and days.rows[-1] == "More…"  # nine days and "More…"
+    await oumar.tap("More…", days)
+    second = await oumar.wait_for(lambda m: text(m).startswith("Which day?") and m is not days)
+    assert second.rows[0] not in days.rows and second.rows[-1] == "More…"
+    await oumar.tap(second.rows[0], second)
+    await oumar.wait_for(lambda m: text(m).startswith("At what time"))
+
+    # The first page's rows belong to a question already answered.
+    before = len(oumar.inbox)
+    await oumar.tap(days.rows[0], days)
+    earlier = EN._("That button belongs to an earlier question. Here is where we are:")
+    assert text(await next_after(oumar, before)) == earlier
+    assert text(await next_after(oumar, before + 1)).startswith("At what time")
+    # A forged "More…" of someone else's menu is refused.
+    await oumar.tap_id("wa-more:99999:1", days, kind="list_reply")
+    assert text(await next_after(oumar, before + 2)) == EN._("This button has expired.")
+
+
+async def test_a_reply_longer_than_whatsapp_allows_is_split_between_lines(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    karim = whatsapp.user(KARIM, name="Karim")
+    await join(karim)
+    long_line = "Une phrase assez longue pour remplir le message. " * 100  # 5,000 characters
+    await announce(wa_bot, council, long_line)
+    parts = await karim.wait_for(lambda _m: len(karim.inbox) >= 5 or None)
+    assert parts is not None
+    await whatsapp.flush()
+    bodies = [text(m) for m in karim.inbox[3:]]
+    assert all(len(body) <= 4096 for body in bodies) and len(bodies) == 2
+    assert "".join(bodies).replace("\n", "").count("Une phrase") == 100

@@ -354,22 +354,46 @@ def fitted(labels: Sequence[str], limit: int, *, unique: bool = False) -> list[s
 
 
 def split(text: str, limit: int) -> list[str]:
-    """Parts within `limit`, cut between lines where possible."""
+    """Parts within `limit`, cut between lines where possible, else between words."""
     parts: list[str] = []
     current = ""
     for line in text.split("\n"):
-        while width(line) > limit:
-            head = cut(line, limit)[:-1]
-            parts, current = _flush(parts, current), ""
-            parts.append(head)
-            line = line[len(head) :]
         candidate = f"{current}\n{line}" if current else line
-        if width(candidate) > limit:
-            parts, current = _flush(parts, current), line
-        else:
+        if width(candidate) <= limit:
             current = candidate
+            continue
+        if width(line) <= limit:
+            parts, current = _flush(parts, current), line
+            continue
+        # A line longer than a message: fill this part, then whole parts of it.
+        rest = line
+        while rest:
+            room = limit - width(current) - (1 if current else 0)
+            piece = _words_within(rest, room)
+            if not piece:
+                parts, current = _flush(parts, current), ""
+                continue
+            current = f"{current}\n{piece}" if current else piece
+            rest = rest[len(piece) :]
+            if rest:
+                parts, current = _flush(parts, current), ""
     parts = _flush(parts, current)
     return parts or ["…"]
+
+
+def _words_within(line: str, room: int) -> str:
+    """The longest start of `line` within `room`, ending after a space if it can."""
+    if room <= 0:
+        return ""
+    if width(line) <= room:
+        return line
+    kept = ""
+    for character in line:
+        if width(kept + character) > room:
+            break
+        kept += character
+    space = kept.rfind(" ")
+    return kept[: space + 1] if space > room // 2 else kept
 
 
 def _flush(parts: list[str], current: str) -> list[str]:
