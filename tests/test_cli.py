@@ -4,17 +4,23 @@ one-line errors for bad settings."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
 
+from bot.channels.whatsapp.payloads import join_text
+from bot.channels.whatsapp.templates import TEMPLATES
 from storage.models import Council
+from tests.conftest import whatsapp_settings
 from tests.emulator import BotApiEmulator
-from tests.helpers import run_cli
+from tests.helpers import AR, FR, run_cli
+from tests.whatsapp_emulator import CloudApiEmulator
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -206,3 +212,89 @@ async def test_demo_prints_where_to_go_and_serves_it(database_url: str) -> None:
         _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_invite_on_whatsapp_prints_a_wa_me_link_that_asks_to_join(
+    database_url: str, council: Council, whatsapp: CloudApiEmulator, tmp_path: Path
+) -> None:
+    poster = tmp_path / "affiche-whatsapp.png"
+    env = {"DATABASE_URL": database_url, "TELEGRAM_BOT_TOKEN": ""}
+    # The number asked from the Graph API, as Meta shows it ("+33 7 57 00 00 00").
+    code, out, err = await run_cli(
+        "invite",
+        "quartier-nord",
+        "--whatsapp",
+        "--qr",
+        str(poster),
+        env=env | {key.upper(): str(value) for key, value in whatsapp_settings(whatsapp).items()},
+    )
+    assert code == 0, err
+    link = out.splitlines()[0]
+    assert link.startswith("https://wa.me/33757000000?text=")
+    assert unquote(link.partition("?text=")[2]) == join_text(FR, "quartier-nord")
+    assert poster.read_bytes().startswith(PNG_SIGNATURE)
+    # In Arabic, with the number given.
+    code, out, err = await run_cli(
+        "invite",
+        "quartier-nord",
+        "--whatsapp",
+        "--language",
+        "ar",
+        env=env | {"WHATSAPP_NUMBER": "+33 6 12 34 56 78"},
+    )
+    assert code == 0, err
+    assert unquote(out.strip().partition("?text=")[2]) == join_text(AR, "quartier-nord")
+    assert out.startswith("https://wa.me/33612345678?text=")
+    code, _out, err = await run_cli("invite", "quartier-nord", "--whatsapp", env=env)
+    assert code == 2
+    assert_one_clear_line(err, "WHATSAPP_NUMBER")
+
+
+async def test_whatsapp_templates_are_printed_and_submitted(
+    database_url: str, whatsapp: CloudApiEmulator
+) -> None:
+    code, out, err = await run_cli("whatsapp", "templates", env={"DATABASE_URL": database_url})
+    assert code == 0, err
+    printed = json.loads(out)
+    assert {(t["name"], t["language"]) for t in printed} == {
+        (template.name, locale) for template in TEMPLATES for locale in ("fr", "en", "ar")
+    }
+    whatsapp.templates.clear()
+    whatsapp.auto_approve = False
+    settings = {key.upper(): str(value) for key, value in whatsapp_settings(whatsapp).items()}
+    code, out, err = await run_cli(
+        "whatsapp", "templates", "--submit", env={"DATABASE_URL": database_url} | settings
+    )
+    assert code == 0, err
+    assert len(out.splitlines()) == len(printed)
+    assert all(line.endswith(": PENDING") for line in out.splitlines()), out
+    assert len(whatsapp.templates) == len(printed)
+    assert whatsapp.templates[("coupdepouce_meeting", "fr")].status == "PENDING"
+
+
+async def test_a_coordinator_is_named_by_whatsapp_number(
+    database_url: str, council: Council
+) -> None:
+    code, _out, err = await run_cli(
+        "role",
+        "grant",
+        "quartier-nord",
+        "+33 6 12 34 56 78",
+        "coordinator",
+        "--channel",
+        "whatsapp",
+        env={"DATABASE_URL": database_url},
+    )
+    assert code == 0, err
+    code, _out, err = await run_cli(
+        "role",
+        "grant",
+        "quartier-nord",
+        "06 12",
+        "coordinator",
+        "--channel",
+        "whatsapp",
+        env={"DATABASE_URL": database_url},
+    )
+    assert code == 2
+    assert_one_clear_line(err, "international form")

@@ -718,6 +718,7 @@ class CloudApiEmulator:
             raise RuntimeError("the emulator is already running")
         app = web.Application(client_max_size=128 * 1024 * 1024)
         app.router.add_route("*", "/{version}/{node}/{edge}", self._handle_graph_request)
+        app.router.add_get("/{version}/{node}", self._handle_phone_number)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown_path)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -1145,6 +1146,25 @@ class CloudApiEmulator:
             raise _unknown_path(request.path)
         except GraphError as error:
             return _error_response(error)
+
+    async def _handle_phone_number(self, request: web.Request) -> web.Response:
+        """GET on the phone number's node: its fields, as Graph gives them."""
+        try:
+            self._authenticate(request)
+            node = request.match_info["node"]
+            if not _GRAPH_VERSION.fullmatch(request.match_info["version"]):
+                raise _unknown_path(request.path)
+            if node != self.phone_number_id:
+                raise _unsupported_request("GET", node)
+        except GraphError as error:
+            return _error_response(error)
+        number = self.display_phone_number
+        shown = (
+            f"+{number[:2]} {number[2:3]} {number[3:5]} {number[5:7]} {number[7:9]} {number[9:]}"
+        )
+        return web.json_response(
+            {"display_phone_number": shown, "verified_name": "Coup de pouce", "id": node}
+        )
 
     async def _handle_unknown_path(self, request: web.Request) -> web.Response:
         try:
