@@ -298,3 +298,43 @@ async def test_a_coordinator_is_named_by_whatsapp_number(
     )
     assert code == 2
     assert_one_clear_line(err, "international form")
+
+
+async def test_run_serves_a_council_on_whatsapp_alone(
+    database_url: str, council: Council, whatsapp: CloudApiEmulator
+) -> None:
+    """No Telegram token: `run` serves WhatsApp's webhook, and residents join there."""
+    settings = {key.upper(): str(value) for key, value in whatsapp_settings(whatsapp).items()}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env={
+            **os.environ,
+            **settings,
+            "DATABASE_URL": database_url,
+            "TELEGRAM_BOT_TOKEN": "",
+            "HTTP_PORT": "0",
+        },
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        while True:
+            line = (await asyncio.wait_for(process.stderr.readline(), timeout=60)).decode()
+            assert line, "run stopped before serving"
+            if "web server on http://" in line:
+                whatsapp.webhook_url = line.strip().rpartition(" ")[2] + "/whatsapp"
+                break
+        amina = whatsapp.user("33612345001", name="Amina")
+        assert await amina.send(join_text(FR, "quartier-nord")) == 200
+        consent = await amina.next_message(timeout=30)
+        assert "Conseil citoyen Quartier Nord" in (consent.text or "")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()

@@ -660,3 +660,29 @@ async def test_a_reply_longer_than_whatsapp_allows_is_split_between_lines(
     bodies = [text(m) for m in karim.inbox[3:]]
     assert all(len(body) <= 4096 for body in bodies) and len(bodies) == 2
     assert "".join(bodies).replace("\n", "").count("Une phrase") == 100
+
+
+async def test_a_preview_says_how_many_templates_it_will_use_and_their_cost(
+    start_wa: StartWhatsApp,
+    whatsapp: CloudApiEmulator,
+    emulator: BotApiEmulator,
+    council: Council,
+) -> None:
+    app = await start_wa(whatsapp_template_price=0.0509, whatsapp_price_currency="EUR")
+    nadia = await coordinator_of(app, emulator, council, 70_003)
+    await seed_whatsapp(
+        app,
+        whatsapp,
+        council,
+        {"33600000021": ("fr", 2), "33600000022": ("fr", 40), "33600000023": ("ar", None)},
+    )
+    nadia.send("/announce")
+    await nadia.next_message()
+    nadia.send("Réunion publique samedi.")
+    preview = await nadia.next_message()
+    lines = text_of(preview).splitlines()
+    assert lines[0] == "Preview: this message will go to 4 residents."
+    assert lines[1] == "Of whom: 2 as WhatsApp templates (about €0.10)."
+    nadia.tap("Send", preview)
+    done = await nadia.wait_for(lambda m: text_of(m).startswith("Done"), timeout=10)
+    assert text_of(done) == "Done: sent 4 of 4. — 2 as WhatsApp templates (about €0.10)"

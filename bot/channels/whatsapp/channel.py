@@ -134,6 +134,11 @@ class WhatsAppChannel:
 
     async def start(self) -> None:
         await self.api.start()
+        log.info(
+            "WhatsApp: webhook at /whatsapp, sending as number id %s through %s",
+            self.api.phone_number_id,
+            self.api.api_url,
+        )
 
     async def stop(self) -> None:
         """Let the replies being sent finish, then close the connections."""
