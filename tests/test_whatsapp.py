@@ -685,3 +685,31 @@ async def test_a_preview_says_how_many_templates_it_will_use_and_their_cost(
     nadia.tap("Send", preview)
     done = await nadia.wait_for(lambda m: text_of(m).startswith("Done"), timeout=10)
     assert text_of(done) == "Done: sent 4 of 4. — 2 as WhatsApp templates (about €0.10)"
+
+
+async def test_a_resident_joins_the_talent_directory_on_whatsapp(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    sam = whatsapp.user(SALMA, name="Sam")
+    await join(sam, EN)
+    await sam.send("directory")  # a typed word for /talents
+    categories = await sam.wait_for(lambda m: "Home and repairs" in labels(m))
+    await choose(sam, "Home and repairs", categories)
+    skills = await sam.wait_for(lambda m: "Cooking" in labels(m) and m is not categories)
+    await choose(sam, "Cooking", skills)
+    # A toggle cannot redraw the message on WhatsApp: the list comes again, ticked.
+    ticked = await sam.wait_for(lambda m: "✅ Cooking" in labels(m))
+    await choose(sam, "◀ Back", ticked)
+    done = await sam.wait_for(lambda m: "✅ Done" in labels(m) and m is not categories)
+    await choose(sam, "✅ Done", done)
+    await sam.wait_for(lambda m: text(m).startswith("Anything else"))
+    await sam.send("I can lend a drill")
+    free = await sam.wait_for(lambda m: text(m).startswith("When are you"))
+    await choose(sam, "Evenings", free)
+    free = await sam.wait_for(lambda m: "✅ Evenings" in labels(m))
+    await choose(sam, "✅ Done", free)
+    await choose(sam, "La Gare", await sam.wait_for(lambda m: "Les Tilleuls" in labels(m)))
+    contact = await sam.wait_for(lambda m: "Yes, directly" in labels(m))
+    await choose(sam, "Yes, directly", contact)
+    shown = await sam.wait_for(lambda m: text(m).startswith("Your profile"))
+    assert "Skills: Cooking" in text(shown) and "Free: Evenings" in text(shown)

@@ -54,6 +54,8 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
                 "id": identity.external_id,
                 "username": identity.username,
                 "added_at": _iso(identity.created_at),
+                "preferred": identity.preferred,
+                "last_message_at": _iso(identity.last_inbound_at),
             }
             for identity in person.identities
         ],
