@@ -39,6 +39,7 @@ from tests.conftest import WA_VERIFY_TOKEN, StartBot, in_transaction, whatsapp_s
 from tests.emulator import BotApiEmulator, FakeUser
 from tests.factories import add_whatsapp_residents
 from tests.helpers import AR, EN, FR, count_rows, onboard
+from tests.test_calls import send_cooking_call
 from tests.test_meetings import organiser_of, send_meeting, text_of
 from tests.test_talents import coordinator_of
 from tests.whatsapp_emulator import CloudApiEmulator, FakeWhatsAppUser, SentMessage
@@ -687,11 +688,8 @@ async def test_a_preview_says_how_many_templates_it_will_use_and_their_cost(
     assert text_of(done) == "Done: sent 4 of 4. — 2 as WhatsApp templates (about €0.10)"
 
 
-async def test_a_resident_joins_the_talent_directory_on_whatsapp(
-    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
-) -> None:
-    sam = whatsapp.user(SALMA, name="Sam")
-    await join(sam, EN)
+async def join_directory(sam: FakeWhatsAppUser) -> SentMessage:
+    """Cooking, free in the evenings, in La Gare, direct contact: the profile shown."""
     await sam.send("directory")  # a typed word for /talents
     categories = await sam.wait_for(lambda m: "Home and repairs" in labels(m))
     await choose(sam, "Home and repairs", categories)
@@ -711,5 +709,56 @@ async def test_a_resident_joins_the_talent_directory_on_whatsapp(
     await choose(sam, "La Gare", await sam.wait_for(lambda m: "Les Tilleuls" in labels(m)))
     contact = await sam.wait_for(lambda m: "Yes, directly" in labels(m))
     await choose(sam, "Yes, directly", contact)
-    shown = await sam.wait_for(lambda m: text(m).startswith("Your profile"))
+    return await sam.wait_for(lambda m: text(m).startswith("Your profile"))
+
+
+async def test_a_resident_joins_the_directory_answers_a_call_and_sees_and_erases_their_data(
+    wa_bot: CoupDePouce,
+    whatsapp: CloudApiEmulator,
+    emulator: BotApiEmulator,
+    council: Council,
+) -> None:
+    whatsapp.mark_read = True
+    sam = whatsapp.user(SALMA, name="Sam")
+    await join(sam, EN)
+    shown = await join_directory(sam)
     assert "Skills: Cooking" in text(shown) and "Free: Evenings" in text(shown)
+
+    nadia = await coordinator_of(wa_bot, emulator, council, 70_004)
+    await send_cooking_call(nadia)
+    nadia.tap("Send", await nadia.wait_for(lambda m: text_of(m).startswith("Preview")))
+    call = await sam.wait_for(lambda m: "Repas solidaire" in text(m))
+    assert call.buttons == ["🙋 I can help", "Maybe, tell me more", "Not this time"]
+    await choose(sam, "🙋 I can help", call)
+    await sam.wait_for(lambda m: text(m).startswith("Thank you! Add a short message"))
+    await sam.send("J'apporte une grande marmite")
+    await sam.wait_for(lambda m: text(m) == "Sent to the coordinator.")
+    await nadia.wait_for(lambda m: "J'apporte une grande marmite" in text_of(m))
+
+    # Receipts come back by webhook: the call's row knows it was read.
+    async def receipt(session: AsyncSession) -> str | None:
+        return await session.scalar(
+            select(OutboxMessage.receipt).where(
+                OutboxMessage.chat_id == SALMA, OutboxMessage.broadcast_id.is_not(None)
+            )
+        )
+
+    for _ in range(50):
+        if await in_transaction(wa_bot, receipt) == "read":
+            break
+        await asyncio.sleep(0.05)
+    assert await in_transaction(wa_bot, receipt) == "read"
+
+    await sam.send("/mydata")
+    document = await sam.wait_for(lambda m: (m.filename or "") == "mydata.json")
+    _name, mime_type, content = whatsapp.media[document.body["document"]["id"]]
+    kept = json.loads(content)
+    assert mime_type == "text/plain"  # WhatsApp takes no JSON: the name tells the phone
+    assert kept["accounts"][0]["channel"] == "whatsapp" and kept["accounts"][0]["preferred"]
+
+    await sam.send("forget")  # a typed word for /forget
+    confirm = await sam.wait_for(lambda m: text(m).startswith("Erase everything"))
+    await choose(sam, "Yes, erase everything", confirm)
+    await sam.wait_for(lambda m: text(m).startswith("Done: everything about you has been erased."))
+    assert await identity(wa_bot, SALMA) is None
+    assert await count_rows(wa_bot, Person) == 1  # Nadia only
