@@ -364,7 +364,17 @@ async def test_a_consultation_written_and_answered_on_whatsapp_through_lists(
     await choose(oumar, "A scale from 1 to 5", second)
     await oumar.wait_for(lambda m: text(m).startswith("Write question 2."))
     await oumar.send("Vous sentez-vous en sécurité le soir ?")
-    more = await oumar.wait_for(lambda m: text(m).startswith("Question 3:"))
+    third = await oumar.wait_for(lambda m: text(m).startswith("Question 3:"))
+    await choose(oumar, "Several choices", third)
+    await oumar.wait_for(lambda m: text(m).startswith("Write question 3."))
+    await oumar.send("Quand venez-vous au square ?")
+    await oumar.wait_for(lambda m: text(m).startswith("Write the choices") and m is not third)
+    await oumar.send("Le matin\nL'après-midi\nLe soir")
+    fourth = await oumar.wait_for(lambda m: text(m).startswith("Question 4:"))
+    await choose(oumar, "A short text", fourth)
+    await oumar.wait_for(lambda m: text(m).startswith("Write question 4."))
+    await oumar.send("Une idée pour le square ?")
+    more = await oumar.wait_for(lambda m: text(m).startswith("Question 5:"))
     await choose(oumar, "✅ No more questions", more)
     await choose(oumar, "Every member", await oumar.wait_for(lambda m: "Every member" in labels(m)))
     anonymity = await oumar.wait_for(lambda m: text(m).startswith("Anonymous answers"))
@@ -382,12 +392,20 @@ async def test_a_consultation_written_and_answered_on_whatsapp_through_lists(
     for person, choice, scale in ((amina, "Un jardin partagé", "4"), (karim, "Des bancs", "2")):
         invitation = await person.wait_for(lambda m: "Le square Pasteur" in text(m))
         await choose(person, "✏️ " + FR._("Answer"), invitation)
-        first = await person.wait_for(lambda m: text(m).startswith("1/2 · "))
+        first = await person.wait_for(lambda m: text(m).startswith("1/4 · "))
         assert first.type == "interactive" and choice in labels(first)
         await choose(person, choice, first)
-        scale_question = await person.wait_for(lambda m: text(m).startswith("2/2 · "))
+        scale_question = await person.wait_for(lambda m: text(m).startswith("2/4 · "))
         assert len(scale_question.rows) > 3  # five values and Skip/Back: a list
         await choose(person, scale, scale_question)
+        several = await person.wait_for(lambda m: text(m).startswith("3/4 · "))
+        await choose(person, "Le matin", several)
+        ticked = await person.wait_for(lambda m: "✅ Le matin" in labels(m))
+        await choose(person, "Le soir", ticked)
+        ticked = await person.wait_for(lambda m: "✅ Le soir" in labels(m))
+        await choose(person, "✅ " + FR._("Done"), ticked)
+        await person.wait_for(lambda m: text(m).startswith("4/4 · "))
+        await person.send(f"Des fleurs, dit {person.name}")
         where = await person.wait_for(lambda m: "Les Tilleuls" in labels(m))
         await choose(person, "Les Tilleuls", where)
         await person.wait_for(lambda m: "Vos réponses sont enregistrées" in text(m))
@@ -402,13 +420,15 @@ async def test_a_consultation_written_and_answered_on_whatsapp_through_lists(
     # At closing: the figures, a chart per question as an image, and the CSV as a document.
     closing = utcnow() + timedelta(days=7, minutes=1)
     assert await wa_bot.scheduler.tick(CLOSE_CONSULTATIONS, closing) == 1
-    await oumar.wait_for(lambda _m: len([m for m in oumar.inbox if m.type == "image"]) == 2)
+    await oumar.wait_for(lambda _m: len([m for m in oumar.inbox if m.type == "image"]) == 3)
     images = [m for m in oumar.inbox if m.type == "image"]
     assert all(whatsapp.media[m.body["image"]["id"]][2].startswith(b"\x89PNG") for m in images)
     table = await oumar.wait_for(lambda m: (m.filename or "").endswith(".csv"))
     filename, mime_type, content = whatsapp.media[table.body["document"]["id"]]
     assert (filename, mime_type) == (table.filename, "text/plain")  # WhatsApp takes no text/csv
-    assert "Un jardin partagé" in content.decode("utf-8-sig")
+    table_text = content.decode("utf-8-sig")
+    assert "Un jardin partagé" in table_text and "Des fleurs, dit Karim" in table_text
+    assert "Le soir" in table_text
     heard = await amina.wait_for(lambda m: text(m).startswith("📊 "))
     assert "Un jardin partagé" in text(heard)  # two in Les Tilleuls: too few to show apart
 
