@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import Final
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.whatsapp import payloads, templates
@@ -47,7 +47,7 @@ from bot.channels.whatsapp.payloads import (
 from bot.dispatcher import Delivery, DeliveryKind, Envelope
 from bot.ratelimit import RateLimiter
 from flows.engine import Attachment, Choice, Engine, Notice, NoticeKind, Outcome, Reply, apology
-from flows.i18n import Translator
+from flows.i18n import DEFAULT_LOCALE, Translator
 from storage.db import session_scope
 from storage.models import Identity, OutboxMessage, Person, Priority, WhatsAppMenu, utcnow
 from storage.queries import outbox
@@ -233,6 +233,10 @@ class WhatsAppChannel:
                 .where(
                     Identity.channel == CHANNEL,
                     Identity.external_id == incoming.wa_id,
+                    or_(
+                        Identity.last_inbound_at.is_(None),
+                        Identity.last_inbound_at < incoming.sent_at,
+                    ),
                 )
                 .values(last_inbound_at=incoming.sent_at)
             )
@@ -261,7 +265,7 @@ class WhatsAppChannel:
         if held:
             self.on_queued()
         elif nothing_new:
-            t = Translator(locale or "fr")
+            t = Translator(locale or DEFAULT_LOCALE)
             self._send_in_order(
                 incoming.wa_id, [Reply(t._("You are up to date: nothing new is waiting."))], None
             )
@@ -274,7 +278,7 @@ class WhatsAppChannel:
             menu = await session.get(WhatsAppMenu, int(menu_id)) if menu_id.isdigit() else None
             locale = await self._locale_of(session, chat_id)
         if menu is None or menu.chat_id != chat_id or not page.isdigit():
-            t = Translator(locale or "fr")
+            t = Translator(locale or DEFAULT_LOCALE)
             return [Reply(t._("This button has expired."))], locale
         reply = _menu_reply(menu)
         self._send_in_order(chat_id, [reply], locale, page=int(page), menu=menu.id)
@@ -495,7 +499,7 @@ def _menu_reply(menu: WhatsAppMenu) -> Reply:
 def _any_news(reply: Reply, locale: str | None) -> Notice:
     """A message with no notice of its own: its first line, as news from the council."""
     first = next((line for line in reply.text.splitlines() if line.strip()), "")
-    return Notice(NoticeKind.NEWS, locale or "fr", title=first)
+    return Notice(NoticeKind.NEWS, locale or DEFAULT_LOCALE, title=first)
 
 
 def _refused(error: GraphError) -> Delivery:

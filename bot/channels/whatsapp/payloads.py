@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from flows.engine import Attachment, Choice, Inbound, Reply, normalise_keyword
-from flows.i18n import N_, SHIPPED_LOCALES, Translator
+from flows.i18n import DEFAULT_LOCALE, N_, SHIPPED_LOCALES, Translator
 
 CHANNEL: Final = "whatsapp"
 TEXT_MAX: Final = 4096
@@ -218,7 +218,7 @@ class Words:
 
     @classmethod
     def of(cls, locale: str | None) -> Words:
-        t = Translator(locale or SHIPPED_LOCALES[0])
+        t = Translator(locale or DEFAULT_LOCALE)
         return cls(choose=t._("Choose"), more=t._("More…"))
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from flows.engine import Notice, NoticeKind
-from flows.i18n import N_, SHIPPED_LOCALES, Translator
+from flows.i18n import DEFAULT_LOCALE, N_, SHIPPED_LOCALES, Translator
 
 CATEGORY: Final = "UTILITY"
 MAX_PARAMETER = 80  # characters of one filled-in value: the line stays a line
@@ -142,7 +142,7 @@ def definitions() -> list[dict[str, Any]]:
 def message(notice: Notice, payload: str) -> tuple[str, dict[str, Any]]:
     """The `template` object of a message announcing `notice`; its button sends `payload`."""
     template = for_notice(notice)
-    locale = notice.locale if notice.locale in SHIPPED_LOCALES else SHIPPED_LOCALES[0]
+    locale = notice.locale if notice.locale in SHIPPED_LOCALES else DEFAULT_LOCALE
     return template.name, {
         "name": template.name,
         "language": {"code": language_code(locale)},
