@@ -17,23 +17,7 @@ async def add_residents(
     locales: Sequence[str] = ("fr",),
 ) -> list[Person]:
     """Residents who consented and joined `council`, reachable on Telegram."""
-    people = [
-        Person(
-            first_name=f"Habitant {telegram_id}",
-            locale=locales[index % len(locales)],
-            status=PersonStatus.ACTIVE,
-            consent_version="test",
-            consented_at=utcnow(),
-        )
-        for index, telegram_id in enumerate(telegram_ids)
-    ]
-    session.add_all(people)
-    await session.flush()
-    for person, telegram_id in zip(people, telegram_ids, strict=True):
-        session.add(Identity(person_id=person.id, channel="telegram", external_id=str(telegram_id)))
-        session.add(Membership(person_id=person.id, council_id=council.id))
-    await session.flush()
-    return people
+    return await _add(session, council, "telegram", [str(i) for i in telegram_ids], locales)
 
 
 async def add_whatsapp_residents(
@@ -44,23 +28,37 @@ async def add_whatsapp_residents(
     last_wrote: Sequence[datetime | None] = (),
 ) -> list[Person]:
     """Residents reachable on WhatsApp, who last wrote at these times (None: never)."""
+    return await _add(session, council, "whatsapp", numbers, locales, last_wrote)
+
+
+async def _add(
+    session: AsyncSession,
+    council: Council,
+    channel: str,
+    external_ids: Sequence[str],
+    locales: Sequence[str],
+    last_wrote: Sequence[datetime | None] = (),
+) -> list[Person]:
     people = [
         Person(
-            first_name=f"Habitant {number[-4:]}",
+            first_name=f"Habitant {external_id}",
             locale=locales[index % len(locales)],
             status=PersonStatus.ACTIVE,
             consent_version="test",
             consented_at=utcnow(),
         )
-        for index, number in enumerate(numbers)
+        for index, external_id in enumerate(external_ids)
     ]
     session.add_all(people)
     await session.flush()
-    for index, (person, number) in enumerate(zip(people, numbers, strict=True)):
+    for index, (person, external_id) in enumerate(zip(people, external_ids, strict=True)):
         wrote = last_wrote[index] if index < len(last_wrote) else None
         session.add(
             Identity(
-                person_id=person.id, channel="whatsapp", external_id=number, last_inbound_at=wrote
+                person_id=person.id,
+                channel=channel,
+                external_id=external_id,
+                last_inbound_at=wrote,
             )
         )
         session.add(Membership(person_id=person.id, council_id=council.id))
