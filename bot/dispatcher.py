@@ -23,7 +23,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -44,6 +44,8 @@ from storage.queries.outbox import TEMPLATE_REFUSED, Claimed, Counts
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+REPLY_ATTEMPTS = 3  # a reply to someone waiting: a few tries, then give up
+REPLY_BACKOFF = 1.0
 GLOBAL_429_CHATS = 3  # refusals from this many chats within a second mean a global limit
 
 
@@ -88,6 +90,21 @@ class Sender(Protocol):
     ) -> Delivery: ...
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> Delivery: ...
+
+
+async def answer(limiter: RateLimiter, send: Callable[[], Awaitable[Delivery]]) -> Delivery:
+    """Send a reply to someone who is waiting: ahead of broadcasts (a priority token), a
+    few retries, then give up (the person can ask again; a broadcast would retry later)."""
+    for attempt in range(1, REPLY_ATTEMPTS + 1):
+        await limiter.acquire(priority=True)
+        delivery = await send()
+        if delivery.kind is DeliveryKind.RETRY_AFTER:
+            await asyncio.sleep(delivery.retry_after)
+        elif delivery.kind is DeliveryKind.NETWORK and attempt < REPLY_ATTEMPTS:
+            await asyncio.sleep(REPLY_BACKOFF * attempt)
+        else:
+            break
+    return delivery
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from telegram import (
@@ -38,7 +39,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.channels.http import AiohttpRequest
-from bot.dispatcher import Delivery, DeliveryKind, Envelope
+from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
 from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
 from flows.i18n import SHIPPED_LOCALES, Translator
@@ -55,8 +56,6 @@ CONNECTIONS = (
 )
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
-SEND_ATTEMPTS = 3
-SEND_BACKOFF = 1.0
 
 
 def to_inbound(update: Update, bot_username: str) -> Inbound | None:
@@ -308,15 +307,7 @@ class TelegramChannel:
     async def send(self, chat_id: int, replies: Sequence[Reply]) -> None:
         """Answer someone who is waiting: ahead of broadcasts, a few retries, then give up."""
         for reply in replies:
-            for attempt in range(1, SEND_ATTEMPTS + 1):
-                await self.limiter.acquire(priority=True)
-                delivery = await self.deliver(str(chat_id), reply)
-                if delivery.kind is DeliveryKind.RETRY_AFTER:
-                    await asyncio.sleep(delivery.retry_after)
-                elif delivery.kind is DeliveryKind.NETWORK and attempt < SEND_ATTEMPTS:
-                    await asyncio.sleep(SEND_BACKOFF * attempt)
-                else:
-                    break
+            delivery = await answer(self.limiter, partial(self.deliver, str(chat_id), reply))
             if delivery.kind is not DeliveryKind.SENT:
                 log.info("a reply to %s was not delivered: %s", chat_id, delivery.error)
                 return

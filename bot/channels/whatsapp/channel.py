@@ -44,7 +44,7 @@ from bot.channels.whatsapp.payloads import (
     Receipt,
     Words,
 )
-from bot.dispatcher import Delivery, DeliveryKind, Envelope
+from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
 from bot.ratelimit import RateLimiter
 from flows.engine import Attachment, Choice, Engine, Notice, NoticeKind, Outcome, Reply, apology
 from flows.i18n import DEFAULT_LOCALE, Translator
@@ -61,8 +61,6 @@ BURST: Final = 0.1  # seconds of sending let through at once: pace rather than b
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 MAX_BODY_BYTES: Final = 1024 * 1024
 MEDIA_KEPT: Final = 20 * 24 * 3600  # Meta keeps an uploaded file 30 days: reuse it for 20
-SEND_ATTEMPTS: Final = 3
-SEND_BACKOFF: Final = 1.0
 RECENT_KEPT: Final = 20_000  # sent messages whose receipts may come before they are recorded
 PAIR_RATE_WAIT: Final = 6.0  # WhatsApp allows about one message every 6 s to one person
 
@@ -367,15 +365,10 @@ class WhatsAppChannel:
         self, chat_id: str, reply: Reply, locale: str | None, *, page: int, menu: int | None
     ) -> None:
         """Answer someone who is waiting: ahead of broadcasts, a few retries, then give up."""
-        for attempt in range(1, SEND_ATTEMPTS + 1):
-            await self.limiter.acquire(priority=True)
-            delivery = await self._send_full(chat_id, reply, locale, page=page, menu=menu)
-            if delivery.kind is DeliveryKind.RETRY_AFTER:
-                await asyncio.sleep(delivery.retry_after)
-            elif delivery.kind is DeliveryKind.NETWORK and attempt < SEND_ATTEMPTS:
-                await asyncio.sleep(SEND_BACKOFF * attempt)
-            else:
-                break
+        delivery = await answer(
+            self.limiter,
+            lambda: self._send_full(chat_id, reply, locale, page=page, menu=menu),
+        )
         if delivery.kind is not DeliveryKind.SENT:
             log.warning("a WhatsApp reply to %s was not delivered: %s", chat_id, delivery.error)
 
