@@ -782,3 +782,22 @@ async def test_a_resident_joins_the_directory_answers_a_call_and_sees_and_erases
     await sam.wait_for(lambda m: text(m).startswith("Done: everything about you has been erased."))
     assert await identity(wa_bot, SALMA) is None
     assert await count_rows(wa_bot, Person) == 1  # Nadia only
+
+
+async def test_a_coordinator_on_whatsapp_announces_and_reads_the_first_and_last_report(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    nadia = await staff_on_whatsapp(wa_bot, whatsapp, council, ORGANISER, Role.COORDINATOR)
+    await seed_whatsapp(
+        wa_bot, whatsapp, council, {f"336000001{n:02d}": ("fr", 1) for n in range(12)}
+    )
+    await nadia.send("/announce")
+    await nadia.wait_for(lambda m: text(m).startswith("Write your message"))
+    await nadia.send("Nettoyage du parc dimanche, 10 h.")
+    preview = await nadia.wait_for(lambda m: text(m).startswith("Preview"))
+    await choose(nadia, "Send", preview)
+    done = await nadia.wait_for(lambda m: text(m).startswith("Done: sent 13 of 13."), timeout=20)
+    assert done is not None
+    # WhatsApp cannot edit a message: a few reports, not one every three seconds.
+    reports = [m for m in nadia.inbox if text(m).startswith(("Sent ", "Done:"))]
+    assert 1 <= len(reports) <= 2
