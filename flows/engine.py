@@ -178,6 +178,7 @@ class Command:
 
 
 ReachabilityHook = Callable[[AsyncSession, Person, bool], Awaitable[None]]
+AlongHook = Callable[[AsyncSession], Awaitable[None]]
 # A person joined a council: what of the council's current business they are given now.
 JoinHook = Callable[[AsyncSession, Person, Council], Awaitable[list["Reply"]]]
 ActionHandler = Callable[["Context", Sequence[str]], Awaitable[None]]
@@ -339,8 +340,11 @@ class Engine:
         """A translator from the client's language alone (for apologies when all else failed)."""
         return Translator(negotiate(inbound.language_code))
 
-    async def handle(self, inbound: Inbound) -> Outcome:
-        """Process one inbound event; the transaction commits before anything is sent."""
+    async def handle(self, inbound: Inbound, *, along: AlongHook | None = None) -> Outcome:
+        """Process one inbound event; the transaction commits before anything is sent.
+
+        `along` is the channel's own bookkeeping for this event (WhatsApp's window), done in
+        the same transaction: it is kept exactly when the event is."""
         if not inbound.private:
             return await self._in_group(inbound)
         if inbound.blocked is not None:
@@ -364,6 +368,8 @@ class Engine:
             )
             outcome = Outcome()
             await self._dispatch(ctx, outcome)
+            if along is not None:
+                await along(session)
             outcome.replies = ctx.replies
             outcome.rtl = ctx.t.rtl
             outcome.locale = ctx.t.locale

@@ -472,6 +472,23 @@ async def by_provider_id(session: AsyncSession, provider_id: str) -> OutboxMessa
     )
 
 
+async def note_receipts(session: AsyncSession, receipts: Mapping[str, str]) -> None:
+    """Mark messages delivered or read, by the channel's ids; a receipt never goes back
+    ('read' is not overwritten by a 'delivered' that arrived late)."""
+    for status, rank in RECEIPT_ORDER.items():
+        ids = [provider_id for provider_id, given in receipts.items() if given == status]
+        below = [name for name, other in RECEIPT_ORDER.items() if other < rank]
+        for start in range(0, len(ids), 500):
+            await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.provider_id.in_(ids[start : start + 500]),
+                    or_(OutboxMessage.receipt.is_(None), OutboxMessage.receipt.in_(below)),
+                )
+                .values(receipt=status)
+            )
+
+
 def better_receipt(current: str | None, new: str) -> bool:
     """Receipts arrive out of order: 'read' is never overwritten by 'delivered'."""
     return RECEIPT_ORDER.get(new, -1) > RECEIPT_ORDER.get(current or "", -1)

@@ -59,10 +59,10 @@ WINDOW: Final = timedelta(hours=24)
 WINDOW_MARGIN: Final = timedelta(minutes=10)  # a message takes time to go: do not cut it fine
 BURST: Final = 0.1  # seconds of sending let through at once: pace rather than burst
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
-MAX_BODY_BYTES: Final = 1024 * 1024
 MEDIA_KEPT: Final = 20 * 24 * 3600  # Meta keeps an uploaded file 30 days: reuse it for 20
 RECENT_KEPT: Final = 20_000  # sent messages whose receipts may come before they are recorded
 PAIR_RATE_WAIT: Final = 6.0  # WhatsApp allows about one message every 6 s to one person
+RECEIPTS_EVERY: Final = 0.2  # seconds between two writes of delivered/read receipts
 
 # Meta's error codes, and what each means for the message.
 RATE_LIMITED: Final = frozenset({4, 80007, 130429, 131048})  # the whole number must slow down
@@ -128,10 +128,12 @@ class WhatsAppChannel:
         self._media: dict[str, tuple[str, float]] = {}  # content hash → media id, uploaded at
         # Message id → outbox row, for receipts that arrive before the send is recorded.
         self._recent: OrderedDict[str, int] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._receipts: dict[str, str] = {}  # message id → delivered or read, not yet written
+        self._recording: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.api.start()
+        self._recording = asyncio.create_task(self._record_receipts(), name="whatsapp-receipts")
         log.info(
             "WhatsApp: webhook at /whatsapp, sending as number id %s through %s",
             self.api.phone_number_id,
@@ -140,9 +142,16 @@ class WhatsAppChannel:
 
     async def stop(self) -> None:
         """Let the replies being sent finish, then close the connections."""
-        pending = [*self._sending.values(), *self._tasks]
+        pending = list(self._sending.values())
         if pending:
             await asyncio.wait(pending, timeout=10)
+        if self._recording is not None:
+            self._recording.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recording
+            self._recording = None
+        with contextlib.suppress(Exception):
+            await self._write_receipts()
         await self.api.close()
 
     def add_routes(self, app: web.Application) -> None:
@@ -178,8 +187,11 @@ class WhatsAppChannel:
             return web.Response(status=400, text="not JSON")
         found = payloads.parse(data)
         for receipt in found.receipts:
+            if receipt.status != "failed":
+                self._note_receipt(receipt)
+                continue
             try:
-                await self._on_receipt(receipt)
+                await self._on_failure(receipt)
             except Exception:
                 log.exception("a WhatsApp receipt could not be recorded")
         for incoming in found.incoming:
@@ -193,8 +205,6 @@ class WhatsAppChannel:
         lock = self._chat_locks.setdefault(incoming.wa_id, asyncio.Lock())
         async with lock:
             replies, locale = await self._handle(incoming)
-            if incoming.type != "reaction":
-                await self._opened(incoming)
         if replies:
             self._send_in_order(incoming.wa_id, replies, locale)
         if not lock.locked() and self._chat_locks.get(incoming.wa_id) is lock:
@@ -204,65 +214,39 @@ class WhatsAppChannel:
         """Run the flows for one message; the replies to send, and their language."""
         tapped = _tapped(incoming)
         if tapped.startswith(OPEN_PREFIX + ":"):
-            return [], None  # a template's button: what it announced follows (see _opened)
+            await self._in_own_transaction(incoming)  # what the template announced follows
+            return [], None
         if tapped.startswith(MORE_PREFIX + ":"):
+            await self._in_own_transaction(incoming)
             return await self._next_page(incoming.wa_id, tapped)
         inbound = payloads.to_inbound(incoming, self.engine.command_words)
         if inbound is None:
             return [], None
         inbound = replace(inbound, event_id=event_id(incoming.id))
+        opened = Opened(incoming)
         try:
-            outcome = await self.engine.handle(inbound)
+            outcome = await self.engine.handle(inbound, along=opened.record)
         except Exception:
             log.exception("a flow failed on WhatsApp message %s", incoming.id)
             outcome = Outcome(replies=[apology(inbound)])
         if outcome.duplicate:
             return [], None
+        if opened.held:
+            self.on_queued()
         replies = list(outcome.replies)
         if outcome.toast and not replies:
             replies = [Reply(outcome.toast)]  # WhatsApp has no notice for a tap: say it
         return replies, outcome.locale
 
-    async def _opened(self, incoming: Incoming) -> None:
-        """The person wrote: their window is open; what was announced by template follows."""
+    async def _in_own_transaction(self, incoming: Incoming) -> None:
+        """A tap the flows never see (a template's button, "More…"): its bookkeeping alone."""
+        opened = Opened(incoming)
         async with session_scope(self.sessions) as session:
-            await session.execute(
-                update(Identity)
-                .where(
-                    Identity.channel == CHANNEL,
-                    Identity.external_id == incoming.wa_id,
-                    or_(
-                        Identity.last_inbound_at.is_(None),
-                        Identity.last_inbound_at < incoming.sent_at,
-                    ),
-                )
-                .values(last_inbound_at=incoming.sent_at)
-            )
-            tapped = _tapped(incoming)
-            opens = tapped.removeprefix(OPEN_PREFIX + ":") if tapped.startswith(OPEN_PREFIX) else ""
-            held = await outbox.open_held(
-                session,
-                CHANNEL,
-                incoming.wa_id,
-                utcnow(),
-                tapped=int(opens) if opens.isdigit() else None,
-            )
-            for message in held:
-                await outbox.enqueue_one(
-                    session,
-                    channel=CHANNEL,
-                    chat_id=incoming.wa_id,
-                    payload=message.payload,
-                    priority=Priority.REPLY,
-                    person_id=message.person_id,
-                    council_id=message.council_id,
-                    key=f"{OPEN_PREFIX}:{message.id}",
-                )
-            nothing_new = not held and tapped.startswith(OPEN_PREFIX + ":")
-            locale = await self._locale_of(session, incoming.wa_id) if nothing_new else None
-        if held:
+            await opened.record(session)
+            locale = await self._locale_of(session, incoming.wa_id)
+        if opened.held:
             self.on_queued()
-        elif nothing_new:
+        elif opened.tapped is not None:
             t = Translator(locale or DEFAULT_LOCALE)
             self._send_in_order(
                 incoming.wa_id, [Reply(t._("You are up to date: nothing new is waiting."))], None
@@ -289,18 +273,41 @@ class WhatsAppChannel:
             .where(Identity.channel == CHANNEL, Identity.external_id == chat_id)
         )
 
-    async def _on_receipt(self, receipt: Receipt) -> None:
-        """Record what became of a message; queue it again or mark its person unreachable."""
+    def _note_receipt(self, receipt: Receipt) -> None:
+        """Delivered or read: kept a moment and written with the others (two receipts come
+        for every message: one transaction each would cost more than sending it)."""
+        known = self._receipts.get(receipt.message_id)
+        if receipt.status in outbox.RECEIPT_ORDER and outbox.better_receipt(known, receipt.status):
+            self._receipts[receipt.message_id] = receipt.status
+
+    async def _record_receipts(self) -> None:
+        while True:
+            await asyncio.sleep(RECEIPTS_EVERY)
+            try:
+                await self._write_receipts()
+            except Exception:
+                log.exception("could not record WhatsApp receipts; will try again")
+
+    async def _write_receipts(self) -> None:
+        if not self._receipts:
+            return
+        receipts, self._receipts = self._receipts, {}
+        try:
+            async with session_scope(self.sessions) as session:
+                await outbox.note_receipts(session, receipts)
+        except Exception:
+            self._receipts = {**receipts, **self._receipts}
+            raise
+
+    async def _on_failure(self, receipt: Receipt) -> None:
+        """A message WhatsApp could not deliver: queue it again as a template, or mark its
+        person unreachable, or fail it with WhatsApp's reason."""
         async with session_scope(self.sessions) as session:
             message = await outbox.by_provider_id(session, receipt.message_id)
             if message is None and receipt.message_id in self._recent:
                 message = await session.get(
                     OutboxMessage, self._recent[receipt.message_id], with_for_update=True
                 )
-            if receipt.status != "failed":
-                if message is not None and outbox.better_receipt(message.receipt, receipt.status):
-                    message.receipt = receipt.status
-                return
             log.info("WhatsApp could not deliver %s: %s", receipt.message_id, receipt.reasons)
             if WINDOW_CLOSED in receipt.errors:
                 # Our clock said the window was open; WhatsApp's says not: a template it is.
@@ -458,6 +465,48 @@ class WhatsAppChannel:
             session.add(menu)
             await session.flush()
             return menu.id
+
+
+class Opened:
+    """The person wrote: their window opens, and what was announced to them by template
+    follows in full (as replies queued in the outbox)."""
+
+    def __init__(self, incoming: Incoming) -> None:
+        self.incoming = incoming
+        tapped = _tapped(incoming)
+        opens = tapped.removeprefix(OPEN_PREFIX + ":") if tapped.startswith(OPEN_PREFIX) else ""
+        self.tapped = int(opens) if opens.isdigit() else None  # the template's message
+        self.held = 0
+
+    async def record(self, session: AsyncSession) -> None:
+        incoming = self.incoming
+        await session.execute(
+            update(Identity)
+            .where(
+                Identity.channel == CHANNEL,
+                Identity.external_id == incoming.wa_id,
+                or_(
+                    Identity.last_inbound_at.is_(None),
+                    Identity.last_inbound_at < incoming.sent_at,
+                ),
+            )
+            .values(last_inbound_at=incoming.sent_at)
+        )
+        held = await outbox.open_held(
+            session, CHANNEL, incoming.wa_id, utcnow(), tapped=self.tapped
+        )
+        for message in held:
+            await outbox.enqueue_one(
+                session,
+                channel=CHANNEL,
+                chat_id=incoming.wa_id,
+                payload=message.payload,
+                priority=Priority.REPLY,
+                person_id=message.person_id,
+                council_id=message.council_id,
+                key=f"{OPEN_PREFIX}:{message.id}",
+            )
+        self.held = len(held)
 
 
 def _tapped(incoming: Incoming) -> str:
