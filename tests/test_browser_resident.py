@@ -7,7 +7,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.demo import DEMO_SLUG, RSVPS, seed_council
+from bot.demo import DEMO_SLUG, RSVPS, let_in_as_coordinator, seed_council
 from storage.models import Ballot, MeetingInvite, Rsvp, TalentProfile, utcnow
 from tests.browser import (
     browser_fixture,  # noqa: F401 (the `browser` fixture)
@@ -110,3 +110,42 @@ async def test_a_newcomer_joins_offers_help_answers_the_meeting_and_the_consulta
 
     seeded = sum(1 for answer, _guests, _needs in RSVPS if answer is Rsvp.COMING)
     assert await in_transaction(bot, recorded) == (seeded + 1, 9, 13)
+
+
+async def test_the_coordinator_types_a_choice_list_on_three_lines(
+    start_bot: StartBot, browser: Browser
+) -> None:
+    """The text box takes several lines (Shift+Enter), so "one per line" can be answered."""
+    bot = await start_bot(limits=FAST)
+
+    async def seed(session: AsyncSession) -> None:
+        await seed_council(session, utcnow())
+
+    await in_transaction(bot, seed)
+    let_in_as_coordinator(bot)
+    page = await new_page(browser, "fr-FR")
+    await page.goto(f"http://127.0.0.1:{bot.port}/chat/as/coordinator")
+    await type_in(page, "/consult")
+    await expect(said(page, "?")).to_be_visible()
+    await type_in(page, "Le jardin partagé")
+    await tap(page, FR._("One choice"))
+    await type_in(page, "Quel jour pour la fête ?")
+    field = page.get_by_role("textbox", name=FR._("Your message"))
+    one_line = (await field.bounding_box() or {"height": 0})["height"]
+    await field.type("Samedi")
+    await field.press("Shift+Enter")
+    await field.type("Dimanche")
+    await field.press("Shift+Enter")
+    await field.type("Lundi de Pâques")
+    three_lines = (await field.bounding_box() or {"height": 0})["height"]
+    assert three_lines - one_line > 30  # the box grew by two lines
+    await expect(field).to_have_value("Samedi\nDimanche\nLundi de Pâques")
+    await field.press("Enter")
+    await expect(field).to_have_value("")
+    mine = page.get_by_role("log").locator(".bubble.me").last
+    await expect(mine).to_have_text("Samedi\nDimanche\nLundi de Pâques")
+    # The three choices were taken: the next question comes.
+    enough = "✅ " + FR._("No more questions")
+    await expect(page.get_by_role("button", name=enough, exact=True)).to_be_visible()
+    await screenshot(page, "webchat-three-lines")
+    assert console_errors(page) == []
