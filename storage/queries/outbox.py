@@ -472,21 +472,34 @@ async def by_provider_id(session: AsyncSession, provider_id: str) -> OutboxMessa
     )
 
 
-async def note_receipts(session: AsyncSession, receipts: Mapping[str, str]) -> None:
+async def note_receipts(session: AsyncSession, receipts: Mapping[str, str]) -> set[str]:
     """Mark messages delivered or read, by the channel's ids; a receipt never goes back
-    ('read' is not overwritten by a 'delivered' that arrived late)."""
-    for status, rank in RECEIPT_ORDER.items():
-        ids = [provider_id for provider_id, given in receipts.items() if given == status]
-        below = [name for name, other in RECEIPT_ORDER.items() if other < rank]
-        for start in range(0, len(ids), 500):
+    ('read' is not overwritten by a 'delivered' that arrived late). Returns the ids no row
+    has yet: a receipt can come before its message is recorded as sent."""
+    ids = list(receipts)
+    known: dict[str, str | None] = {}
+    for start in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(OutboxMessage.provider_id, OutboxMessage.receipt).where(
+                OutboxMessage.provider_id.in_(ids[start : start + 500])
+            )
+        )
+        known.update({str(provider_id): receipt for provider_id, receipt in rows})
+    for status in RECEIPT_ORDER:
+        better = [
+            provider_id
+            for provider_id, given in receipts.items()
+            if given == status
+            and provider_id in known
+            and better_receipt(known[provider_id], given)
+        ]
+        for start in range(0, len(better), 500):
             await session.execute(
                 update(OutboxMessage)
-                .where(
-                    OutboxMessage.provider_id.in_(ids[start : start + 500]),
-                    or_(OutboxMessage.receipt.is_(None), OutboxMessage.receipt.in_(below)),
-                )
+                .where(OutboxMessage.provider_id.in_(better[start : start + 500]))
                 .values(receipt=status)
             )
+    return set(receipts) - set(known)
 
 
 def better_receipt(current: str | None, new: str) -> bool:

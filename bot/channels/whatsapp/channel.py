@@ -63,6 +63,7 @@ MEDIA_KEPT: Final = 20 * 24 * 3600  # Meta keeps an uploaded file 30 days: reuse
 RECENT_KEPT: Final = 20_000  # sent messages whose receipts may come before they are recorded
 PAIR_RATE_WAIT: Final = 6.0  # WhatsApp allows about one message every 6 s to one person
 RECEIPTS_EVERY: Final = 0.2  # seconds between two writes of delivered/read receipts
+RECEIPTS_WAIT: Final = 30.0  # how long a receipt waits for its message to be recorded
 
 # Meta's error codes, and what each means for the message.
 RATE_LIMITED: Final = frozenset({4, 80007, 130429, 131048})  # the whole number must slow down
@@ -129,6 +130,7 @@ class WhatsAppChannel:
         # Message id → outbox row, for receipts that arrive before the send is recorded.
         self._recent: OrderedDict[str, int] = OrderedDict()
         self._receipts: dict[str, str] = {}  # message id → delivered or read, not yet written
+        self._early: dict[str, float] = {}  # receipts waiting for their message to be recorded
         self._recording: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -294,10 +296,20 @@ class WhatsAppChannel:
         receipts, self._receipts = self._receipts, {}
         try:
             async with session_scope(self.sessions) as session:
-                await outbox.note_receipts(session, receipts)
+                early = await outbox.note_receipts(session, receipts)
         except Exception:
             self._receipts = {**receipts, **self._receipts}
             raise
+        # Receipts of messages not yet recorded as sent: tried again for a while.
+        now = time.monotonic()
+        for message_id in early:
+            first = self._early.setdefault(message_id, now)
+            if now - first < RECEIPTS_WAIT:
+                self._receipts.setdefault(message_id, receipts[message_id])
+            else:
+                del self._early[message_id]
+        for message_id in set(self._early) - early:
+            del self._early[message_id]
 
     async def _on_failure(self, receipt: Receipt) -> None:
         """A message WhatsApp could not deliver: queue it again as a template, or mark its
