@@ -34,7 +34,7 @@ from storage.models import (
     Rsvp,
     utcnow,
 )
-from storage.queries import people
+from storage.queries import outbox, people
 from tests.conftest import WA_VERIFY_TOKEN, StartBot, in_transaction, whatsapp_settings
 from tests.emulator import BotApiEmulator, FakeUser
 from tests.factories import add_whatsapp_residents
@@ -801,3 +801,22 @@ async def test_a_coordinator_on_whatsapp_announces_and_reads_the_first_and_last_
     # WhatsApp cannot edit a message: a few reports, not one every three seconds.
     reports = [m for m in nadia.inbox if text(m).startswith(("Sent ", "Done:"))]
     assert 1 <= len(reports) <= 2
+
+
+async def test_receipts_never_go_back_and_early_ones_are_told_apart(
+    wa_bot: CoupDePouce,
+) -> None:
+    async def run(session: AsyncSession) -> tuple[set[str], set[str], str | None]:
+        message = await outbox.enqueue_one(
+            session, channel="whatsapp", chat_id=AMINA, payload={"text": "x"}, priority=5
+        )
+        message.provider_id = "wamid.X"
+        await session.flush()
+        early = await outbox.note_receipts(session, {"wamid.X": "read", "wamid.Y": "delivered"})
+        late = await outbox.note_receipts(session, {"wamid.X": "delivered"})
+        await session.refresh(message)
+        return early, late, message.receipt
+
+    early, late, receipt = await in_transaction(wa_bot, run)
+    assert early == {"wamid.Y"}  # no message has that id yet: kept for a later try
+    assert late == set() and receipt == "read"  # a late "delivered" does not undo "read"
