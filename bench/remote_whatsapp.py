@@ -73,6 +73,12 @@ class RemoteWhatsApp:
     async def enforce_rate(self, **limits: Any) -> None:
         await self._ask("enforce_rate", **limits)
 
+    async def status_posters(self, count: int) -> None:
+        """Post status webhooks from `count` concurrent tasks, as Meta does, instead of the
+        emulator's one at a time (which reaches some 80 a second against this bot, half of
+        the 160 a broadcast at 80 messages/s brings)."""
+        await self._ask("status_posters", count)
+
     async def sends(self) -> list[Send]:
         """Every request to the messages endpoint, in the order read."""
         result: list[Send] = await self._ask("sends")
@@ -139,6 +145,13 @@ async def _serve(connection: Connection) -> None:
             buttons=[button["text"] for button in buttons["buttons"]],
         )
 
+    extra: list[asyncio.Task[None]] = []
+
+    def status_posters(count: int) -> None:
+        # More consumers of the emulator's status queue, beside its own worker.
+        while len(extra) < count - 1:
+            extra.append(asyncio.create_task(emulator._post_statuses()))
+
     def people(wa_ids: list[str], wrote_ago: list[float]) -> None:
         now = time.time()
         for wa_id, ago in zip(wa_ids, wrote_ago, strict=True):
@@ -181,6 +194,7 @@ async def _serve(connection: Connection) -> None:
         "people": people,
         "configure": configure,
         "enforce_rate": emulator.enforce_rate,
+        "status_posters": status_posters,
         "sends": sends,
         "accepted_count": lambda: sum(1 for message in emulator.sent if message.accepted),
         "refusals": lambda: Counter(message.error_code for message in emulator.refusals),
@@ -192,6 +206,9 @@ async def _serve(connection: Connection) -> None:
     while True:
         op, args, kwargs = await loop.run_in_executor(None, connection.recv)
         if op == "stop":
+            for task in extra:
+                task.cancel()
+            await asyncio.gather(*extra, return_exceptions=True)
             await emulator.stop()
             connection.send(("ok", None))
             return
