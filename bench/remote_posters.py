@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import multiprocessing
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import aiohttp
 
+from bench.child import Child, serve
+
 Request = tuple[bytes, dict[str, str]]  # body and headers
-Message = tuple[str, tuple[Any, ...], dict[str, Any]]
 TIMEOUT = aiohttp.ClientTimeout(total=120)
 
 
@@ -29,44 +29,15 @@ class Post(NamedTuple):
     status: int  # HTTP status, 0 when the bot could not be reached
 
 
-class RemotePosters:
+class RemotePosters(Child):
     """Concurrent webhook posters served by a child process."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._connection, self._child_end = context.Pipe()
-        self._process = context.Process(
-            target=_child, args=(self._child_end,), name="webhook-posters", daemon=True
-        )
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        self._process.start()
-        self._child_end.close()
-        await self._ask("ping")
-
-    async def stop(self) -> None:
-        if self._process.is_alive():
-            await self._ask("stop")
-        await asyncio.to_thread(self._process.join, 10)
+        super().__init__(_child, "webhook-posters")
 
     async def post(self, url: str, requests: Sequence[Request], concurrency: int) -> list[Post]:
         """POST every request to `url`, `concurrency` at a time; each one's timing, in order."""
-        result: list[Post] = await self._ask("post", url, list(requests), concurrency)
-        return result
-
-    async def cpu(self) -> float:
-        return float(await self._ask("cpu"))
-
-    async def _ask(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        async with self._lock:
-            return await asyncio.to_thread(self._round_trip, (op, args, kwargs))
-
-    def _round_trip(self, message: Message) -> Any:
-        self._connection.send(message)
-        status, result = self._connection.recv()
-        if status != "ok":
-            raise RuntimeError(f"posters process: {result}")
+        result: list[Post] = await self.ask("post", url, list(requests), concurrency)
         return result
 
 
@@ -75,24 +46,7 @@ def _child(connection: Connection) -> None:
 
 
 async def _serve(connection: Connection) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        op, args, kwargs = await loop.run_in_executor(None, connection.recv)
-        try:
-            if op == "stop":
-                connection.send(("ok", None))
-                return
-            if op == "ping":
-                result: Any = None
-            elif op == "post":
-                result = await post_all(*args, **kwargs)
-            elif op == "cpu":
-                result = time.process_time()
-            else:
-                raise KeyError(op)
-            connection.send(("ok", result))
-        except Exception as error:
-            connection.send(("error", f"{type(error).__name__}: {error}"))
+    await serve(connection, {"post": post_all})
 
 
 async def post_all(url: str, requests: list[Request], concurrency: int) -> list[Post]:

@@ -10,17 +10,15 @@ time.monotonic() in the child, the same clock as the parent's on Linux.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
+from bench.child import Child, serve
 from bench.whatsapp_common import ACCOUNT_ID, APP_SECRET, PHONE_NUMBER_ID, WA_TOKEN
 from tests.whatsapp_emulator import CloudApiEmulator
-
-Message = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 
 class Send(NamedTuple):
@@ -39,87 +37,61 @@ class Send(NamedTuple):
         return self.accepted and self.error_code is None
 
 
-class RemoteWhatsApp:
+class RemoteWhatsApp(Child):
     """A CloudApiEmulator served by a child process; a few questions can be asked of it."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._connection, self._child_end = context.Pipe()
-        self._process = context.Process(
-            target=_child, args=(self._child_end,), name="cloud-api-emulator", daemon=True
-        )
-        self._lock = asyncio.Lock()
+        super().__init__(_child, "cloud-api-emulator")
         self.url = ""
 
     async def start(self) -> None:
-        self._process.start()
-        self._child_end.close()  # so that a dead child makes recv() fail instead of hang
-        self.url = str(await self._ask("url"))
-
-    async def stop(self) -> None:
-        if self._process.is_alive():
-            await self._ask("stop")
-        await asyncio.to_thread(self._process.join, 10)
+        await super().start()
+        self.url = str(await self.ask("url"))
 
     async def people(self, wa_ids: Sequence[str], wrote_ago: Sequence[float]) -> None:
         """Set when each person last wrote (seconds ago), which opens or closes their
         24-hour window for the emulator."""
-        await self._ask("people", list(wa_ids), list(wrote_ago))
+        await self.ask("people", list(wa_ids), list(wrote_ago))
 
     async def configure(self, **attributes: Any) -> None:
         """Set emulator attributes: response_delay, send_statuses, webhook_url…"""
-        await self._ask("configure", **attributes)
+        await self.ask("configure", **attributes)
 
     async def enforce_rate(self, **limits: Any) -> None:
-        await self._ask("enforce_rate", **limits)
+        await self.ask("enforce_rate", **limits)
 
     async def status_posters(self, count: int) -> None:
         """Post status webhooks from `count` concurrent tasks, as Meta does, instead of the
         emulator's one at a time (which reaches some 80 a second against this bot, half of
         the 160 a broadcast at 80 messages/s brings)."""
-        await self._ask("status_posters", count)
+        await self.ask("status_posters", count)
 
     async def sends(self) -> list[Send]:
         """Every request to the messages endpoint, in the order read."""
-        result: list[Send] = await self._ask("sends")
+        result: list[Send] = await self.ask("sends")
         return result
 
     async def accepted_count(self) -> int:
-        return int(await self._ask("accepted_count"))
+        return int(await self.ask("accepted_count"))
 
     async def refusals(self) -> Counter[int]:
         """Sends refused by the enforced rate, by Graph error code (130429, 131056)."""
-        result: Counter[int] = await self._ask("refusals")
+        result: Counter[int] = await self.ask("refusals")
         return result
 
     async def max_rate(self, window: float = 1.0) -> float:
         """Most accepted sends in any `window` seconds, per second."""
-        return float(await self._ask("max_rate", window))
+        return float(await self.ask("max_rate", window))
 
     async def webhook_posts(self) -> Counter[tuple[str, str]]:
         """Webhooks the emulator posted to the bot, by kind and outcome (HTTP status or
         "unanswered")."""
-        result: Counter[tuple[str, str]] = await self._ask("webhook_posts")
+        result: Counter[tuple[str, str]] = await self.ask("webhook_posts")
         return result
 
     async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait until every status webhook due so far was posted; False if some still wait."""
-        return bool(await self._ask("flush", timeout))
-
-    async def cpu(self) -> float:
-        """CPU seconds the child process used so far."""
-        return float(await self._ask("cpu"))
-
-    async def _ask(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        async with self._lock:
-            return await asyncio.to_thread(self._round_trip, (op, args, kwargs))
-
-    def _round_trip(self, message: Message) -> Any:
-        self._connection.send(message)
-        status, result = self._connection.recv()
-        if status != "ok":
-            raise RuntimeError(f"emulator process: {result}")
-        return result
+        return bool(await self.ask("flush", timeout))
 
 
 def _child(connection: Connection) -> None:
@@ -200,23 +172,13 @@ async def _serve(connection: Connection) -> None:
         "refusals": lambda: Counter(message.error_code for message in emulator.refusals),
         "max_rate": emulator.max_rate,
         "webhook_posts": webhook_posts,
-        "cpu": time.process_time,
+        "flush": flush,
     }
-    loop = asyncio.get_running_loop()
-    while True:
-        op, args, kwargs = await loop.run_in_executor(None, connection.recv)
-        if op == "stop":
-            for task in extra:
-                task.cancel()
-            await asyncio.gather(*extra, return_exceptions=True)
-            await emulator.stop()
-            connection.send(("ok", None))
-            return
-        try:
-            if op == "flush":
-                result: Any = await flush(*args, **kwargs)
-            else:
-                result = handlers[op](*args, **kwargs)
-            connection.send(("ok", result))
-        except Exception as error:
-            connection.send(("error", f"{type(error).__name__}: {error}"))
+
+    async def stop() -> None:
+        for task in extra:
+            task.cancel()
+        await asyncio.gather(*extra, return_exceptions=True)
+        await emulator.stop()
+
+    await serve(connection, handlers, stop)
