@@ -84,6 +84,7 @@ class Sender(Protocol):
     limiter: RateLimiter
     edits: bool  # whether a sent message can be rewritten (a progress report)
     receipts: bool  # whether the channel reports delivery later, by message id
+    window: timedelta | None  # how long after a person's message it may write freely
 
     async def deliver(
         self, chat_id: str, reply: Reply, *, paid: bool = False, envelope: Envelope | None = None
@@ -165,6 +166,8 @@ class Dispatcher:
         self._stopping = False
         # Channels whose receipts name their message ids: those ids are kept on the rows.
         self._receipted = {name for name, sender in self.senders.items() if sender.receipts}
+        # Channels that write freely only for a while after the person's last message.
+        self._windowed = {name for name, sender in self.senders.items() if sender.window}
         self.sent = 0  # messages sent by this dispatcher since it started
 
     # --- life cycle ----------------------------------------------------------------------
@@ -234,7 +237,9 @@ class Dispatcher:
         """Take due messages into the local queue; return how many."""
         room = self.limits.concurrency * 8 - len(self._waiting)
         async with session_scope(self.sessions) as session:
-            claimed = await outbox.claim(session, self.name, list(self.senders), room, utcnow())
+            claimed = await outbox.claim(
+                session, self.name, list(self.senders), room, utcnow(), self._windowed
+            )
             unknown = {m.broadcast_id for m in claimed if m.broadcast_id is not None} - set(
                 self._paces
             )

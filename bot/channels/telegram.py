@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -138,6 +139,7 @@ class TelegramChannel:
     channel = CHANNEL
     edits = True
     receipts = False
+    window: timedelta | None = None  # free to write at any time
 
     def __init__(
         self,

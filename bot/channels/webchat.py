@@ -20,6 +20,7 @@ import logging
 import re
 import secrets
 from collections import defaultdict
+from datetime import timedelta
 from importlib import resources
 from string import Template
 from typing import Any
@@ -116,6 +117,7 @@ class WebChatChannel:
     channel = CHANNEL
     edits = True
     receipts = False
+    window: timedelta | None = None  # free to write at any time
 
     def __init__(self, engine: Engine, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.engine = engine

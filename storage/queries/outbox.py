@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -116,7 +117,12 @@ class Claimed:
 
 
 async def claim(
-    session: AsyncSession, dispatcher: str, channels: Sequence[str], limit: int, now: datetime
+    session: AsyncSession,
+    dispatcher: str,
+    channels: Sequence[str],
+    limit: int,
+    now: datetime,
+    windowed: Iterable[str] = (),
 ) -> list[Claimed]:
     """Take up to `limit` due messages, most urgent first, skipping rows other dispatchers hold.
 
@@ -124,17 +130,13 @@ async def claim(
     cancelled here, as they come due, with the person's status as the reason: queueing and
     stopping then never need to look up a person's messages, and the outbox needs no index
     on its recipients.
+
+    For channels in `windowed` (WhatsApp), each message also says when its recipient last
+    wrote there, read for those messages only.
     """
     due = (
-        select(OutboxMessage.id, Person.status, Person.locale, Identity.last_inbound_at)
+        select(OutboxMessage.id, Person.status, Person.locale)
         .outerjoin(Person, Person.id == OutboxMessage.person_id)
-        .outerjoin(
-            Identity,
-            and_(
-                Identity.channel == OutboxMessage.channel,
-                Identity.external_id == OutboxMessage.chat_id,
-            ),
-        )
         .where(
             OutboxMessage.status == OutboxStatus.PENDING,
             OutboxMessage.next_attempt_at <= now,
@@ -146,7 +148,7 @@ async def claim(
     )
     taken = (await session.execute(due)).all()
     ids = [row.id for row in taken if row.status in (None, PersonStatus.ACTIVE)]
-    recipients = {row.id: (row.locale, row.last_inbound_at) for row in taken}
+    locales = {row.id: row.locale for row in taken}
     gone: dict[str, list[int]] = {}
     for row in taken:
         if row.status not in (None, PersonStatus.ACTIVE):
@@ -186,11 +188,27 @@ async def claim(
             payload=row.payload,
             priority=row.priority,
             attempts=row.attempts,
-            locale=recipients[row.id][0],
-            last_inbound_at=recipients[row.id][1],
+            locale=locales[row.id],
         )
         for row in rows
     ]
+    windowed = set(windowed)
+    chats = {(m.channel, m.chat_id) for m in claimed if m.channel in windowed}
+    if chats:
+        wrote = {
+            (channel, external_id): at
+            for channel, external_id, at in await session.execute(
+                select(Identity.channel, Identity.external_id, Identity.last_inbound_at).where(
+                    tuple_(Identity.channel, Identity.external_id).in_(list(chats))
+                )
+            )
+        }
+        claimed = [
+            replace(m, last_inbound_at=wrote.get((m.channel, m.chat_id)))
+            if m.channel in windowed
+            else m
+            for m in claimed
+        ]
     claimed.sort(key=lambda message: (message.priority, message.id))
     return claimed
 

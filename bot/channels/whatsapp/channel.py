@@ -103,6 +103,7 @@ class WhatsAppChannel:
     channel = CHANNEL
     edits = False  # WhatsApp cannot change a message once sent
     receipts = True
+    window: timedelta | None = WINDOW  # outside it, only approved templates
 
     def __init__(
         self,
@@ -298,7 +299,9 @@ class WhatsAppChannel:
             async with session_scope(self.sessions) as session:
                 early = await outbox.note_receipts(session, receipts)
         except Exception:
-            self._receipts = {**receipts, **self._receipts}
+            for message_id, status in receipts.items():  # keep the best of old and new
+                if outbox.better_receipt(self._receipts.get(message_id), status):
+                    self._receipts[message_id] = status
             raise
         # Receipts of messages not yet recorded as sent: tried again for a while.
         now = time.monotonic()
@@ -503,6 +506,7 @@ class Opened:
                 ),
             )
             .values(last_inbound_at=incoming.sent_at)
+            .execution_options(synchronize_session=False)
         )
         held = await outbox.open_held(
             session, CHANNEL, incoming.wa_id, utcnow(), tapped=self.tapped
