@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -154,10 +155,26 @@ async def add_residents(
     url: str, council_id: int, telegram_ids: Sequence[int], batch: int = 10_000
 ) -> None:
     """Residents who consented and joined the council, in plain INSERTs (fast for 100k)."""
+    await add_people(url, council_id, "telegram", [str(i) for i in telegram_ids], batch=batch)
+
+
+async def add_people(
+    url: str,
+    council_id: int,
+    channel: str,
+    external_ids: Sequence[str],
+    wrote_at: Sequence[datetime | None] | None = None,
+    batch: int = 10_000,
+) -> None:
+    """Residents reached on `channel` (their preferred identity), who consented and joined
+    the council, each last writing there at `wrote_at[i]` if given; plain INSERTs."""
     engine = db.create_engine(url)
     try:
-        for start in range(0, len(telegram_ids), batch):
-            await _add_batch(engine, council_id, telegram_ids[start : start + batch], start)
+        for start in range(0, len(external_ids), batch):
+            wrote = wrote_at[start : start + batch] if wrote_at is not None else None
+            await _add_batch(
+                engine, council_id, channel, external_ids[start : start + batch], wrote, start
+            )
         if engine.dialect.name == "postgresql":
             # Statistics, as autovacuum would have gathered them in a database in service:
             # without them the planner picks poor plans for freshly bulk-loaded tables.
@@ -168,20 +185,26 @@ async def add_residents(
 
 
 async def _add_batch(
-    engine: AsyncEngine, council_id: int, telegram_ids: Sequence[int], offset: int
+    engine: AsyncEngine,
+    council_id: int,
+    channel: str,
+    external_ids: Sequence[str],
+    wrote_at: Sequence[datetime | None] | None,
+    offset: int,
 ) -> None:
     now = utcnow()
     people = [
         {
-            "first_name": f"Habitant {telegram_id}",
+            "first_name": f"Habitant {external_id}",
             "locale": LOCALES[(offset + index) % len(LOCALES)],
             "status": PersonStatus.ACTIVE,
             "consent_version": "bench",
             "consented_at": now,
             "created_at": now,
         }
-        for index, telegram_id in enumerate(telegram_ids)
+        for index, external_id in enumerate(external_ids)
     ]
+    wrote = list(wrote_at) if wrote_at is not None else [None] * len(external_ids)
     async with engine.begin() as connection:
         result = await connection.execute(
             insert(Person).returning(Person.id, sort_by_parameter_order=True), people
@@ -192,11 +215,13 @@ async def _add_batch(
             [
                 {
                     "person_id": person_id,
-                    "channel": "telegram",
-                    "external_id": str(telegram_id),
+                    "channel": channel,
+                    "external_id": external_id,
+                    "preferred": True,
+                    "last_inbound_at": last,
                     "created_at": now,
                 }
-                for person_id, telegram_id in zip(ids, telegram_ids, strict=True)
+                for person_id, external_id, last in zip(ids, external_ids, wrote, strict=True)
             ],
         )
         await connection.execute(

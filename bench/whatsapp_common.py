@@ -7,15 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from bench.common import LOCALES, TOKEN
+from bench.common import TOKEN, add_people
 from bot.app import CoupDePouce
 from bot.settings import load_settings
 from flows.registry import FLOWS
-from storage import db
-from storage.models import Identity, Membership, Person, PersonStatus, utcnow
 
 PHONE_NUMBER_ID = "100200300"
 ACCOUNT_ID = "900800700"
@@ -39,68 +34,7 @@ async def add_whatsapp_residents(
 ) -> None:
     """Residents reached on WhatsApp (their preferred identity), who consented and joined the
     council, each last writing at `wrote_at[i]`; plain INSERTs, as common.add_residents."""
-    engine = db.create_engine(url)
-    try:
-        for start in range(0, len(wa_ids), batch):
-            await _add_batch(
-                engine,
-                council_id,
-                wa_ids[start : start + batch],
-                wrote_at[start : start + batch],
-                start,
-            )
-        if engine.dialect.name == "postgresql":
-            async with engine.connect() as connection:
-                await connection.execute(text("ANALYZE"))
-    finally:
-        await engine.dispose()
-
-
-async def _add_batch(
-    engine: AsyncEngine,
-    council_id: int,
-    wa_ids: Sequence[str],
-    wrote_at: Sequence[datetime | None],
-    offset: int,
-) -> None:
-    now = utcnow()
-    people = [
-        {
-            "first_name": f"Habitante {wa_id[-5:]}",
-            "locale": LOCALES[(offset + index) % len(LOCALES)],
-            "status": PersonStatus.ACTIVE,
-            "consent_version": "bench",
-            "consented_at": now,
-            "created_at": now,
-        }
-        for index, wa_id in enumerate(wa_ids)
-    ]
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            insert(Person).returning(Person.id, sort_by_parameter_order=True), people
-        )
-        ids = [row[0] for row in result]
-        await connection.execute(
-            insert(Identity),
-            [
-                {
-                    "person_id": person_id,
-                    "channel": "whatsapp",
-                    "external_id": wa_id,
-                    "preferred": True,
-                    "last_inbound_at": last,
-                    "created_at": now,
-                }
-                for person_id, wa_id, last in zip(ids, wa_ids, wrote_at, strict=True)
-            ],
-        )
-        await connection.execute(
-            insert(Membership),
-            [
-                {"person_id": person_id, "council_id": council_id, "joined_at": now}
-                for person_id in ids
-            ],
-        )
+    await add_people(url, council_id, "whatsapp", wa_ids, wrote_at, batch)
 
 
 def whatsapp_settings(api_url: str, rate: float) -> dict[str, Any]:
