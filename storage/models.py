@@ -132,6 +132,10 @@ class Person(Base):
     consent_version: Mapped[str] = mapped_column(String(16))
     consented_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A web chat person counts once the council vouches for them: an invitation code, a
+    # link from Telegram or WhatsApp (whose accounts are tied to a phone), a coordinator.
+    verified_at: Mapped[datetime | None]
+    verified_by: Mapped[str | None] = mapped_column(String(16))  # code, link, coordinator
 
     identities: Mapped[list[Identity]] = relationship(
         back_populates="person", cascade="all, delete-orphan", passive_deletes=True
@@ -474,6 +478,7 @@ class Call(Base):
     skill_ids: Mapped[list[int]] = mapped_column(JSON, default=list)  # empty: every member
     needed_when: Mapped[str] = mapped_column(String(200))
     people_needed: Mapped[int] = mapped_column(Integer, default=1)
+    accepts_unverified: Mapped[bool] = mapped_column(Boolean, default=True)
     deadline: Mapped[datetime]
     status: Mapped[CallStatus] = mapped_column(_enum(CallStatus), default=CallStatus.OPEN)
     broadcast_id: Mapped[int | None] = mapped_column(
@@ -659,6 +664,8 @@ class Consultation(Base):
     title: Mapped[str] = mapped_column(String(200))
     anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
     live_results: Mapped[bool] = mapped_column(Boolean, default=False)  # shown to respondents
+    # Whether answers of unverified web chat members count (they are counted apart if not).
+    counts_unverified: Mapped[bool] = mapped_column(Boolean, default=False)
     audience: Mapped[str] = mapped_column(String(16), default="all")  # all, neighbourhood, skills
     neighbourhood: Mapped[str | None] = mapped_column(String(100))
     skill_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
@@ -745,10 +752,12 @@ class Participant(Base):
 
 
 class WebMessage(Base):
-    """A message for a web chat person, kept until their page says it arrived.
+    """One message of a web chat conversation, both ways, kept so that a reload, a second tab
+    or a new visit shows it again.
 
-    The dispatcher's delivery to the web chat is writing this row: the page may be closed,
-    and the message waits here for its next visit."""
+    Messages from the outbox (`mailed`) are the dispatcher's delivery to the web chat: the
+    page may be closed, and they wait here, undelivered, until a page shows them. `spent`
+    marks a question whose buttons no longer answer (answered, or asked again since)."""
 
     __tablename__ = "web_messages"
     __table_args__ = (
@@ -759,13 +768,45 @@ class WebMessage(Base):
             postgresql_where=text("delivered_at IS NULL"),
             sqlite_where=text("delivered_at IS NULL"),
         ),
+        Index("ix_web_messages_chat", "chat_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     chat_id: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(8), default="bot")  # bot, me
+    mailed: Mapped[bool] = mapped_column(Boolean, default=False)
+    spent: Mapped[bool] = mapped_column(Boolean, default=False)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class PushSubscription(Base):
+    """A browser's Web Push subscription for a web chat person (one per browser)."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1000), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(200))
+    auth: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InviteCode(Base):
+    """A single-use code printed on a flyer: who enters it becomes a verified member of the
+    council. Only its hash is kept."""
+
+    __tablename__ = "invite_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    council_id: Mapped[int] = mapped_column(
+        ForeignKey("councils.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id", ondelete="SET NULL"))
 
 
 class WhatsAppMenu(Base):
