@@ -344,12 +344,11 @@ class Page:
         return self.chat_id
 
     async def connect(self) -> None:
-        """Open the WebSocket, and wait for the server to answer on it: it then holds the
-        socket (a message of an unknown type is answered at once, without the database)."""
+        """Open the WebSocket, and wait for the server to give the kept conversation: it then
+        holds the socket."""
         self.socket = await self.client.ws_connect(f"{self.base}/chat/ws")
-        await self.socket.send_json({"type": "ping"})
         answer = await self.socket.receive_json(timeout=30)
-        if answer.get("type") != "error":
+        if answer.get("type") != "history":
             raise RuntimeError(f"unexpected first message on the chat socket: {answer}")
 
     async def wait_for_message(self, seconds: float) -> None:

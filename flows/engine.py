@@ -121,6 +121,7 @@ class Outcome:
     duplicate: bool = False
     rtl: bool = False
     locale: str | None = None  # the language the replies are written in
+    erased: bool = False  # the person was forgotten: the channel keeps nothing of this either
 
 
 # --- How flows are written -----------------------------------------------------------------
@@ -178,7 +179,9 @@ class Command:
 
 
 ReachabilityHook = Callable[[AsyncSession, Person, bool], Awaitable[None]]
-AlongHook = Callable[[AsyncSession], Awaitable[None]]
+# A channel's own bookkeeping for an event, in the event's transaction, once its outcome is
+# known (WhatsApp's window; the web chat's conversation rows).
+AlongHook = Callable[[AsyncSession, "Outcome"], Awaitable[None]]
 # A person joined a council: what of the council's current business they are given now.
 JoinHook = Callable[[AsyncSession, Person, Council], Awaitable[list["Reply"]]]
 ActionHandler = Callable[["Context", Sequence[str]], Awaitable[None]]
@@ -368,12 +371,13 @@ class Engine:
             )
             outcome = Outcome()
             await self._dispatch(ctx, outcome)
-            if along is not None:
-                await along(session)
             outcome.replies = ctx.replies
             outcome.rtl = ctx.t.rtl
             outcome.locale = ctx.t.locale
             outcome.toast = ctx.toast or outcome.toast
+            outcome.erased = ctx.drop_conversation
+            if along is not None:
+                await along(session, outcome)
             if ctx.drop_conversation or (
                 ctx.conversation.step is None and not ctx.conversation.data and ctx.person is None
             ):

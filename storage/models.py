@@ -755,9 +755,10 @@ class WebMessage(Base):
     """One message of a web chat conversation, both ways, kept so that a reload, a second tab
     or a new visit shows it again.
 
-    Messages from the outbox (`mailed`) are the dispatcher's delivery to the web chat: the
-    page may be closed, and they wait here, undelivered, until a page shows them. `spent`
-    marks a question whose buttons no longer answer (answered, or asked again since)."""
+    The council's messages (`mailed`: from the outbox, or given on joining) keep their buttons
+    when the conversation moves on. From the outbox they are the dispatcher's delivery to the
+    web chat: the page may be closed, and they wait here, undelivered, until a page shows
+    them. `spent` marks a question whose buttons no longer answer (asked again since)."""
 
     __tablename__ = "web_messages"
     __table_args__ = (

@@ -50,7 +50,9 @@ class Chat:
     async def outcome(self) -> list[dict[str, Any]]:
         while True:
             received = await self.socket.receive_json(timeout=10)
-            if received["type"] == "message":
+            if received["type"] == "history":
+                self.show(received["messages"])
+            elif received["type"] == "message":
                 self.show([received])
                 await self.socket.send_json({"type": "ack", "id": received["id"]})
             elif received["type"] == "outcome":
@@ -59,6 +61,9 @@ class Chat:
 
     async def mailed(self) -> dict[str, Any]:
         received = await self.socket.receive_json(timeout=10)
+        if received["type"] == "history":
+            self.show(received["messages"])
+            received = await self.socket.receive_json(timeout=10)
         assert received["type"] == "message", received
         self.show([received])
         await self.socket.send_json({"type": "ack", "id": received["id"]})
@@ -67,7 +72,7 @@ class Chat:
     def show(self, replies: list[dict[str, Any]]) -> None:
         for reply in replies:
             self.shown.append(reply)
-            for row in reply["choices"]:
+            for row in reply.get("choices", ()):
                 for choice in row:
                     self.buttons[choice["label"]] = choice["data"]
 

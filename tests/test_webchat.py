@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import base64
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from bot.channels.webchat import COOKIE
 from flows.i18n import Translator
-from storage.models import Council, Identity, OutboxMessage, OutboxStatus
+from storage.models import Council, Identity, OutboxMessage, OutboxStatus, WebMessage
 from tests.conftest import StartBot, in_transaction
 from tests.helpers import AR, FR
 from tests.test_broadcast import FAST, broadcast_to_members
@@ -28,6 +31,19 @@ class Browser:
         self.client = aiohttp.ClientSession(
             cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"Accept-Language": language}
         )
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+        """The page's socket, once it has given the kept conversation (`self.history`)."""
+        async with self.client.ws_connect(f"{self.base}/chat/ws") as socket:
+            history = await socket.receive_json(timeout=5)
+            assert history["type"] == "history"
+            self.history: list[dict[str, Any]] = history["messages"]
+            yield socket
+
+    def waiting(self) -> list[dict[str, Any]]:
+        """The council's messages the history gave that no page has shown yet."""
+        return [message for message in self.history if message["waiting"]]
 
     async def open_page(self) -> str:
         async with self.client.get(f"{self.base}/") as response:
@@ -50,7 +66,7 @@ async def test_a_resident_onboards_in_the_web_chat(bot: CoupDePouce, council: Co
     try:
         page = await browser.open_page()
         assert '<html lang="fr" dir="ltr">' in page
-        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+        async with browser.connect() as socket:
             consent = await browser.say(socket, {"type": "text", "text": "/start quartier-nord"})
             [reply] = consent["replies"]
             assert FR._("Do you agree?") in reply["text"]
@@ -76,7 +92,7 @@ async def test_arabic_page_is_right_to_left(bot: CoupDePouce, council: Council) 
     try:
         page = await browser.open_page()
         assert '<html lang="ar" dir="rtl">' in page
-        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+        async with browser.connect() as socket:
             outcome = await browser.say(socket, {"type": "text", "text": "/start quartier-nord"})
             assert outcome["dir"] == "rtl"
     finally:
@@ -100,7 +116,7 @@ async def test_unreadable_messages_change_nothing(bot: CoupDePouce, council: Cou
     browser = Browser(bot)
     try:
         await browser.open_page()
-        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+        async with browser.connect() as socket:
             await socket.send_str("not json")
             assert (await socket.receive_json(timeout=5))["type"] == "error"
             answer = await browser.say(socket, {"type": "choice", "data": "c:7:yes"})
@@ -127,28 +143,30 @@ async def test_council_messages_wait_in_the_mailbox_until_the_page_takes_them(
     browser = Browser(bot, "fr-FR")
     try:
         await browser.open_page()
-        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+        async with browser.connect() as socket:
             await onboard_on_the_web(browser, socket)
         # The page is closed: the council's message waits.
         broadcast = await broadcast_to_members(bot, council)
         await eventually(lambda: sent(bot, broadcast))
-        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
-            waiting = await socket.receive_json(timeout=5)
-            assert waiting["type"] == "message"
+        async with browser.connect() as socket:
+            [waiting] = browser.waiting()
+            assert waiting["type"] == "message" and waiting["author"] == "bot"
             assert waiting["text"] == FR._("Hello! Send /help to see what I can do.")
             assert waiting["dir"] == "ltr"
         # Not acknowledged (the page went before showing it): sent again, then taken.
-        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
-            again = await socket.receive_json(timeout=5)
+        async with browser.connect() as socket:
+            [again] = browser.waiting()
             assert again["id"] == waiting["id"]
             await socket.send_json({"type": "ack", "id": again["id"]})
             answer = await browser.say(socket, {"type": "text", "text": "/help"})
             assert answer["type"] == "outcome"  # nothing else was waiting before it
-        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+        async with browser.connect() as socket:
+            assert browser.waiting() == []  # shown: it no longer waits, and stays in the history
+            assert waiting["id"] in [message["id"] for message in browser.history]
             answer = await browser.say(socket, {"type": "text", "text": "/help"})
             assert answer["type"] == "outcome"
         # Connected: the next one arrives at once.
-        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+        async with browser.connect() as socket:
             await broadcast_to_members(bot, council)
             live = await socket.receive_json(timeout=10)
             assert live["type"] == "message" and live["id"] > waiting["id"]
@@ -164,16 +182,16 @@ async def test_an_acknowledgement_only_takes_ones_own_messages(
     try:
         for browser in (first, second):
             await browser.open_page()
-            async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+            async with browser.connect() as socket:
                 await onboard_on_the_web(browser, socket, FR if browser is first else AR)
         broadcast = await broadcast_to_members(bot, council)
         await eventually(lambda: sent(bot, broadcast, expected=2))
-        async with first.client.ws_connect(f"{first.base}/chat/ws") as socket:
-            mine = await socket.receive_json(timeout=5)
+        async with first.connect() as socket:
+            [mine] = first.waiting()
             for forged in (mine["id"] + 1, mine["id"] - 1, "1", True, None):
                 await socket.send_json({"type": "ack", "id": forged})
-        async with second.client.ws_connect(f"{second.base}/chat/ws") as socket:
-            theirs = await socket.receive_json(timeout=5)
+        async with second.connect() as socket:
+            [theirs] = second.waiting()
             assert theirs["type"] == "message" and theirs["id"] != mine["id"]
             assert theirs["dir"] == "rtl"  # they chose Arabic in the page's language
     finally:
@@ -210,7 +228,7 @@ async def test_a_very_long_message_gets_an_answer_and_the_question_stays(
     browser = Browser(bot, "ar")
     try:
         await browser.open_page()
-        async with browser.client.ws_connect(f"{browser.base}/chat/ws") as socket:
+        async with browser.connect() as socket:
             consent = await browser.say(socket, {"type": "text", "text": "/start quartier-nord"})
             answer = await browser.say(socket, {"type": "text", "text": "ب" * 10_000})
             assert answer["type"] == "outcome" and answer["replies"]
@@ -218,3 +236,75 @@ async def test_a_very_long_message_gets_an_answer_and_the_question_stays(
             assert again["replies"][-1]["text"] == consent["replies"][-1]["text"]
     finally:
         await browser.close()
+
+
+async def test_the_kept_conversation_is_in_mydata_and_goes_with_forget(
+    bot: CoupDePouce, council: Council
+) -> None:
+    browser = Browser(bot, "fr-FR")
+    try:
+        await browser.open_page()
+        async with browser.connect() as socket:
+            assert browser.history == []
+            await onboard_on_the_web(browser, socket)
+            mydata = await browser.say(socket, {"type": "text", "text": "/mydata"})
+            [file] = [r["attachment"] for r in mydata["replies"] if r.get("attachment")]
+            document = json.loads(base64.b64decode(file["base64"]))
+            kept = document["web_chat"]["messages"]
+            assert [m["from"] for m in kept][:2] == ["you", "bot"]  # /start, the consent question
+            welcome = FR._("Thank you! You are now a member of {council}.")
+            assert any(welcome.split("{")[0] in m["text"] for m in kept if m["from"] == "bot")
+        # A new visit shows it: what the person said, the answers, the file.
+        async with browser.connect() as socket:
+            authors = [message["author"] for message in browser.history]
+            assert authors.count("me") == 2 and authors.count("bot") >= 3
+            assert any(m.get("attachment") for m in browser.history)
+            question = await browser.say(socket, {"type": "text", "text": "/forget"})
+            [erase] = [
+                c
+                for r in question["replies"]
+                for row in r["choices"]
+                for c in row
+                if c["label"] == FR._("Yes, erase everything")
+            ]
+            goodbye = await browser.say(
+                socket,
+                {"type": "choice", "data": erase["data"], "message": question["replies"][-1]["id"]},
+            )
+            assert goodbye["erased"] is True
+
+        async def kept_rows(session: AsyncSession) -> int:
+            return int(await session.scalar(select(func.count()).select_from(WebMessage)) or 0)
+
+        assert await in_transaction(bot, kept_rows) == 0
+        async with browser.connect():
+            assert browser.history == []
+    finally:
+        await browser.close()
+
+
+async def test_a_tap_redraws_or_spends_only_ones_own_messages(
+    bot: CoupDePouce, council: Council
+) -> None:
+    first, second = Browser(bot, "fr-FR"), Browser(bot, "fr-FR")
+    try:
+        for browser in (first, second):
+            await browser.open_page()
+        async with first.connect() as socket:
+            await onboard_on_the_web(first, socket)
+            theirs = await first.say(socket, {"type": "text", "text": "/language"})
+            their_id = theirs["replies"][-1]["id"]
+        async with second.connect() as socket:
+            consent = await second.say(socket, {"type": "text", "text": "/start quartier-nord"})
+            yes = consent["replies"][-1]["choices"][0][0]
+            # A tap that names the other person's message: answered, and theirs is untouched.
+            answer = await second.say(
+                socket, {"type": "choice", "data": yes["data"], "message": their_id}
+            )
+            assert "tapped" not in answer and "mine" not in answer
+        async with first.connect():
+            [kept] = [m for m in first.history if m["id"] == their_id]
+            assert kept["spent"] is False and kept["choices"]
+    finally:
+        await first.close()
+        await second.close()

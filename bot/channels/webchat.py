@@ -3,10 +3,14 @@
 A person is identified by a signed cookie holding a random id; the flows do not
 know which channel they talk to.
 
-Replies to what the person does go straight back over the socket. Messages from the
-outbox (invitations, calls, reminders, results) are written to the person's mailbox
-(`web_messages`), pushed to every open page of theirs, and marked delivered when a page
-acknowledges them; those not acknowledged are sent again at the next connection.
+The conversation is kept (`web_messages`), both ways, in the same transaction as what the
+flows do: a reload, a second tab or a new visit starts with its last messages, buttons and
+files included, and the questions superseded since show their buttons spent. Every open
+page of the person sees what any of them says and is answered.
+
+Messages from the outbox (invitations, calls, reminders, results) are the dispatcher's
+delivery: written to the conversation as mail, shown on every open page, and marked delivered
+when a page acknowledges them; those not yet shown wait for the next visit.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import logging
 import re
 import secrets
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
 from string import Template
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dispatcher import Delivery, DeliveryKind, Envelope
@@ -34,14 +39,16 @@ from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
 from flows.i18n import RTL_LOCALES, Translator, first_language, negotiate
 from storage.db import session_scope
-from storage.models import Identity, Person, WebMessage, utcnow
+from storage.models import Council, Identity, Membership, Person, WebMessage
 from storage.queries import secrets as stored_secrets
+from storage.queries import webchat as conversation
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "web"
 COOKIE = "cdp_chat"
 COOKIE_MAX_AGE = 365 * 24 * 3600
+HISTORY = 100  # messages a reload, a second tab or a new visit shows again
 MAX_MESSAGE_BYTES = 64 * 1024  # 10,000 characters in any script reach the flows, which answer
 COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\S+)?(?:\s+(.*))?$", re.DOTALL)
 PAGE = Template(
@@ -80,19 +87,32 @@ def locale_of(chat_id: str) -> Select[str]:
     )
 
 
-def _mailed(row: WebMessage) -> dict[str, Any]:
-    return {"type": "message", "id": row.id, **row.payload}
+def shown(row: WebMessage, kind: str = "message") -> dict[str, Any]:
+    """A kept message as the page shows it: who said it, whether its buttons still answer,
+    whether it waits for a page to show it (the mailbox's)."""
+    return {
+        "type": kind,
+        "id": row.id,
+        "author": row.author,
+        "spent": row.spent,
+        "waiting": row.mailed and row.delivered_at is None,
+        **row.payload,
+    }
 
 
 def render(outcome: Outcome) -> dict[str, Any]:
     """The JSON the page shows: replies with buttons and files, and a notice for the tap."""
     return {
         "type": "outcome",
-        "dir": "rtl" if outcome.rtl else "ltr",
+        "dir": _direction(outcome.rtl),
         "toast": outcome.toast,
         "clear_buttons": outcome.clear_buttons,
         "replies": [_reply(reply) for reply in outcome.replies],
     }
+
+
+def _direction(rtl: bool) -> str:
+    return "rtl" if rtl else "ltr"
 
 
 def _reply(reply: Reply) -> dict[str, Any]:
@@ -109,6 +129,77 @@ def _reply(reply: Reply) -> dict[str, Any]:
             "base64": base64.b64encode(reply.attachment.content).decode(),
         }
     return rendered
+
+
+def _label_of(row: WebMessage | None, data: str) -> str | None:
+    """The label of the button a person tapped, as the message showed it."""
+    if row is None:
+        return None
+    for choices in row.payload.get("choices", ()):
+        for choice in choices:
+            if isinstance(choice, dict) and choice.get("data") == data:
+                return str(choice.get("label", ""))
+    return None
+
+
+@dataclass
+class Keeping:
+    """What one event adds to the kept conversation, written in the event's transaction: what
+    the person said, the bot's answers, the tapped message redrawn or its buttons gone, and
+    the earlier questions that no longer answer. `shown` is then what every open page of the
+    person is told."""
+
+    chat_id: str
+    text: str | None = None  # what the person typed
+    choice: str | None = None  # or the button they tapped…
+    tapped: int | None = None  # …on this message
+    shown: dict[str, Any] = field(default_factory=dict)
+
+    async def record(self, session: AsyncSession, outcome: Outcome) -> None:
+        shown = render(outcome)
+        self.shown = shown
+        if outcome.erased:
+            await conversation.erase(session, self.chat_id)  # nothing of it is kept
+            shown["erased"] = True
+            return
+        tapped = None
+        if self.tapped is not None:
+            tapped = await conversation.one(session, self.chat_id, self.tapped)
+        mine = self.text if self.choice is None else _label_of(tapped, self.choice)
+        if mine:
+            row = await conversation.said(
+                session, self.chat_id, conversation.ME, {"text": mine, "dir": "auto"}
+            )
+            shown["mine"] = {"id": row.id, "text": mine}
+        redrawn = tapped is not None and any(reply.replace for reply in outcome.replies)
+        if any(not (reply.replace and redrawn) for reply in outcome.replies):
+            shown["spent"] = list(
+                await conversation.spend_questions(
+                    session, self.chat_id, sparing=tapped.id if redrawn and tapped else None
+                )
+            )
+        direction = _direction(outcome.rtl)
+        if tapped is not None:
+            shown["tapped"] = tapped.id
+            if outcome.clear_buttons:
+                tapped.payload = {**tapped.payload, "choices": []}
+        for reply, rendered in zip(outcome.replies, shown["replies"], strict=True):
+            if reply.replace and redrawn and tapped is not None:
+                tapped.payload = {"dir": direction, **rendered}
+                tapped.spent = False
+                rendered["id"] = tapped.id
+            else:
+                # A council's message given in the conversation (invitations on joining) keeps
+                # its buttons like one from the mailbox.
+                row = await conversation.said(
+                    session,
+                    self.chat_id,
+                    conversation.BOT,
+                    {"dir": direction, **rendered},
+                    mailed=reply.notice is not None,
+                    delivered=True,
+                )
+                rendered["id"] = row.id
 
 
 class WebChatChannel:
@@ -136,56 +227,52 @@ class WebChatChannel:
         """Put the message in the person's mailbox, then show it on their open pages."""
         async with session_scope(self.sessions) as session:
             locale = await session.scalar(locale_of(chat_id))
-            row = WebMessage(
-                chat_id=chat_id,
-                payload={"dir": "rtl" if locale in RTL_LOCALES else "ltr", **_reply(reply)},
+            row = await conversation.said(
+                session,
+                chat_id,
+                conversation.BOT,
+                {"dir": _direction(locale in RTL_LOCALES), **_reply(reply)},
+                mailed=True,
             )
-            session.add(row)
-            await session.flush()
-            message = _mailed(row)
-        await self._push(chat_id, message)
+            message = shown(row)
+        await self._show(chat_id, message)
         return Delivery(DeliveryKind.SENT, message_id=str(message["id"]))
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> Delivery:
         """Rewrite a message (a broadcast's progress report), delivered or not."""
         async with session_scope(self.sessions) as session:
-            row = await session.get(WebMessage, int(message_id))
-            if row is None or row.chat_id != chat_id:
+            row = await conversation.one(session, chat_id, int(message_id))
+            if row is None:
                 return Delivery(DeliveryKind.REJECTED, error="no such web chat message")
             row.payload = {"dir": row.payload.get("dir", "ltr"), **_reply(reply)}
-            message = _mailed(row)
-        await self._push(chat_id, {**message, "type": "edit"})
+            message = shown(row, "edit")
+        await self._show(chat_id, message)
         return Delivery(DeliveryKind.SENT, message_id=message_id)
 
-    async def _push(self, chat_id: str, message: dict[str, Any]) -> None:
+    async def _show(
+        self,
+        chat_id: str,
+        message: dict[str, Any],
+        *,
+        origin: web.WebSocketResponse | None = None,
+    ) -> None:
+        """Show a message on every open page of the person (`origin`'s is marked as theirs)."""
         for socket in list(self._sockets.get(chat_id, ())):
             try:
-                await socket.send_json(message)
+                await socket.send_json({**message, "yours": True} if socket is origin else message)
             except (ConnectionError, RuntimeError):
                 self._sockets[chat_id].discard(socket)  # it stays in the mailbox
 
-    async def _waiting(self, chat_id: str) -> list[dict[str, Any]]:
+    async def _history(self, chat_id: str) -> dict[str, Any]:
         async with session_scope(self.sessions) as session:
-            rows = await session.scalars(
-                select(WebMessage)
-                .where(WebMessage.chat_id == chat_id, WebMessage.delivered_at.is_(None))
-                .order_by(WebMessage.id)
-            )
-            return [_mailed(row) for row in rows]
+            rows = await conversation.recent(session, chat_id, HISTORY)
+            return {"type": "history", "messages": [shown(row) for row in rows]}
 
     async def _acknowledge(self, chat_id: str, message_id: Any) -> None:
         if not isinstance(message_id, int) or isinstance(message_id, bool):
             return
         async with session_scope(self.sessions) as session:
-            await session.execute(
-                update(WebMessage)
-                .where(
-                    WebMessage.id == message_id,
-                    WebMessage.chat_id == chat_id,
-                    WebMessage.delivered_at.is_(None),
-                )
-                .values(delivered_at=utcnow())
-            )
+            await conversation.acknowledge(session, chat_id, message_id)
 
     # --- the page's side ------------------------------------------------------------------
 
@@ -209,26 +296,41 @@ class WebChatChannel:
         chat_id, _, _signature = cookie.rpartition(".")
         return chat_id if hmac.compare_digest(self.sign(chat_id), cookie) else None
 
-    async def _locale_of(self, chat_id: str | None) -> str | None:
-        if chat_id is None:
-            return None
+    async def _visitor(self, chat_id: str | None, slug: str | None) -> tuple[str | None, str]:
+        """The person's language if they joined, and the council the page is for: theirs
+        (the one joined last), else the one a poster's link names."""
         async with session_scope(self.sessions) as session:
-            return await session.scalar(locale_of(chat_id))
+            locale = None if chat_id is None else await session.scalar(locale_of(chat_id))
+            council = None
+            if chat_id is not None:
+                council = await session.scalar(
+                    select(Council.name)
+                    .join(Membership, Membership.council_id == Council.id)
+                    .join(Identity, Identity.person_id == Membership.person_id)
+                    .where(Identity.channel == CHANNEL, Identity.external_id == chat_id)
+                    .order_by(Membership.joined_at.desc())
+                    .limit(1)
+                )
+            if council is None and slug:
+                council = await session.scalar(select(Council.name).where(Council.slug == slug))
+            return locale, council or ""
 
     async def page(self, request: web.Request) -> web.Response:
         """The chat page, in the person's language (the browser's until they chose); sets the
         identity cookie on first visit."""
         chat_id = self.verify(request.cookies.get(COOKIE))
-        locale = await self._locale_of(chat_id) or negotiate(_browser_language(request))
-        t = Translator(locale)
+        locale, council = await self._visitor(chat_id, request.query.get("start"))
+        t = Translator(locale or negotiate(_browser_language(request)))
         body = PAGE.substitute(
-            lang=locale,
+            lang=t.locale,
             dir="rtl" if t.rtl else "ltr",
-            title=html.escape(t._("Coup de pouce — chat")),
+            title=html.escape(council or t._("Coup de pouce — chat")),
+            council=html.escape(council or "Coup de pouce"),
             log_label=html.escape(t._("Conversation")),
             input_label=html.escape(t._("Your message")),
             send=html.escape(t._("Send")),
-            disconnected=json.dumps(t._("Connection lost. Reconnecting…")).replace("</", "<\\/"),
+            disconnected=_script_string(t._("Connection lost. Reconnecting…")),
+            spent=_script_string(t._("This question was answered, or asked again since.")),
         )
         response = web.Response(text=body, content_type="text/html")
         response.headers["Content-Security-Policy"] = (
@@ -271,8 +373,7 @@ class WebChatChannel:
         language = _browser_language(request)
         self._sockets[chat_id].add(socket)
         try:
-            for waiting in await self._waiting(chat_id):
-                await socket.send_json(waiting)
+            await socket.send_json(await self._history(chat_id))
             await self._converse(socket, chat_id, language)
         finally:
             self._sockets[chat_id].discard(socket)
@@ -297,12 +398,39 @@ class WebChatChannel:
             if inbound is None:
                 await socket.send_json({"type": "error", "error": "unreadable message"})
                 continue
+            assert isinstance(payload, dict)
+            tapped = payload.get("message")
+            keeping = Keeping(
+                chat_id,
+                text=inbound.text if inbound.choice is None else None,
+                choice=inbound.choice,
+                tapped=tapped if isinstance(tapped, int) and not isinstance(tapped, bool) else None,
+            )
+            if inbound.command is not None:
+                keeping.text = payload.get("text")
+            if payload.get("quiet") is True:  # the page's own /start, not typed
+                keeping.text = None
             try:
-                outcome = await self.engine.handle(inbound)
+                await self.engine.handle(inbound, along=keeping.record)
             except Exception:
                 log.exception("a flow failed in the web chat")
-                outcome = Outcome(replies=[apology(inbound)])
-            await socket.send_json(render(outcome))
+                keeping.tapped = None  # its buttons stay: the tap can be tried again
+                await self._keep_apart(keeping, Outcome(replies=[apology(inbound)]))
+            await self._show(chat_id, keeping.shown, origin=socket)
+
+    async def _keep_apart(self, keeping: Keeping, outcome: Outcome) -> None:
+        """Keep what was said and the apology when the flow's own transaction failed."""
+        try:
+            async with session_scope(self.sessions) as session:
+                await keeping.record(session, outcome)
+        except Exception:
+            log.exception("the web chat could not keep a message")
+            keeping.shown = render(outcome)
+
+
+def _script_string(text: str) -> str:
+    """A string as a JavaScript literal inside the page's <script>."""
+    return json.dumps(text).replace("</", "<\\/")
 
 
 def _browser_language(request: web.Request) -> str | None:

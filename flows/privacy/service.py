@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,12 +16,13 @@ from storage.models import (
     MeetingInvite,
     Participant,
     Person,
+    PushSubscription,
     Question,
     QuestionKind,
     Response,
     utcnow,
 )
-from storage.queries import people
+from storage.queries import people, webchat
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -39,6 +41,7 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
         .order_by(Meeting.starts_at)
     )
     consultations = await consultations_of(session, person)
+    web_chats = [i.external_id for i in person.identities if i.channel == "web"]
     return {
         "generated_at": _iso(utcnow()),
         "person": {
@@ -93,6 +96,17 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
             for invite, meeting in invitations
         ],
         "consultations": consultations,
+        "web_chat": {
+            "messages": await webchat.conversation_of(session, web_chats),
+            "notifications": [
+                {"service": urlsplit(endpoint).hostname, "since": _iso(since)}
+                for endpoint, since in await session.execute(
+                    select(PushSubscription.endpoint, PushSubscription.created_at).where(
+                        PushSubscription.chat_id.in_(web_chats)
+                    )
+                )
+            ],
+        },
     }
 
 

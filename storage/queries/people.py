@@ -15,6 +15,7 @@ from storage.models import (
     Membership,
     OutboxMessage,
     Person,
+    PushSubscription,
     Role,
     RoleGrant,
     WebMessage,
@@ -134,6 +135,9 @@ async def erase(session: AsyncSession, person: Person) -> None:
         if identity.channel == "web":
             await session.execute(
                 delete(WebMessage).where(WebMessage.chat_id == identity.external_id)
+            )
+            await session.execute(
+                delete(PushSubscription).where(PushSubscription.chat_id == identity.external_id)
             )
         if identity.channel == "whatsapp":
             await session.execute(

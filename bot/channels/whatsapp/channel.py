@@ -493,7 +493,7 @@ class Opened:
         self.tapped = int(opens) if opens.isdigit() else None  # the template's message
         self.held = 0
 
-    async def record(self, session: AsyncSession) -> None:
+    async def record(self, session: AsyncSession, _outcome: Outcome | None = None) -> None:
         incoming = self.incoming
         await session.execute(
             update(Identity)

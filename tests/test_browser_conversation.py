@@ -1,0 +1,119 @@
+"""The web chat keeps the conversation: a reload, a second tab or a new visit shows it again,
+with the buttons that still answer, and those of superseded questions spent."""
+
+from __future__ import annotations
+
+from playwright.async_api import Browser, expect
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.demo import DEMO_SLUG, seed_council
+from flows.i18n import language_name
+from storage.models import Ballot, utcnow
+from tests.browser import (
+    browser_fixture,  # noqa: F401 (the `browser` fixture)
+    console_errors,
+    new_page,
+    screenshot,
+)
+from tests.conftest import StartBot, in_transaction
+from tests.helpers import FR
+from tests.test_broadcast import FAST
+from tests.test_browser_resident import said, tap, type_in
+
+COUNCIL = "Conseil citoyen de démonstration"
+
+
+async def test_a_reload_in_the_middle_of_a_consultation_keeps_it_going(
+    start_bot: StartBot, browser: Browser
+) -> None:
+    bot = await start_bot(limits=FAST)
+
+    async def seed(session: AsyncSession) -> None:
+        await seed_council(session, utcnow())
+
+    await in_transaction(bot, seed)
+    page = await new_page(browser, "fr-FR")
+    await page.goto(f"http://127.0.0.1:{bot.port}/?start={DEMO_SLUG}")
+    await expect(page.get_by_role("banner")).to_have_text(COUNCIL)
+    await tap(page, FR._("✅ Yes, I agree"))
+    await page.get_by_role("button", name="✏️ " + FR._("Answer")).last.click()
+    await tap(page, "Dimanche")
+    scale = page.get_by_role("log").get_by_role("button", name="4", exact=True).last
+    await expect(scale).to_be_enabled()
+
+    # The phone switched apps and the page reloads: the conversation is all there.
+    await page.reload()
+    assert "start=" not in page.url  # the poster's link is not followed twice
+    log = page.get_by_role("log")
+    welcome = FR._("Thank you! You are now a member of {council}.").format(council=COUNCIL)
+    await expect(log.locator(".bubble.bot").filter(has_text=welcome)).to_have_count(1)
+    await expect(log.locator(".bubble.me").filter(has_text="Dimanche")).to_have_count(1)
+    await expect(said(page, "Réunion publique")).to_be_visible()
+    await expect(
+        said(page, "Réunion publique").get_by_role("button", name="✅ " + FR._("I'm coming"))
+    ).to_be_enabled()
+    await screenshot(page, "webchat-reloaded")
+
+    # The restored buttons answer: the consultation is finished after the reload.
+    await tap(page, "4")
+    await type_in(page, "Un coin lecture pour les enfants")
+    await tap(page, "Gare")
+    saved = FR._(
+        "Thank you! Your answers are saved. You can change them until {date}: tap “Answer” again."
+    )
+    await expect(said(page, saved.split("{date}")[0])).to_be_visible()
+
+    async def answered(session: AsyncSession) -> int:
+        query = select(func.count()).select_from(Ballot).where(Ballot.answered == 0b111)
+        return int(await session.scalar(query) or 0)
+
+    assert await in_transaction(bot, answered) >= 1
+    assert console_errors(page) == []
+
+
+async def test_two_tabs_show_one_conversation_and_a_question_asked_again_is_spent(
+    start_bot: StartBot, browser: Browser
+) -> None:
+    bot = await start_bot(limits=FAST)
+
+    async def seed(session: AsyncSession) -> None:
+        await seed_council(session, utcnow())
+
+    await in_transaction(bot, seed)
+    first = await new_page(browser, "fr-FR")
+    await first.goto(f"http://127.0.0.1:{bot.port}/?start={DEMO_SLUG}")
+    await tap(first, FR._("✅ Yes, I agree"))
+
+    # A second tab of the same browser shows the conversation so far.
+    second = await first.context.new_page()
+    await second.goto(f"http://127.0.0.1:{bot.port}/")
+    welcome = FR._("Thank you! You are now a member of {council}.").format(council=COUNCIL)
+    await expect(said(second, welcome)).to_be_visible()
+
+    # What one tab says and is answered shows in the other at once.
+    await type_in(first, "/language")
+    question = FR._("Which language do you prefer?")
+    await expect(said(second, question)).to_be_visible()
+    await expect(
+        second.get_by_role("log").locator(".bubble.me").filter(has_text="/language")
+    ).to_have_count(1)
+
+    # Asked again: the first copy's buttons are spent, in both tabs, and after a reload.
+    await type_in(second, "/language")
+    for page in (first, second):
+        asked = page.get_by_role("log").locator(".bubble.bot").filter(has_text=question)
+        await expect(asked).to_have_count(2)
+        await expect(asked.first.get_by_role("button").first).to_be_disabled()
+        await expect(asked.last.get_by_role("button").first).to_be_enabled()
+    await first.reload()
+    asked = first.get_by_role("log").locator(".bubble.bot").filter(has_text=question)
+    await expect(asked.first.get_by_role("button").first).to_be_disabled()
+    await screenshot(first, "webchat-spent-question")
+
+    # The live copy answers from the other tab; both see the answer.
+    await asked.last.get_by_role("button", name=language_name("en")).click()
+    done = "Done: I will write to you in English."
+    for page in (first, second):
+        await expect(said(page, done)).to_be_visible()
+    assert console_errors(first) == [] and console_errors(second) == []
