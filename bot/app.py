@@ -11,6 +11,7 @@ from dataclasses import replace
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.channels.guard import WebChatLimits
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChatChannel
 from bot.channels.whatsapp.channel import WhatsAppChannel
@@ -65,7 +66,20 @@ class CoupDePouce:
                 ),
                 rate=settings.broadcast_rate,
             )
-        self.webchat = WebChatChannel(self.engine, self.sessions)
+        self.webchat = WebChatChannel(
+            self.engine,
+            self.sessions,
+            limits=WebChatLimits(
+                new_chats_per_hour=settings.webchat_new_chats_per_hour,
+                messages_per_second=settings.webchat_messages_per_second,
+                messages_per_minute=settings.webchat_messages_per_minute,
+                sockets_per_address=settings.webchat_sockets_per_address,
+            ),
+            origins=[
+                *([settings.public_url] if settings.public_url else []),
+                *settings.webchat_origins,
+            ],
+        )
         senders: dict[str, Sender] = {self.webchat.channel: self.webchat}
         if self.telegram is not None:
             senders[self.telegram.channel] = self.telegram
@@ -130,6 +144,7 @@ class CoupDePouce:
                 admin_ids=self.settings.admin_telegram_ids,
                 session_hours=self.settings.dashboard_session_hours,
             ),
+            trusted_proxy=self.settings.trusted_proxy,
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -6,6 +6,7 @@ A bad setting stops the program at start with one clear line naming it.
 from __future__ import annotations
 
 import re
+from ipaddress import ip_network
 from typing import Annotated
 from urllib.parse import urlparse
 
@@ -70,6 +71,29 @@ class Settings(BaseSettings):
         frozenset(), description="Comma-separated Telegram user ids of the bot's administrators."
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    trusted_proxy: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(),
+        description="Comma-separated addresses or networks of the HTTPS reverse proxy in front: "
+        "only from them are X-Forwarded-For and X-Forwarded-Proto believed (then cookies are "
+        "Secure and HSTS is sent).",
+    )
+    webchat_origins: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(),
+        description="Comma-separated sites (https://…) that embed the web chat: they may frame "
+        "it and open its socket.",
+    )
+    webchat_new_chats_per_hour: int = Field(
+        60, ge=1, description="New web chat visitors from one address in an hour."
+    )
+    webchat_messages_per_second: int = Field(
+        5, ge=1, description="Messages one web chat page may send in a second."
+    )
+    webchat_messages_per_minute: int = Field(
+        60, ge=1, description="Messages one web chat page may send in a minute."
+    )
+    webchat_sockets_per_address: int = Field(
+        30, ge=1, description="Web chat pages open at once from one address."
+    )
     telegram_paid_broadcast: bool = Field(
         False,
         description="Use Telegram's paid broadcasts (up to 1,000 messages/s, billed in Stars).",
@@ -209,6 +233,32 @@ class Settings(BaseSettings):
             if bad:
                 raise ValueError(f"Telegram user ids are numbers; got {bad[0]!r}")
             return frozenset(ids)
+        return value
+
+    @field_validator("trusted_proxy", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            for part in parts:
+                try:
+                    ip_network(part, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an address or network: {part!r}") from None
+            return frozenset(parts)
+        return value
+
+    @field_validator("webchat_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            origins = set()
+            for part in (part.strip() for part in value.split(",") if part.strip()):
+                parsed = urlparse(part)
+                if parsed.scheme not in {"http", "https"} or not parsed.netloc or parsed.path:
+                    raise ValueError(f"a site is scheme://host[:port], got {part!r}")
+                origins.add(f"{parsed.scheme}://{parsed.netloc}".lower())
+            return frozenset(origins)
         return value
 
     @field_validator("log_level")

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from ipaddress import ip_address, ip_network
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from aiohttp_remotes import XForwardedStrict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -56,6 +59,36 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+HSTS = "max-age=31536000"  # a year; subdomains are the city's business, not ours
+
+
+def behind_proxy(proxies: frozenset[str]) -> Middleware:
+    """Believe X-Forwarded-For, -Proto and -Host from the reverse proxy only: a request from
+    elsewhere is taken as it came (its forwarded headers could say anything). The headers
+    are read, and checked, by aiohttp-remotes."""
+    networks = [ip_network(proxy, strict=False) for proxy in proxies]
+    forwarded = XForwardedStrict([set(proxies)])
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        address = ip_address(peer[0]) if isinstance(peer, tuple) else None
+        if address is not None and any(address in network for network in networks):
+            return await forwarded.middleware(request, handler)
+        return await handler(request)
+
+    return middleware
+
+
+@web.middleware
+async def strict_transport(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Over HTTPS, browsers are told to come back over HTTPS only."""
+    response = await handler(request)
+    if request.secure and not response.prepared:
+        response.headers["Strict-Transport-Security"] = HSTS
+    return response
+
+
 def build_web_app(
     database: AsyncEngine,
     *,
@@ -65,8 +98,12 @@ def build_web_app(
     webchat: WebChatChannel | None = None,
     whatsapp: WhatsAppChannel | None = None,
     dashboard: Dashboard | None = None,
+    trusted_proxy: frozenset[str] = frozenset(),
 ) -> web.Application:
-    app = web.Application(client_max_size=MAX_UPDATE_BYTES)
+    middlewares: list[Middleware] = [strict_transport]
+    if trusted_proxy:
+        middlewares.insert(0, behind_proxy(trusted_proxy))
+    app = web.Application(client_max_size=MAX_UPDATE_BYTES, middlewares=middlewares)
     app[DATABASE] = database
     app.router.add_get("/healthz", healthz)
     if webchat is not None:

@@ -23,9 +23,12 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http.cookies import SimpleCookie
 from importlib import resources
 from string import Template
 from typing import Any
@@ -34,6 +37,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.guard import Guard, WebChatLimits, origin_of
 from bot.dispatcher import Delivery, DeliveryKind, Envelope
 from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
@@ -210,9 +214,19 @@ class WebChatChannel:
     receipts = False
     window: timedelta | None = None  # free to write at any time
 
-    def __init__(self, engine: Engine, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        limits: WebChatLimits | None = None,
+        origins: Iterable[str] = (),
+    ) -> None:
         self.engine = engine
         self.sessions = sessions
+        self.guard = Guard(limits or WebChatLimits())
+        # Sites besides the chat's own that may open its socket and frame its page.
+        self.origins = frozenset(origin_of(origin) for origin in origins)
         self.limiter = RateLimiter(1000.0)  # writing to the mailbox: the database is the limit
         self._key = b""
         self._sockets: defaultdict[str, set[web.WebSocketResponse]] = defaultdict(set)
@@ -321,6 +335,15 @@ class WebChatChannel:
         chat_id = self.verify(request.cookies.get(COOKIE))
         locale, council = await self._visitor(chat_id, request.query.get("start"))
         t = Translator(locale or negotiate(_browser_language(request)))
+        if chat_id is None and not await self.guard.new_chat(request.remote or ""):
+            log.info("web chat: too many new chats from %s", request.remote)
+            return _refusal(
+                t,
+                t._(
+                    "Many conversations were started from your connection in the last hour. "
+                    "Please come back in an hour, or ask your council for a hand."
+                ),
+            )
         body = PAGE.substitute(
             lang=t.locale,
             dir="rtl" if t.rtl else "ltr",
@@ -333,10 +356,11 @@ class WebChatChannel:
             spent=_script_string(t._("This question was answered, or asked again since.")),
         )
         response = web.Response(text=body, content_type="text/html")
+        framers = " ".join(sorted(self.origins))
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; "
-            "script-src 'unsafe-inline'; connect-src 'self'"
-        )
+            f"script-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'self' {framers}"
+        ).strip()
         if chat_id is None:
             self._set_cookie(response, request, secrets.token_urlsafe(16))
         return response
@@ -353,17 +377,42 @@ class WebChatChannel:
     def _set_cookie(self, response: web.StreamResponse, request: web.Request, chat_id: str) -> None:
         """Over HTTPS the cookie also works when the chat is embedded in a council's site
         (SameSite=None, partitioned by the embedding site); over plain HTTP, first-party only."""
-        response.set_cookie(
-            COOKIE,
-            self.sign(chat_id),
-            max_age=COOKIE_MAX_AGE,
-            httponly=True,
-            samesite="None" if request.secure else "Lax",
-            secure=request.secure,
-            partitioned=request.secure or None,
-        )
+        if not request.secure:
+            response.set_cookie(
+                COOKIE, self.sign(chat_id), max_age=COOKIE_MAX_AGE, httponly=True, samesite="Lax"
+            )
+            return
+        # Python's cookies learn "Partitioned" only in 3.14: the attribute is added by hand.
+        cookie = SimpleCookie()
+        cookie[COOKIE] = self.sign(chat_id)
+        morsel = cookie[COOKIE]
+        morsel.update({"max-age": str(COOKIE_MAX_AGE), "path": "/", "samesite": "None"})
+        morsel["httponly"] = morsel["secure"] = True
+        response.headers.add("Set-Cookie", morsel.OutputString() + "; Partitioned")
 
-    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+    def _allowed(self, request: web.Request) -> bool:
+        """A browser says which site opens the socket: the chat's own page, or a site that
+        embeds it. (Other programs send no Origin; they cannot borrow a resident's cookie.)"""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        origin = origin_of(origin)
+        return origin == f"{request.scheme}://{request.host}".lower() or origin in self.origins
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self._allowed(request):
+            log.info("web chat: socket refused to origin %s", request.headers.get("Origin"))
+            return web.Response(status=403, text="this site may not open the chat")
+        address = request.remote or ""
+        if not self.guard.open_socket(address):
+            log.info("web chat: too many sockets from %s", address)
+            return web.Response(status=429, text="too many open chats from this address")
+        try:
+            return await self._socket(request)
+        finally:
+            self.guard.close_socket(address)
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         chat_id = self.verify(request.cookies.get(COOKIE))
         socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_MESSAGE_BYTES)
         await socket.prepare(request)
@@ -375,15 +424,20 @@ class WebChatChannel:
         try:
             await socket.send_json(await self._history(chat_id))
             await self._converse(socket, chat_id, language)
+        except ConnectionError as error:  # the page went while being written to
+            log.info("web chat: a page went away mid-write (%s)", error.__class__.__name__)
         finally:
             self._sockets[chat_id].discard(socket)
             if not self._sockets[chat_id]:
                 del self._sockets[chat_id]
+            await self.guard.forget(str(id(socket)))
         return socket
 
     async def _converse(
         self, socket: web.WebSocketResponse, chat_id: str, language: str | None
     ) -> None:
+        key = str(id(socket))
+        slow_down = Throttled()
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 continue
@@ -393,6 +447,9 @@ class WebChatChannel:
                 payload = None
             if isinstance(payload, dict) and payload.get("type") == "ack":
                 await self._acknowledge(chat_id, payload.get("id"))
+                continue
+            if not await self.guard.message(key):
+                await socket.send_json(await slow_down.refusal(self, chat_id, language))
                 continue
             inbound = to_inbound(chat_id, payload, language)
             if inbound is None:
@@ -426,6 +483,43 @@ class WebChatChannel:
         except Exception:
             log.exception("the web chat could not keep a message")
             keeping.shown = render(outcome)
+
+
+class Throttled:
+    """Answers to messages past a socket's limits: each is refused (the page gives the text
+    back to its box), and the reason is said at most once a second, in the person's language.
+    A flood costs a JSON parse and a window check per message, no flow and no database."""
+
+    def __init__(self) -> None:
+        self._said_at = 0.0
+        self._text: str | None = None
+
+    async def refusal(
+        self, channel: WebChatChannel, chat_id: str, language: str | None
+    ) -> dict[str, Any]:
+        refused: dict[str, Any] = {"type": "outcome", "refused": True, "yours": True}
+        now = time.monotonic()
+        if now - self._said_at >= 1.0:
+            self._said_at = now
+            if self._text is None:
+                async with session_scope(channel.sessions) as session:
+                    locale = await session.scalar(locale_of(chat_id))
+                t = Translator(locale or negotiate(language))
+                self._text = t._("You are writing very fast. Wait a moment, then send it again.")
+            refused["toast"] = self._text
+        return refused
+
+
+def _refusal(t: Translator, text: str) -> web.Response:
+    """A short page saying why the chat cannot open now."""
+    body = (
+        f'<!doctype html><html lang="{t.locale}" dir="{"rtl" if t.rtl else "ltr"}">'
+        '<meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        f"<title>Coup de pouce</title><p>{html.escape(text)}</p></html>"
+    )
+    response = web.Response(status=429, text=body, content_type="text/html")
+    response.headers["Retry-After"] = "3600"
+    return response
 
 
 def _script_string(text: str) -> str:

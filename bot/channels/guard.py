@@ -1,0 +1,71 @@
+"""Abuse limits of the web chat, which anyone can open: new conversations per address, messages
+per socket, open sockets per address, and the sites allowed to open its socket.
+
+The rates are moving windows kept in memory by the `limits` library, per process (a worker
+that restarts forgets them, which only gives an abuser a fresh minute).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from limits import RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+
+@dataclass(frozen=True)
+class WebChatLimits:
+    new_chats_per_hour: int = 60  # per address: a community centre's wifi is one address
+    messages_per_second: int = 5  # per socket
+    messages_per_minute: int = 60  # per socket
+    sockets_per_address: int = 30  # open at once: a family's phones and tabs, a meeting room
+
+
+class Guard:
+    """Says whether the next new chat, socket or message from somewhere is within limits."""
+
+    def __init__(self, limits: WebChatLimits) -> None:
+        self.limits = limits
+        self._windows = MovingWindowRateLimiter(MemoryStorage())
+        self._new_chats = RateLimitItemPerHour(limits.new_chats_per_hour)
+        self._per_second = RateLimitItemPerSecond(limits.messages_per_second)
+        self._per_minute = RateLimitItemPerMinute(limits.messages_per_minute)
+        self._open: Counter[str] = Counter()
+
+    async def new_chat(self, address: str) -> bool:
+        """A visitor without a chat gets one (a cookie), unless too many came from there."""
+        return await self._windows.hit(self._new_chats, "new", address)
+
+    def open_socket(self, address: str) -> bool:
+        if self._open[address] >= self.limits.sockets_per_address:
+            return False
+        self._open[address] += 1
+        return True
+
+    def close_socket(self, address: str) -> None:
+        self._open[address] -= 1
+        if self._open[address] <= 0:
+            del self._open[address]
+
+    async def message(self, socket: str) -> bool:
+        """One more message on a socket: both windows must have room (a refused message does
+        not count, so a pause is enough to be heard again)."""
+        if not await self._windows.test(self._per_second, "second", socket):
+            return False
+        if not await self._windows.hit(self._per_minute, "minute", socket):
+            return False
+        return await self._windows.hit(self._per_second, "second", socket)
+
+    async def forget(self, socket: str) -> None:
+        """A socket closed: its windows go."""
+        await self._windows.clear(self._per_second, "second", socket)
+        await self._windows.clear(self._per_minute, "minute", socket)
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of an address, as a browser's Origin header writes it."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
