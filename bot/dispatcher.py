@@ -66,6 +66,9 @@ class Delivery:
     error: str = ""
     everyone: bool = False  # RETRY_AFTER: the whole channel must wait, not this chat alone
     template: str | None = None  # SENT as this template (WhatsApp, outside its window)
+    # SENT to a mailbox nothing announces (a web chat page closed, no notification possible):
+    # it waits there until the person comes.
+    unannounced: bool = False
 
 
 @dataclass(frozen=True)
@@ -404,9 +407,17 @@ class Dispatcher:
         for message, delivery in results:
             kind = delivery.kind
             if kind is DeliveryKind.SENT:
-                if delivery.template is not None or message.channel in self._receipted:
+                if (
+                    delivery.template is not None
+                    or delivery.unannounced
+                    or message.channel in self._receipted
+                ):
                     await outbox.note_sent(
-                        session, message.id, delivery.message_id, delivery.template
+                        session,
+                        message.id,
+                        delivery.message_id,
+                        delivery.template,
+                        receipt=outbox.UNANNOUNCED if delivery.unannounced else None,
                     )
                 continue
             if kind is DeliveryKind.CANCELLED:

@@ -71,6 +71,14 @@ def progress(
         )
     if counts.templates:
         parts.append(templates_line(t, counts.templates, price))
+    if counts.unannounced:
+        parts.append(
+            t.ngettext(
+                "{count} waiting in the web chat (no notification possible)",
+                "{count} waiting in the web chat (no notification possible)",
+                counts.unannounced,
+            ).format(count=t.number(counts.unannounced))
+        )
     for name, count in sorted(Counter(counts.refused_templates).items()):
         parts.append(
             t.ngettext(

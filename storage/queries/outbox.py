@@ -36,6 +36,7 @@ from storage.models import (
 
 UNREACHABLE = "unreachable"  # last_error of a message whose recipient blocked the bot
 TEMPLATE_REFUSED = "template:"  # last_error of one whose template the channel refused
+UNANNOUNCED = "unannounced"  # in a web chat mailbox, with no open page and no notification
 LOCALE_KEY = "broadcast_locale"  # a broadcast's row names its language; the text is stored once
 
 
@@ -343,6 +344,7 @@ class Counts:
     cancelled: int
     waiting: int  # pending or being sent
     templates: int = 0  # sent as WhatsApp templates (billed)
+    unannounced: int = 0  # waiting in a web chat mailbox, nobody notified
     refused_templates: tuple[str, ...] = ()  # templates the channel refused, one per message
 
     @property
@@ -389,10 +391,21 @@ async def counts(session: AsyncSession, broadcast_id: int) -> Counts:
                         else_=0,
                     )
                 ),
+                func.sum(
+                    case(
+                        (
+                            and_(status == OutboxStatus.SENT, OutboxMessage.receipt == UNANNOUNCED),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
             ).where(OutboxMessage.broadcast_id == broadcast_id)
         )
     ).one()
-    total, sent, failed, unreachable, cancelled, templates = (int(value or 0) for value in row)
+    total, sent, failed, unreachable, cancelled, templates, unannounced = (
+        int(value or 0) for value in row
+    )
     refused: tuple[str, ...] = ()
     if failed:
         refused = tuple(
@@ -414,6 +427,7 @@ async def counts(session: AsyncSession, broadcast_id: int) -> Counts:
         waiting=total - sent - failed - unreachable - cancelled,
         templates=templates,
         refused_templates=refused,
+        unannounced=unannounced,
     )
 
 
@@ -474,13 +488,19 @@ RECEIPT_ORDER = {"sent": 0, "delivered": 1, "read": 2}
 
 
 async def note_sent(
-    session: AsyncSession, message_id: int, provider_id: str | None, template: str | None
+    session: AsyncSession,
+    message_id: int,
+    provider_id: str | None,
+    template: str | None,
+    *,
+    receipt: str | None = None,
 ) -> None:
-    """Remember the channel's id of a sent message, and the template it went out as."""
+    """Remember the channel's id of a sent message, the template it went out as, and what is
+    known of its arrival (`UNANNOUNCED`: it waits in a mailbox nobody was told about)."""
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(provider_id=provider_id, template=template)
+        .values(provider_id=provider_id, template=template, receipt=receipt)
     )
 
 
