@@ -122,6 +122,7 @@ class Outcome:
     rtl: bool = False
     locale: str | None = None  # the language the replies are written in
     erased: bool = False  # the person was forgotten: the channel keeps nothing of this either
+    member: bool = False  # the sender is a person (has consented) once the event is handled
 
 
 # --- How flows are written -----------------------------------------------------------------
@@ -376,6 +377,7 @@ class Engine:
             outcome.locale = ctx.t.locale
             outcome.toast = ctx.toast or outcome.toast
             outcome.erased = ctx.drop_conversation
+            outcome.member = ctx.person is not None
             if along is not None:
                 await along(session, outcome)
             if ctx.drop_conversation or (
