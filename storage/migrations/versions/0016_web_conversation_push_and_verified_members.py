@@ -78,15 +78,11 @@ def upgrade() -> None:
 
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "accepts_unverified", sa.Boolean(), nullable=False, server_default=sa.true()
-            )
+            sa.Column("accepts_unverified", sa.Boolean(), nullable=False, server_default=sa.true())
         )
     with op.batch_alter_table("consultations", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "counts_unverified", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("counts_unverified", sa.Boolean(), nullable=False, server_default=sa.false())
         )
 
 
