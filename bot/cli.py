@@ -19,6 +19,7 @@ import typer
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import flyers
 from bot.channels.whatsapp.payloads import join_text
 from bot.settings import Settings, SettingsError, load_settings
 from flows import exports
@@ -26,6 +27,7 @@ from flows.councils import create as create_council
 from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES, Translator
 from flows.onboarding.flow import LINK_SEPARATOR
 from flows.talents.catalogue import CATEGORIES, skill_label
+from flows.verification import service as verification
 from storage import db
 from storage.models import Council, Role
 from storage.queries import councils, people, talents
@@ -338,16 +340,38 @@ def invite(
             "--whatsapp", help="A wa.me link: the message it fills in is the request to join."
         ),
     ] = False,
+    web: Annotated[
+        bool, typer.Option("--web", help="The web chat's address, which joins the council.")
+    ] = False,
+    codes: Annotated[
+        int | None,
+        typer.Option(
+            help="Make this many single-use codes that verify a web chat member (with --pdf)."
+        ),
+    ] = None,
+    pdf: Annotated[
+        Path | None,
+        typer.Option(help="Write the codes as printable cards (A4, eight a page) to this PDF."),
+    ] = None,
     language: Annotated[
         str | None,
-        typer.Option(help="The language of the WhatsApp link's message (default: the council's)."),
+        typer.Option(
+            help="The language of the WhatsApp link's message or of the cards "
+            "(default: the council's)."
+        ),
     ] = None,
 ) -> None:
-    """Print the council's invitation link, and write it as a QR code for posters."""
+    """Print the council's invitation link, and write it as a QR code for posters; or make
+    single-use codes for door-to-door flyers (--codes N --pdf FILE)."""
     config = settings()
     upgrade_database(config)
     if language is not None and language not in SHIPPED_LOCALES:
         fail(f"unknown language {language!r}; choose among {', '.join(SHIPPED_LOCALES)}")
+    if web and whatsapp:
+        fail("choose one of --web and --whatsapp")
+    if codes is not None or pdf is not None:
+        _invitation_codes(config, slug, codes, pdf, language)
+        return
 
     async def find(session: AsyncSession) -> Council | None:
         return await councils.by_slug(session, slug)
@@ -359,6 +383,8 @@ def invite(
     if whatsapp:
         text = join_text(Translator(language or council.locale), payload)
         link = f"https://wa.me/{_whatsapp_number(config)}?text={quote(text)}"
+    elif web:
+        link = flyers.chat_address(_public_url(config), payload)
     else:
         link = f"https://t.me/{_bot_username(config)}?start={payload}"
     typer.echo(link)
@@ -368,6 +394,46 @@ def invite(
         except OSError as error:
             fail(f"cannot write {qr}: {error.strerror}")
         typer.echo(f"QR code written to {qr}")
+
+
+def _invitation_codes(
+    config: Settings, slug: str, count: int | None, pdf: Path | None, language: str | None
+) -> None:
+    """Make the codes and their cards in one transaction: if the file cannot be written, no
+    code is kept."""
+    if count is None or pdf is None:
+        fail("--codes N and --pdf FILE go together")
+    if not 1 <= count <= verification.MAX_CODES:
+        fail(f"--codes takes 1 to {verification.MAX_CODES} codes at a time")
+    if not config.public_url:
+        fail("set PUBLIC_URL (the address residents reach the web chat at) to print codes")
+    public_url = config.public_url
+
+    async def make(session: AsyncSession) -> None:
+        council = await _council(session, slug)
+        made = await verification.new_codes(session, council, count)
+        sheet = await asyncio.to_thread(
+            flyers.cards, council.name, council.slug, language or council.locale, public_url, made
+        )
+        try:
+            await asyncio.to_thread(pdf.write_bytes, sheet)
+        except OSError as error:
+            fail(f"cannot write {pdf}: {error.strerror}")
+
+    with_session(config, make)
+    typer.echo(f"{count} single-use codes for {slug} written to {pdf}")
+
+
+def _public_url(config: Settings) -> str:
+    """Where residents reach the web pages: PUBLIC_URL, else the address the server uses."""
+    if config.public_url:
+        return config.public_url
+    host = config.http_host
+    if host in {"0.0.0.0", "::", ""}:
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.http_port}"
 
 
 @whatsapp_app.command("templates")

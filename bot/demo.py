@@ -4,6 +4,12 @@ and no internet.
 The council has its skills catalogue, a dozen residents in the directory, a meeting next
 week and an open consultation with some answers. Its coordinator talks to the bot in the
 web chat too: the address printed at start opens the chat as them.
+
+Everyone in the demo talks in the web chat, where a member counts once verified. So that a
+visitor takes part in everything (their answers count, calls that refuse unverified members
+take theirs), the demo council vouches for its seeded people and for each visitor as they
+join it, as a coordinator would; consultations keep their usual rule (verified only), which
+the visitor can still see at work by creating one as the coordinator.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from flows.broadcasts.service import ReportTo
 from flows.consultations import service as consultations
 from flows.councils import create as create_council
 from flows.dashboard.flow import LOGIN_PATH
+from flows.engine import Flow, Reply
 from flows.meetings import service as meetings
 from flows.onboarding import service as onboarding
+from flows.registry import FLOWS
 from flows.talents import service as talents
 from storage.db import create_engine, session_factory, session_scope
 from storage.models import (
@@ -33,7 +41,7 @@ from storage.models import (
     Rsvp,
     utcnow,
 )
-from storage.queries import councils, dashboard, people
+from storage.queries import councils, dashboard, people, verified
 from storage.queries import talents as skills
 
 log = logging.getLogger(__name__)
@@ -175,11 +183,26 @@ async def seed_council(session: AsyncSession, now: datetime) -> Council:
 async def person(
     session: AsyncSession, council: Council, first_name: str, locale: str, chat_id: str
 ) -> Person:
-    """A member of the council who talks to the bot in the web chat."""
+    """A verified member of the council who talks to the bot in the web chat."""
     newcomer = onboarding.Newcomer(
         channel=CHANNEL, external_id=chat_id, first_name=first_name, username=None, locale=locale
     )
-    return await onboarding.register(session, newcomer, council)
+    someone = await onboarding.register(session, newcomer, council)
+    await verified.vouch(session, someone.id, verified.By.COORDINATOR)
+    return someone
+
+
+async def vouch_for_visitors(
+    session: AsyncSession, someone: Person, council: Council
+) -> list[Reply]:
+    """A visitor who joins the demo council is verified by it, so that they count."""
+    if council.slug == DEMO_SLUG:
+        await verified.vouch(session, someone.id, verified.By.COORDINATOR)
+    return []
+
+
+# The demo's flows: every capability, and the demo council's welcome of visitors.
+DEMO_FLOWS: tuple[Flow, ...] = (*FLOWS, Flow(name="demo", on_join=vouch_for_visitors))
 
 
 def let_in_as_coordinator(app: CoupDePouce) -> None:
@@ -205,7 +228,7 @@ async def coordinator_link(app: CoupDePouce) -> str:
 async def run_demo(settings: Settings) -> None:
     """Seed, then serve the web chat and the dashboard until interrupted."""
     await seed(settings)
-    app = CoupDePouce(settings, telegram=False)
+    app = CoupDePouce(settings, flows=DEMO_FLOWS, telegram=False)
     let_in_as_coordinator(app)
 
     async def announce() -> None:

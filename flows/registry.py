@@ -19,6 +19,7 @@ from flows.privacy.flow import FLOW as PRIVACY
 from flows.subscription.flow import FLOW as SUBSCRIPTION
 from flows.talents.flow import FLOW as TALENTS
 from flows.talents.search import FLOW as SEARCH
+from flows.verification.flow import FLOW as VERIFICATION
 
 FLOWS: tuple[Flow, ...] = (
     ONBOARDING,
@@ -26,6 +27,7 @@ FLOWS: tuple[Flow, ...] = (
     HELP,
     PRIVACY,
     LINKING,
+    VERIFICATION,
     SUBSCRIPTION,
     BROADCASTS,
     ANNOUNCEMENTS,

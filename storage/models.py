@@ -23,6 +23,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -716,6 +717,10 @@ class Ballot(Base):
     # Which questions it answers, one bit per question position: respondents per question
     # and neighbourhood are then counted from the ballots, not from a million answers.
     answered: Mapped[int] = mapped_column(Integer, default=0)
+    # The respondent counted as a verified member when they last answered (kept up to date
+    # while the consultation is open, and at closing, when an anonymous ballot forgets its
+    # person). Unless the consultation counts everyone, an unverified ballot is left aside.
+    verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Response(Base):

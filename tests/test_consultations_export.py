@@ -203,6 +203,8 @@ async def test_export_consultations_as_json(council: Council, database_url: str)
     results = garden["results"]  # as kept at closing
     assert {key: value for key, value in results.items() if key != "questions"} == {
         "respondents": 6,
+        "unverified_aside": 0,  # Telegram residents: all verified
+        "counts_unverified": False,
         "audience": 6,
         "threshold": THRESHOLD,
         "anonymous": True,

@@ -10,7 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
-from bot.demo import DEMO_SLUG, RESIDENTS, RSVPS, let_in_as_coordinator, seed_council
+from bot.demo import (
+    DEMO_FLOWS,
+    DEMO_SLUG,
+    RESIDENTS,
+    RSVPS,
+    let_in_as_coordinator,
+    seed_council,
+)
 from storage.models import (
     Ballot,
     Call,
@@ -112,7 +119,7 @@ async def test_the_demo_council_has_residents_a_meeting_and_an_open_consultation
 async def test_a_newcomer_joins_the_directory_and_answers_the_meeting_and_the_consultation(
     start_bot: StartBot,
 ) -> None:
-    bot = await start_bot(limits=FAST)
+    bot = await start_bot(flows=DEMO_FLOWS, limits=FAST)
     await seeded(bot)
     base = f"http://127.0.0.1:{bot.port}"
     async with aiohttp.ClientSession(
@@ -137,10 +144,19 @@ async def test_a_newcomer_joins_the_directory_and_answers_the_meeting_and_the_co
             await chat.tap("Dimanche")
             await chat.tap("4")
             thanks = await chat.tap(FR._("Skip") + " ⏭")
-            await chat.tap("Gare")  # where they live, asked once at the end
+            finished = await chat.tap("Gare")  # where they live, asked once at the end
             assert thanks
+            saved = FR._(
+                "Thank you! Your answers are saved. You can change them until {date}: "
+                "tap “Answer” again."
+            )
+            assert saved.split("{date}")[0] in texts(finished)
             ballots = select(func.count()).select_from(Ballot).where(Ballot.answered != 0)
             assert await count(bot, ballots) == 9
+            # The demo council vouched for the visitor as they joined: their answers count.
+            counted = select(func.count()).where(Ballot.answered != 0, Ballot.verified.is_(True))
+            assert await count(bot, counted) == 9
+            assert "/verify" not in texts(finished)
             # They count in the consultation's audience, so the response rate stays true.
             audience = select(Consultation.audience_size)
             assert await count(bot, audience) == len(RESIDENTS) + 2

@@ -36,6 +36,7 @@ from flows.staff import COORDINATING, ORGANISING
 from flows.talents import export as talent_export
 from flows.talents.catalogue import skill_label
 from flows.talents.flow import AVAILABILITY
+from flows.verification import service as verification
 from storage.db import session_scope
 from storage.models import (
     Broadcast,
@@ -51,11 +52,12 @@ from storage.models import (
     TalentProfile,
     utcnow,
 )
-from storage.queries import councils, dashboard, outbox, talents
+from storage.queries import councils, dashboard, outbox, talents, verified
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+MEMBERS_LISTED = 200
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("bot.dashboard", "templates"),
     autoescape=True,
@@ -71,6 +73,7 @@ SECTIONS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("meetings", N_("Meetings"), ORGANISING),
     ("consultations", N_("Consultations"), ORGANISING),
     ("broadcasts", N_("Broadcasts"), COORDINATING),
+    ("members", N_("Members to verify"), COORDINATING),
 )
 EXPORTS: dict[str, tuple[str, frozenset[Role]]] = {
     "talents": (N_("Talent directory"), COORDINATING),
@@ -156,6 +159,10 @@ class Dashboard:
         app.router.add_post(
             "/dashboard/{slug}/broadcasts/{id:\\d+}/stop",
             self.council_page(self.stop_broadcast, COORDINATING),
+        )
+        app.router.add_post(
+            "/dashboard/{slug}/members/{id:\\d+}/verify",
+            self.council_page(self.verify_member, COORDINATING),
         )
         app.router.add_get(
             "/dashboard/{slug}/export/{kind}.csv", self.council_page(self.export, ORGANISING)
@@ -550,6 +557,43 @@ class Dashboard:
         # Returned, not raised: an exception would roll the transaction back.
         return web.Response(
             status=303, headers={"Location": f"/dashboard/{v.council.slug}/broadcasts"}
+        )
+
+    async def members(self, v: Visit) -> Rendered:
+        """Web chat members who do not count yet, for a coordinator who knows them to vouch."""
+        found = await verified.unverified_members(v.session, v.council.id, MEMBERS_LISTED)
+        listed = [
+            {
+                "id": member.person_id,
+                "first_name": member.first_name or "—",
+                "joined": v.t.day(member.joined_at, v.council.timezone, "long"),
+            }
+            for member in found
+        ]
+        done = v.request.query.get("verified", "")
+        return "members.html", {
+            "members": listed,
+            "more": len(found) == MEMBERS_LISTED,
+            "just_verified": done if done.isdigit() else "",
+        }
+
+    async def verify_member(self, v: Visit) -> web.Response:
+        outcome = await verification.approve(v.session, v.council, int(v.request.match_info["id"]))
+        if outcome is verification.Approved.NOT_FOUND:
+            raise web.HTTPNotFound()
+        log.info(
+            "dashboard: person %s verified member %s of %s",
+            v.who.person.id,
+            v.request.match_info["id"],
+            v.council.slug,
+        )
+        # Returned, not raised: an exception would roll the transaction back.
+        return web.Response(
+            status=303,
+            headers={
+                "Location": f"/dashboard/{v.council.slug}/members"
+                f"?verified={v.request.match_info['id']}"
+            },
         )
 
     async def export(self, v: Visit) -> web.Response:

@@ -15,12 +15,21 @@ from flows.i18n import N_, Translator
 from flows.staff import council_in_use, council_options, start_in_council
 from flows.talents import picker
 from flows.talents.flow import AVAILABILITY
+from flows.verification.flow import HOW_TO_COUNT
 from storage.models import Answer, Call, Council, Priority, Role, Skill, utcnow
-from storage.queries import outbox, talents
+from storage.queries import outbox, talents, verified
 
 DEADLINES = {"3d": (3, N_("In 3 days")), "1w": (7, N_("In a week")), "2w": (14, N_("In two weeks"))}
 PEOPLE = (1, 2, 3, 5, 10)
-KEYS = ("call_council", "call_title", "call_text", "call_skills", "call_category", "call_when")
+KEYS = (
+    "call_council",
+    "call_title",
+    "call_text",
+    "call_skills",
+    "call_category",
+    "call_when",
+    "call_verified_only",
+)
 ANSWERS = {
     Answer.YES: N_("I can help"),
     Answer.MAYBE: N_("Maybe, tell me more"),
@@ -138,6 +147,7 @@ def draft(ctx: Context) -> service.NewCall:
         when=[str(w) for w in ctx.data.get("call_when", [])],
         people_needed=int(ctx.data.get("call_people", 1)),
         deadline=utcnow() + timedelta(days=int(ctx.data.get("call_days", 7))),
+        accepts_unverified=not ctx.data.get("call_verified_only", False),
     )
 
 
@@ -170,13 +180,25 @@ async def ask_preview(ctx: Context) -> Prompt:
     cost = await cost_line(ctx, service.audience(found, new.skill_ids, new.when))
     if cost is not None:
         head += "\n" + cost
+    if new.accepts_unverified:
+        toggle = Option("verified", ctx._("Take verified members only"))
+    else:
+        toggle = Option("everyone", ctx._("Take everyone's answers"))
     return Prompt(
-        f"{head}\n\n{shown}",
+        f"{head}\n\n{shown}\n\n{who_may_answer(ctx.t, new.accepts_unverified)}",
         [
             [Option("send", ctx._("Send")), Option("skills", ctx._("Change the skills"))],
+            [toggle],
             [Option("cancel", ctx._("Cancel"))],
         ],
     )
+
+
+def who_may_answer(t: Translator, accepts_unverified: bool) -> str:
+    """The call's rule on unverified web chat members, as the coordinator reads it."""
+    if accepts_unverified:
+        return t._("Answers from unverified members: taken, and marked as such.")
+    return t._("Answers from unverified members: refused (they are told how to get verified).")
 
 
 async def handle_preview(ctx: Context, value: str) -> Next:
@@ -184,6 +206,9 @@ async def handle_preview(ctx: Context, value: str) -> Next:
         return await cancel(ctx, value)
     if value == "skills":
         return "calls.skills"
+    if value in ("verified", "everyone"):
+        ctx.remember(call_verified_only=value == "verified")
+        return "calls.preview"
     found = await council(ctx)
     if found is None:
         ctx.forget_values(*KEYS)
@@ -215,6 +240,16 @@ async def answer(ctx: Context, args: Sequence[str]) -> None:
         return
     if outcome is service.Answered.CLOSED:
         ctx.say(ctx._("This call is closed. Thank you all the same!"))
+        return
+    if outcome is service.Answered.UNVERIFIED:
+        ctx.say(
+            ctx._(
+                "Thank you for offering! This call takes answers from verified members only "
+                "(so that each person counts once)."
+            )
+            + " "
+            + ctx._(HOW_TO_COUNT)
+        )
         return
     ctx.toast = ctx._("Answer recorded.")
     await tell_holder(ctx, call, choice, None)
@@ -256,6 +291,8 @@ async def tell_holder(ctx: Context, call: Call, choice: Answer | None, message: 
         return
     t = Translator(call.holder_locale)
     name = ctx.person.first_name or "—"
+    if not await verified.verified(ctx.session, ctx.person.id):
+        name = t._("{name} (not verified)").format(name=name)
     if choice is not None:
         text = t._("{name} answered “{answer}” to “{title}”.").format(
             name=name, answer=t._(ANSWERS[choice]), title=call.title

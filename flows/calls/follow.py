@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from flows.calls import introductions
+from flows.calls.flow import who_may_answer
 from flows.calls.introductions import INTRO_PREFIX, RELAY_PREFIX
 from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
 from flows.staff import coordinated, councils_coordinated
 from storage.models import Answer, Call, CallAnswer, Introduction, Person, Role
+from storage.queries import verified
 
 ANSWER_MARK = {Answer.YES: "🙋", Answer.MAYBE: "🤔", Answer.NO: "—"}
 LISTED = 10
@@ -73,7 +75,7 @@ async def ask_answers(ctx: Context) -> Prompt:
     if call is None:
         return Prompt(ctx._("This command is for council coordinators and organisers."))
     rows = await ctx.session.execute(
-        select(CallAnswer, Person, Introduction.status)
+        select(CallAnswer, Person, Introduction.status, verified.is_verified(Person.id))
         .join(Person, Person.id == CallAnswer.person_id)
         .outerjoin(
             Introduction,
@@ -83,10 +85,13 @@ async def ask_answers(ctx: Context) -> Prompt:
         .where(CallAnswer.call_id == call.id)
         .order_by(CallAnswer.answer, CallAnswer.answered_at)
     )
-    lines = [f"“{call.title}”"]
+    lines = [f"“{call.title}”", who_may_answer(ctx.t, call.accepts_unverified)]
     options: list[list[Option]] = []
-    for answer, person, intro in rows:
-        line = f"{ANSWER_MARK[Answer(answer.answer)]} {person.first_name}"
+    for answer, person, intro, counts in rows:
+        name = person.first_name
+        if not counts:
+            name = ctx._("{name} (not verified)").format(name=name)
+        line = f"{ANSWER_MARK[Answer(answer.answer)]} {name}"
         if answer.message:
             line += f" — {answer.message}"
         if intro is not None:
@@ -95,7 +100,7 @@ async def ask_answers(ctx: Context) -> Prompt:
         if intro is None and answer.answer != Answer.NO:
             label = ctx._("Introduce {name}").format(name=person.first_name)
             options.append([Option(str(person.id), label)])
-    if len(lines) == 1:
+    if len(lines) == 2:
         lines.append(ctx._("No answer yet."))
     options.append([Option("back", "◀ " + ctx._("Back")), Option("close", ctx._("Close"))])
     return Prompt("\n".join(lines), options)

@@ -20,7 +20,10 @@ async def close_calls(session: AsyncSession, now: datetime) -> int:
         if call.holder_chat is None or call.holder_channel is None:
             continue
         t = Translator(call.holder_locale)
-        names = await service.tally(session, call.id)
+        names = {
+            answer: [named(t, helper) for helper in helpers]
+            for answer, helpers in (await service.tally(session, call.id)).items()
+        }
         lines = [
             t._("“{title}” is closed.").format(title=call.title),
             t.ngettext("{count} can help", "{count} can help", len(names[Answer.YES])).format(
@@ -45,6 +48,13 @@ async def close_calls(session: AsyncSession, now: datetime) -> int:
             key=f"call-summary:{call.id}",
         )
     return len(closed)
+
+
+def named(t: Translator, helper: service.Helper) -> str:
+    """A helper's first name, marked if they are not a verified member."""
+    if helper.verified:
+        return helper.first_name
+    return t._("{name} (not verified)").format(name=helper.first_name)
 
 
 CLOSE_CALLS = Job("close-calls", timedelta(seconds=30), close_calls)

@@ -27,7 +27,7 @@ from storage.models import (
     TalentProfile,
     utcnow,
 )
-from storage.queries import talents
+from storage.queries import talents, verified
 
 ANSWER_PREFIX = "call"
 WHEN = ("weekdays", "evenings", "weekends")
@@ -102,6 +102,7 @@ class NewCall:
     when: list[str]
     people_needed: int
     deadline: datetime
+    accepts_unverified: bool = True  # unverified web chat members may answer
 
 
 class Sent(enum.Enum):
@@ -137,6 +138,7 @@ async def send(
         skill_ids=skill_ids,
         needed_when=",".join(new.when),
         people_needed=new.people_needed,
+        accepts_unverified=new.accepts_unverified,
         deadline=new.deadline,
         status=CallStatus.OPEN,
     )
@@ -160,6 +162,7 @@ class Answered(enum.Enum):
     RECORDED = "recorded"
     CLOSED = "closed"
     NOT_ALLOWED = "not_allowed"
+    UNVERIFIED = "unverified"  # the call takes verified members only
 
 
 async def answer(
@@ -178,6 +181,8 @@ async def answer(
         return Answered.NOT_ALLOWED, None
     if call.status != CallStatus.OPEN or call.deadline <= utcnow():
         return Answered.CLOSED, call
+    if not call.accepts_unverified and not await verified.verified(session, person.id):
+        return Answered.UNVERIFIED, call
     existing = await session.scalar(
         select(CallAnswer).where(CallAnswer.call_id == call.id, CallAnswer.person_id == person.id)
     )
@@ -198,17 +203,23 @@ async def add_message(session: AsyncSession, call_id: int, person: Person, text:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def tally(session: AsyncSession, call_id: int) -> dict[Answer, list[str]]:
-    """First names by answer."""
+@dataclass(frozen=True)
+class Helper:
+    first_name: str
+    verified: bool
+
+
+async def tally(session: AsyncSession, call_id: int) -> dict[Answer, list[Helper]]:
+    """First names by answer, each saying whether its person is a verified member."""
     rows = await session.execute(
-        select(CallAnswer.answer, Person.first_name)
+        select(CallAnswer.answer, Person.first_name, verified.is_verified(Person.id))
         .join(Person, Person.id == CallAnswer.person_id)
         .where(CallAnswer.call_id == call_id)
         .order_by(CallAnswer.answered_at)
     )
-    grouped: dict[Answer, list[str]] = {choice: [] for choice in Answer}
-    for choice, name in rows:
-        grouped[Answer(choice)].append(name)
+    grouped: dict[Answer, list[Helper]] = {choice: [] for choice in Answer}
+    for choice, name, counts in rows:
+        grouped[Answer(choice)].append(Helper(name, bool(counts)))
     return grouped
 
 

@@ -47,6 +47,7 @@ from flows.staff import (
     start_in_council,
 )
 from flows.talents import picker
+from flows.verification.flow import HOW_TO_COUNT
 from storage.models import (
     Ballot,
     Consultation,
@@ -57,7 +58,7 @@ from storage.models import (
     Role,
     utcnow,
 )
-from storage.queries import people
+from storage.queries import people, verified
 
 ORGANISER_PREFIX = "cso"
 KEYS = (
@@ -74,6 +75,7 @@ KEYS = (
     "cs_live",
     "cs_opens",
     "cs_days",
+    "cs_everyone",
 )
 KINDS = {
     QuestionKind.SINGLE: N_("One choice"),
@@ -344,6 +346,7 @@ def draft(ctx: Context, found: Council | None) -> service.NewConsultation:
         skill_ids=[int(s) for s in ctx.data.get("cs_skills", [])],
         anonymous=bool(ctx.data.get("cs_anonymous", True)),
         live_results=bool(ctx.data.get("cs_live", False)),
+        counts_unverified=bool(ctx.data.get("cs_everyone", False)),
     )
 
 
@@ -387,10 +390,23 @@ async def ask_preview(ctx: Context) -> Prompt:
             "",
             ctx._("Opens {date}.").format(date=ctx.t.moment(new.opens_at, found.timezone)),
         ]
+    if new.counts_unverified:
+        lines += ["", ctx._("Counted: everyone's answers, verified members or not.")]
+        counting = Option("verified", ctx._("Count only verified members (recommended)"))
+    else:
+        lines += [
+            "",
+            ctx._(
+                "Counted: only verified members' answers (a code from the council, Telegram or "
+                "WhatsApp). Others are told how to get verified."
+            ),
+        ]
+        counting = Option("everyone", ctx._("Count everyone"))
     return Prompt(
         "\n".join(lines),
         [
             [Option("send", ctx._("Send")), Option("audience", ctx._("Change who is asked"))],
+            [counting],
             cancel_row(ctx),
         ],
     )
@@ -401,6 +417,9 @@ async def handle_preview(ctx: Context, value: str) -> Next:
         return await cancel(ctx, value)
     if value == "audience":
         return "consult.audience"
+    if value in ("everyone", "verified"):
+        ctx.remember(cs_everyone=value == "everyone")
+        return "consult.preview"
     found = await council(ctx)
     if found is None:
         ctx.forget_values(*KEYS)
@@ -583,6 +602,18 @@ async def finish(ctx: Context, consultation: Consultation, found: Council) -> Ne
             "tap “Answer” again."
         ).format(date=ctx.t.moment(consultation.closes_at, found.timezone))
     )
+    assert ctx.person is not None
+    if not consultation.counts_unverified and not await verified.verified(
+        ctx.session, ctx.person.id
+    ):
+        ctx.say(
+            ctx._(
+                "Your answers are recorded, but they will count once you are a verified member "
+                "(so that each person counts once)."
+            )
+            + " "
+            + ctx._(HOW_TO_COUNT)
+        )
     if consultation.live_results:
         figures = await service.aggregate(ctx.session, consultation, found.small_group_threshold)
         ctx.say(results.summary(ctx.t, consultation, figures, final=False))
@@ -642,9 +673,11 @@ async def card(ctx: Context, consultation: Consultation, found: Council) -> Repl
         )
         figures = await service.aggregate(ctx.session, consultation, found.small_group_threshold)
         lines.append(results.rate_line(ctx.t, figures))
+        lines += results.aside_lines(ctx.t, figures)
     elif consultation.results is not None:
         lines.append(ctx._("Closed."))
         lines.append(results.rate_line(ctx.t, consultation.results))
+        lines += results.aside_lines(ctx.t, consultation.results)
 
     def button(label: str, op: str) -> Choice:
         return Choice(label, action_data(ORGANISER_PREFIX, consultation.id, op))

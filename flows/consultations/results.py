@@ -66,12 +66,24 @@ def rate_line(t: Translator, results: Results) -> str:
     return line + "."
 
 
+def aside_lines(t: Translator, results: Results) -> list[str]:
+    """How many answers of unverified members were left out of the figures (none: nothing)."""
+    aside = int(results.get("unverified_aside", 0))
+    if not aside:
+        return []
+    return [
+        t.ngettext(
+            "{count} unverified answer left aside.", "{count} unverified answers left aside.", aside
+        ).format(count=t.number(aside))
+    ]
+
+
 def summary(t: Translator, consultation: Consultation, results: Results, final: bool) -> str:
     """The figures in a few lines per question."""
     title = (t._("Results — {title}") if final else t._("Results so far — {title}")).format(
         title=consultation.title
     )
-    lines = ["📊 " + title, rate_line(t, results)]
+    lines = ["📊 " + title, rate_line(t, results), *aside_lines(t, results)]
     for number, question in enumerate(results["questions"], start=1):
         whole = question["all"]
         lines += ["", f"{number}. {question['text']}"]
@@ -227,6 +239,7 @@ def hear_back_render(
         lines = [
             "📊 " + t._("What your neighbourhood said — {title}").format(title=consultation.title),
             rate_line(t, results),
+            *aside_lines(t, results),
             t._("Thank you for taking part!"),
         ]
         for number, question in enumerate(results["questions"], start=1):

@@ -17,12 +17,15 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    and_,
     case,
     delete,
     func,
     insert,
+    not_,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +49,7 @@ from storage.models import (
     TalentProfile,
     utcnow,
 )
+from storage.queries import verified
 
 ANSWER_PREFIX = "cons"
 MAX_QUESTIONS = 5
@@ -78,6 +82,7 @@ class NewConsultation:
     skill_ids: list[int] = field(default_factory=list)
     anonymous: bool = True
     live_results: bool = False
+    counts_unverified: bool = False  # by default only verified members' answers count
 
 
 def neighbourhood_of_member() -> ColumnElement[Any]:
@@ -138,6 +143,7 @@ async def create(
         title=new.title,
         anonymous=new.anonymous,
         live_results=new.live_results,
+        counts_unverified=new.counts_unverified,
         audience=new.audience.value,
         neighbourhood=new.neighbourhood,
         skill_ids=list(new.skill_ids),
@@ -291,20 +297,28 @@ async def may_answer(session: AsyncSession, consultation: Consultation, person: 
 
 
 async def ballot_for(session: AsyncSession, consultation: Consultation, person: Person) -> Ballot:
-    """The person's ballot, made at their first answer, with their neighbourhood."""
-    ballot = await session.scalar(
-        select(Ballot).where(
-            Ballot.consultation_id == consultation.id, Ballot.person_id == person.id
+    """The person's ballot, made at their first answer, with their neighbourhood and whether
+    they count as a verified member now (read with the ballot, in the same query)."""
+    found = (
+        await session.execute(
+            select(Ballot, verified.is_verified(person.id)).where(
+                Ballot.consultation_id == consultation.id, Ballot.person_id == person.id
+            )
         )
-    )
-    if ballot is None:
+    ).first()
+    if found is None:
         ballot = Ballot(
             consultation_id=consultation.id,
             person_id=person.id,
             neighbourhood=await neighbourhood_of(session, consultation.council_id, person.id),
+            verified=await verified.verified(session, person.id),
         )
         session.add(ballot)
         await session.flush()
+        return ballot
+    ballot, counts = found
+    if ballot.verified != bool(counts):
+        ballot.verified = bool(counts)
     return ballot
 
 
@@ -429,9 +443,15 @@ async def aggregate(
 ) -> dict[str, object]:
     """The figures: per question, counts and shares (or the mean), and by neighbourhood,
     where a group smaller than `threshold` is merged with the other small ones, or hidden.
-    Three GROUP BY queries over the answers, whatever their number."""
+    Three GROUP BY queries over the answers, whatever their number.
+
+    Unless the consultation counts everyone, the answers of unverified members are left
+    aside, and how many there were is said. Their options, few as a rule, are counted apart
+    and taken off the totals: the main count still reads the answers' index alone."""
     questions = await questions_of(session, consultation.id)
     ids = [q.id for q in questions]
+    everyone = consultation.counts_unverified
+    counted: ColumnElement[bool] = true() if everyone else Ballot.verified.is_(True)
     by_key: dict[tuple[int, str], dict[int, int]] = {}
     if ids:
         rows = await session.execute(
@@ -446,24 +466,47 @@ async def aggregate(
         )
         for question_id, place, option, count in rows:
             by_key.setdefault((question_id, place or UNKNOWN), {})[int(option or 0)] = int(count)
+        if not everyone:
+            aside_options = await session.execute(
+                select(
+                    Response.question_id,
+                    Response.neighbourhood,
+                    Response.option,
+                    func.count(),
+                )
+                .join(Ballot, Ballot.id == Response.ballot_id)
+                .where(
+                    Ballot.consultation_id == consultation.id,
+                    Ballot.verified.is_(False),
+                    Response.option.is_not(None),
+                )
+                .group_by(Response.question_id, Response.neighbourhood, Response.option)
+            )
+            for question_id, place, option, count in aside_options:
+                tally = by_key.setdefault((question_id, place or UNKNOWN), {})
+                tally[int(option or 0)] = tally.get(int(option or 0), 0) - int(count)
     answered: dict[tuple[int, str], int] = {}
-    respondents = 0
+    respondents = aside = 0
     if questions:
         bits = [
-            func.sum(case((Ballot.answered.op("&")(1 << q.position) != 0, 1), else_=0))
+            func.sum(
+                case((and_(Ballot.answered.op("&")(1 << q.position) != 0, counted), 1), else_=0)
+            )
             for q in questions
         ]
         per_place = await session.execute(
             select(
                 Ballot.neighbourhood,
-                func.sum(case((Ballot.answered != 0, 1), else_=0)),
+                func.sum(case((and_(Ballot.answered != 0, counted), 1), else_=0)),
+                func.sum(case((and_(Ballot.answered != 0, not_(counted)), 1), else_=0)),
                 *bits,
             )
             .where(Ballot.consultation_id == consultation.id)
             .group_by(Ballot.neighbourhood)
         )
-        for place, people, *per_question in per_place:
+        for place, people, unverified, *per_question in per_place:
             respondents += int(people or 0)
+            aside += int(unverified or 0)
             for question, count in zip(questions, per_question, strict=True):
                 if count:
                     answered[(question.id, place or UNKNOWN)] = int(count)
@@ -475,7 +518,7 @@ async def aggregate(
             select(Response.question_id, Response.text, Person.first_name)
             .join(Ballot, Ballot.id == Response.ballot_id)
             .outerjoin(Person, Person.id == Ballot.person_id)
-            .where(Response.question_id.in_(text_ids), Response.text.is_not(None))
+            .where(Response.question_id.in_(text_ids), Response.text.is_not(None), counted)
             .order_by(Response.id)
         )
         for question_id, text, name in await session.execute(query):
@@ -521,6 +564,8 @@ async def aggregate(
         )
     return {
         "respondents": respondents,
+        "unverified_aside": aside,
+        "counts_unverified": everyone,
         "audience": consultation.audience_size,
         "threshold": threshold,
         "anonymous": consultation.anonymous,
@@ -562,6 +607,13 @@ async def close_consultation(
     consultation.closed_at = now
     if consultation.closes_at > now:
         consultation.closes_at = now  # closed early
+    # Whoever was verified by now counts, whatever happened since their last answer.
+    await session.execute(
+        update(Ballot)
+        .where(Ballot.consultation_id == consultation.id, Ballot.person_id.is_not(None))
+        .values(verified=verified.is_verified(Ballot.person_id))
+        .execution_options(synchronize_session=False)
+    )
     results = await aggregate(session, consultation, council.small_group_threshold)
     consultation.results = results
     answered = (
@@ -577,11 +629,28 @@ async def close_consultation(
         insert(Participant).from_select(["consultation_id", "person_id", "neighbourhood"], answered)
     )
     if consultation.anonymous:
+        await forget_who_counted(session, consultation)
         await session.execute(
-            update(Ballot).where(Ballot.consultation_id == consultation.id).values(person_id=None)
+            update(Ballot)
+            .where(Ballot.consultation_id == consultation.id)
+            .values(person_id=None, verified=True)
         )
         await blur_small_places(session, consultation, council.small_group_threshold)
     return results
+
+
+async def forget_who_counted(session: AsyncSession, consultation: Consultation) -> None:
+    """In an anonymous consultation, a ballot marked unverified would point to the few
+    unverified members who took part: the answers left aside (counted in the results) go."""
+    if consultation.counts_unverified:
+        return
+    aside = select(Ballot.id).where(
+        Ballot.consultation_id == consultation.id, Ballot.verified.is_(False)
+    )
+    await session.execute(delete(Response).where(Response.ballot_id.in_(aside)))
+    await session.execute(
+        delete(Ballot).where(Ballot.consultation_id == consultation.id, Ballot.verified.is_(False))
+    )
 
 
 async def blur_small_places(

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Identity, LinkCode, Person
+from storage.queries import verified
 
 ALPHABET: Final = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L to misread
 LENGTH: Final = 8
@@ -90,6 +91,10 @@ async def use_code(
         )
     )
     await session.flush()
+    if channel != verified.WEB:
+        # A Telegram or WhatsApp account makes a web chat member count: their answers to
+        # open consultations count from now on.
+        await verified.refresh_ballots(session, person.id)
     return Linking(Linked.LINKED, person)
 
 

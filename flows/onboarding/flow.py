@@ -7,6 +7,8 @@ from flows.help.flow import summary
 from flows.i18n import N_
 from flows.onboarding import service
 from flows.subscription import service as subscription
+from flows.verification import service as verification_service
+from flows.verification.flow import redeem_for
 from storage.models import Council
 from storage.queries import councils
 
@@ -18,9 +20,14 @@ async def start(ctx: Context) -> Next:
     """Welcome a person: join a council by its link, or start onboarding.
 
     A link may name what to do once joined: ``/start quartier-nord__talents`` opens the
-    talent directory (any command anyone may use).
+    talent directory (any command anyone may use). A second word is an invitation code from
+    the council's flyer (``/start quartier-nord ABCD-EFGH``), redeemed once they are a member.
     """
-    slug, _, then = ctx.inbound.argument.strip().partition(LINK_SEPARATOR)
+    link, _, code = ctx.inbound.argument.strip().partition(" ")
+    slug, _, then = link.partition(LINK_SEPARATOR)
+    code = code.strip()
+    if code:
+        ctx.remember(invite_code=code[: verification_service.MAX_TYPED + 1])
     command = ctx.engine.commands.get(then)
     if command is not None and not command.roles and command.name != "start":
         ctx.remember(then=command.name)
@@ -63,7 +70,16 @@ async def welcome_back(ctx: Context, council: Council | None) -> Next:
             ctx.say(ctx._("You are already a member of {council}.").format(council=council.name))
     else:
         ctx.say(ctx._("Hello {name}, good to see you again!").format(name=ctx.person.first_name))
+    await redeem_code(ctx)
     return await carry_on(ctx)
+
+
+async def redeem_code(ctx: Context) -> None:
+    """Use the invitation code the link carried, now that the person is a member."""
+    code = ctx.data.get("invite_code")
+    ctx.forget_values("invite_code")
+    if isinstance(code, str) and code:
+        await redeem_for(ctx, code)
 
 
 async def carry_on(ctx: Context) -> Next:
@@ -146,9 +162,12 @@ async def handle_consent(ctx: Context, value: str) -> Next:
         council,
     )
     ctx.conversation.person_id = ctx.person.id
-    then = ctx.data.get("then")
+    then, code = ctx.data.get("then"), ctx.data.get("invite_code")
     ctx.conversation.data = {"then": then} if then else {}
     ctx.say(ctx._("Thank you! You are now a member of {council}.").format(council=council.name))
+    if code:
+        ctx.remember(invite_code=code)
+        await redeem_code(ctx)
     ctx.replies += await ctx.engine.joined(ctx.session, ctx.person, council)
     return await carry_on(ctx)
 

@@ -50,6 +50,8 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
             "status": person.status.value,
             "consent": {"version": person.consent_version, "given_at": _iso(person.consented_at)},
             "created_at": _iso(person.created_at),
+            # Who vouched for them (an invitation code, a coordinator), if anyone did.
+            "verified": {"by": person.verified_by, "at": _iso(person.verified_at)},
         },
         "accounts": [
             {

@@ -69,7 +69,18 @@ async def call_answers(session: AsyncSession, council: Council) -> list[dict[str
                 "status": call.status.value,
                 "deadline": call.deadline.isoformat(),
                 "people_needed": call.people_needed,
-                **{f"{answer.value}": ", ".join(people) for answer, people in names.items()},
+                "accepts_unverified": call.accepts_unverified,
+                **{
+                    f"{answer.value}": ", ".join(helper.first_name for helper in helpers)
+                    for answer, helpers in names.items()
+                },
+                # Those who answered without being verified members (web chat only).
+                "unverified": ", ".join(
+                    helper.first_name
+                    for helpers in names.values()
+                    for helper in helpers
+                    if not helper.verified
+                ),
             }
         )
     return rows
