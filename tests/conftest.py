@@ -185,6 +185,9 @@ def make_settings(database_url: str, emulator: BotApiEmulator) -> Callable[..., 
             "telegram_api_url": emulator.url,
             "http_host": "127.0.0.1",
             "http_port": 0,
+            # Scripted pages write faster than people: the limits have their own tests.
+            "webchat_messages_per_second": 1000,
+            "webchat_messages_per_minute": 100_000,
         }
         values.update(overrides)
         return load_settings(**values)

@@ -497,7 +497,7 @@ class Throttled:
     async def refusal(
         self, channel: WebChatChannel, chat_id: str, language: str | None
     ) -> dict[str, Any]:
-        refused: dict[str, Any] = {"type": "outcome", "refused": True, "yours": True}
+        refused: dict[str, Any] = {"type": "outcome", "refused": True, "yours": True, "replies": []}
         now = time.monotonic()
         if now - self._said_at >= 1.0:
             self._said_at = now
