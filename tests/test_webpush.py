@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, CDPSession, Page, expect
+from py_vapid import Vapid02  # type: ignore[import-untyped]
+from pywebpush import WebPushException, webpush_async  # type: ignore[import-untyped]
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,6 +33,7 @@ from bot.channels.webpush import (
     VapidKeys,
     WebPush,
     fit_payload,
+    notification,
     parse_subscription,
     vapid_keys,
 )
@@ -221,6 +224,70 @@ async def test_sends_share_one_session_and_run_concurrently(
     assert {result.outcome for result in results} == {PushOutcome.SENT}
     assert time.monotonic() - started < 2.0
     assert len(service.received) == 20
+
+
+async def test_a_chat_is_told_on_every_browser_and_gone_ones_are_forgotten(
+    service: PushService,
+    pusher: WebPush,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    phone, laptop, old_tablet, bobs = (service.subscribe() for _ in range(4))
+    service.expire(old_tablet)
+    async with db.session_scope(sessions) as session:
+        for chat_id, data in (
+            ("alice", phone),
+            ("alice", laptop),
+            ("alice", old_tablet),
+            ("bob", bobs),
+        ):
+            parsed = checked(data)
+            await stored_push.subscribe(
+                session, chat_id, parsed.endpoint, parsed.p256dh, parsed.auth
+            )
+    payload = notification("Coup de pouce", "Un nouvel appel à talents", 7, "fr", rtl=False)
+
+    results = await pusher.notify_chat(sessions, "alice", payload)
+
+    assert sorted(result.outcome for result in results) == ["gone", "sent", "sent"]
+    assert [m.payload for m in service.messages_for(phone)] == [payload]
+    assert [m.payload for m in service.messages_for(laptop)] == [payload]
+    assert service.messages_for(bobs) == []
+    async with db.session_scope(sessions) as session:
+        left = await stored_push.subscriptions_of(session, "alice")
+        assert {row.endpoint for row in left} == {phone["endpoint"], laptop["endpoint"]}
+        assert len(await stored_push.subscriptions_of(session, "bob")) == 1
+    assert await pusher.notify_chat(sessions, "nobody", payload) == []
+
+
+async def test_the_local_push_service_refuses_what_real_ones_refuse(
+    service: PushService, keys: VapidKeys
+) -> None:
+    """Its checks are what makes the tests above mean something."""
+    subscription = service.subscribe()
+
+    async def status(claims: dict[str, Any] | None) -> tuple[int, Any]:
+        try:
+            await webpush_async(
+                subscription,
+                data="{}",
+                vapid_private_key=Vapid02(keys.private_key, conf={"no-strict": True}),
+                vapid_claims=claims,
+                ttl=60,
+            )
+        except WebPushException as error:
+            return error.status_code, await error.response.json()
+        return 201, None
+
+    now = int(time.time())
+    assert await status(None) == (401, {"code": 401, "error": "missing Authorization header"})
+    for claims in (
+        {"sub": SUBJECT, "aud": "https://fcm.googleapis.com", "exp": now + 3600},
+        {"sub": SUBJECT, "aud": service.origin, "exp": now + 25 * 3600},
+        {"sub": "", "aud": service.origin, "exp": now + 3600},
+    ):
+        assert (await status(claims))[0] == 403, claims
+    assert await status({"sub": SUBJECT, "aud": service.origin, "exp": now + 3600}) == (201, None)
+    assert len(service.messages_for(subscription)) == 1
 
 
 def test_the_subject_is_a_mailto_address_or_a_url(keys: VapidKeys) -> None:
@@ -560,8 +627,8 @@ async def test_the_service_worker_shows_a_push_and_the_offline_page(
         )
 
     await deliver(MESSAGE)
-    [notification] = await shown(page, 1)
-    assert notification == {
+    [first] = await shown(page, 1)
+    assert first == {
         "title": MESSAGE["title"],
         "body": MESSAGE["body"],
         "tag": "m42",
@@ -572,22 +639,18 @@ async def test_the_service_worker_shows_a_push_and_the_offline_page(
 
     # The same message pushed again replaces its notification; another one is added.
     await deliver({**MESSAGE, "body": "Réunion déplacée à 19 h."})
-    await deliver(
-        {
-            "title": "مجلس الحي",
-            "body": "اجتماع يوم الخميس",
-            "id": 43,
-            "url": "https://evil.example/",
-            "lang": "ar",
-            "dir": "rtl",
-            "tag": "m43",
-        }
-    )
-    found = {n["tag"]: n for n in await shown(page, 2)}
+    await deliver(notification("مجلس الحي", "اجتماع يوم الخميس", 43, "ar", rtl=True))
+    await deliver({**MESSAGE, "id": 44, "tag": "m44", "url": "https://elsewhere.example/"})
+    found = {n["tag"]: n for n in await shown(page, 3)}
     assert found["m42"]["body"] == "Réunion déplacée à 19 h."
-    assert (found["m43"]["dir"], found["m43"]["lang"]) == ("rtl", "ar")
-    assert found["m43"]["data"]["url"] == site.origin + "/"  # not another site
-    assert len(await notifications(page)) == 2
+    assert (found["m43"]["title"], found["m43"]["dir"], found["m43"]["lang"]) == (
+        "مجلس الحي",
+        "rtl",
+        "ar",
+    )
+    assert found["m43"]["data"] == {"id": 43, "url": site.origin + "/?m=43"}
+    assert found["m44"]["data"]["url"] == site.origin + "/"  # never another site
+    assert len(await notifications(page)) == 3
     assert console_errors(page) == []
 
     # The server goes away: the worker answers the chat's address with the offline page.

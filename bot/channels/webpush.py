@@ -31,8 +31,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02  # type: ignore[import-untyped]
 from pywebpush import WebPushException, webpush_async  # type: ignore[import-untyped]
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.db import session_scope
+from storage.queries import push as stored_push
 from storage.queries import secrets as stored_secrets
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,20 @@ def origin_of(endpoint: str) -> str:
 # --- payloads -------------------------------------------------------------------------------
 
 
+def notification(title: str, body: str, message_id: int, locale: str, rtl: bool) -> dict[str, Any]:
+    """What the service worker shows for a message of the mailbox: a tap opens the chat at
+    that message, and pushing the same message again replaces its notification."""
+    return {
+        "title": title,
+        "body": body,
+        "id": message_id,
+        "url": f"/?m={message_id}",
+        "lang": locale,
+        "dir": "rtl" if rtl else "ltr",
+        "tag": f"m{message_id}",
+    }
+
+
 def fit_payload(payload: Mapping[str, Any], limit: int = MAX_PAYLOAD_BYTES) -> bytes | None:
     """The payload as compact UTF-8 JSON of at most `limit` bytes, its title and body cut at
     a word with an ellipsis if need be; None if even that does not fit.
@@ -336,6 +352,38 @@ class WebPush:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def notify_chat(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        chat_id: str,
+        payload: Mapping[str, Any],
+    ) -> list[PushResult]:
+        """Send to every browser of a chat, then forget those the push service calls gone.
+
+        The subscriptions are read in one transaction and the gone ones deleted in another:
+        no transaction stays open while the push services answer.
+        """
+        async with session_scope(sessions) as session:
+            subscriptions = [
+                Subscription(row.endpoint, row.p256dh, row.auth)
+                for row in await stored_push.subscriptions_of(session, chat_id)
+            ]
+        if not subscriptions:
+            return []
+        results = await asyncio.gather(
+            *(self.send(subscription, payload) for subscription in subscriptions)
+        )
+        gone = [
+            subscription.endpoint
+            for subscription, result in zip(subscriptions, results, strict=True)
+            if result.outcome is PushOutcome.GONE
+        ]
+        if gone:
+            async with session_scope(sessions) as session:
+                for endpoint in gone:
+                    await stored_push.unsubscribe(session, endpoint)
+        return list(results)
 
     async def send(self, subscription: SubscriptionLike, payload: Mapping[str, Any]) -> PushResult:
         """Encrypt, sign and post one message; what became of it, never an exception.
