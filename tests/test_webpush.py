@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.webpush import (
     MAX_PAYLOAD_BYTES,
     SECRET_NAME,
+    PublicAddressesOnly,
     PushOutcome,
     Subscription,
     VapidKeys,
@@ -73,7 +74,7 @@ def keys() -> VapidKeys:
 
 @pytest.fixture
 async def pusher(keys: VapidKeys) -> AsyncIterator[WebPush]:
-    sender = WebPush(keys, SUBJECT, timeout=2.0)
+    sender = WebPush(keys, SUBJECT, timeout=2.0, allow_loopback=True)
     await sender.start()
     yield sender
     await sender.close()
@@ -200,7 +201,7 @@ async def test_a_slow_service_is_a_failure_after_the_timeout(
 ) -> None:
     service.delay = 1.0
     subscription = service.subscribe()
-    sender = WebPush(keys, SUBJECT, timeout=0.2)
+    sender = WebPush(keys, SUBJECT, timeout=0.2, allow_loopback=True)
     await sender.start()
     try:
         started = time.monotonic()
@@ -288,6 +289,26 @@ async def test_the_local_push_service_refuses_what_real_ones_refuse(
         assert (await status(claims))[0] == 403, claims
     assert await status({"sub": SUBJECT, "aud": service.origin, "exp": now + 3600}) == (201, None)
     assert len(service.messages_for(subscription)) == 1
+
+
+async def test_nothing_is_posted_to_our_own_network_unless_the_bot_runs_there(
+    service: PushService, keys: VapidKeys
+) -> None:
+    """A subscription row made under other rules, or a public name pointing at a private
+    address: the sender checks the endpoint again and the addresses it connects to."""
+    subscription = service.subscribe()
+    sender = WebPush(keys, SUBJECT)
+    await sender.start()
+    try:
+        result = await sender.send(checked(subscription), MESSAGE)
+    finally:
+        await sender.close()
+    assert (result.outcome, result.error) == (PushOutcome.FAILED, "endpoint refused")
+    assert service.received == []
+
+    with pytest.raises(OSError, match="no public address"):
+        await PublicAddressesOnly().resolve("localhost", 443)
+    assert await PublicAddressesOnly(allow_loopback=True).resolve("localhost", 443)
 
 
 def test_the_subject_is_a_mailto_address_or_a_url(keys: VapidKeys) -> None:
@@ -409,6 +430,11 @@ def test_wrong_shapes_are_refused(data: object) -> None:
         "https://[fd00::1]/x",
         "https://intranet/x",
         "https://127.0.0.1/x",
+        "https://127.1/x",
+        "https://0x7f.1/x",
+        "https://localhost./x",
+        "https://chat.localhost/x",
+        "https://[::ffff:127.0.0.1]/x",
         "http://127.0.0.1:8080/x",
         "https://push.example.org/" + "x" * 1000,
     ],

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import re
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02  # type: ignore[import-untyped]
@@ -58,6 +61,7 @@ P256DH_BYTES = 65  # an uncompressed P-256 point: 0x04, x, y
 AUTH_BYTES = 16
 BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
+TOP_LEVEL_DOMAIN = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 
 
 def b64url(data: bytes) -> str:
@@ -196,32 +200,68 @@ def _acceptable_endpoint(endpoint: str, allow_loopback: bool) -> bool:
         port = parts.port
     except ValueError:
         return False
-    host = parts.hostname
+    host = (parts.hostname or "").rstrip(".")
     if not host or parts.username is not None or parts.password is not None or parts.fragment:
         return False
-    if port == 0:
+    if port == 0 or parts.scheme not in {"https", "http"}:
         return False
-    loopback = _is_loopback(host)
-    if parts.scheme == "http":
-        return allow_loopback and loopback
-    if parts.scheme != "https":
-        return False
-    if loopback:
-        return allow_loopback
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return "." in host  # a public name; single labels are local ones
-    return address.is_global
-
-
-def _is_loopback(host: str) -> bool:
+    address = _ip_address(host)
+    if address is not None:
+        if not _reachable(address, allow_loopback):
+            return False
+        return parts.scheme == "https" or address.is_loopback
     if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        return allow_loopback
+    # A public name ends in letters: not a single label, nor digits that a resolver reads
+    # as an address ("127.1", "0x7f.1").
+    label, dot, top = host.rpartition(".")
+    if not (label and dot and TOP_LEVEL_DOMAIN.match(top)):
         return False
+    return parts.scheme == "https"
+
+
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.partition("%")[0])  # fe80::1%eth0
+    except ValueError:
+        return None
+
+
+def _reachable(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool
+) -> bool:
+    """A public address; a loopback one too when the bot itself runs on one."""
+    return address.is_global or (allow_loopback and address.is_loopback)
+
+
+class PublicAddressesOnly(AbstractResolver):
+    """Resolves names as usual and keeps only public addresses.
+
+    An endpoint comes from a browser, that is from anyone: checking its name is not enough,
+    since any name can point at an address of our own network. The check is made on the
+    addresses actually connected to.
+    """
+
+    def __init__(self, allow_loopback: bool = False) -> None:
+        self._resolver = DefaultResolver()
+        self._allow_loopback = allow_loopback
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._resolver.resolve(host, port, family)
+        kept = [
+            result
+            for result in results
+            if (address := _ip_address(result["host"])) is not None
+            and _reachable(address, self._allow_loopback)
+        ]
+        if not kept:
+            raise OSError(f"{host} has no public address")
+        return kept
+
+    async def close(self) -> None:
+        await self._resolver.close()
 
 
 def origin_of(endpoint: str) -> str:
@@ -318,7 +358,8 @@ class WebPush:
     """Sends Web Push messages with this installation's VAPID keys over one HTTP session.
 
     `subject` is how a push service can reach us about our traffic: a `mailto:` address or
-    the bot's public https URL.
+    the bot's public https URL. `allow_loopback` lets it post to this machine (a bot served
+    from a loopback address, in development and tests), as `parse_subscription` does.
     """
 
     def __init__(
@@ -328,6 +369,7 @@ class WebPush:
         *,
         ttl: int = DEFAULT_TTL,
         timeout: float = DEFAULT_TIMEOUT,
+        allow_loopback: bool = False,
     ) -> None:
         scheme = urlsplit(subject).scheme
         if scheme not in {"mailto", "https", "http"} or len(subject) <= len(scheme) + 1:
@@ -336,6 +378,7 @@ class WebPush:
         self.subject = subject
         self.ttl = ttl
         self.timeout = timeout
+        self.allow_loopback = allow_loopback
         # py_vapid's own check of `sub` refuses URLs with a port or a path: ours is checked above.
         self._vapid = Vapid02(private_key=keys.private_key, conf={"no-strict": True})
         self._session: aiohttp.ClientSession | None = None
@@ -393,6 +436,9 @@ class WebPush:
         if self._session is None:
             raise RuntimeError("WebPush.start() was not called")
         origin = origin_of(subscription.endpoint)
+        if not _acceptable_endpoint(subscription.endpoint, self.allow_loopback):
+            log.warning("web push to %s not sent: not an endpoint we post to", origin)
+            return PushResult(PushOutcome.FAILED, error="endpoint refused")
         data = fit_payload(payload)
         if data is None:
             log.warning("web push to %s not sent: the payload does not fit", origin)
