@@ -424,6 +424,7 @@ def test_wrong_shapes_are_refused(data: object) -> None:
         "https://push.example.org/x#fragment",
         "https://push.example.org:99999/x",
         "https://push.example.org/ x",
+        "https://push.example.org/x\n",
         "https://push.exämple.org/x",
         "https://10.0.0.7/x",
         "https://169.254.169.254/latest/meta-data",
@@ -466,6 +467,7 @@ def test_loopback_endpoints_only_when_allowed() -> None:
         {"auth": "x7cS9qWbf_oS3v5Cb2Yt"},  # 15 bytes
         {"auth": "x7cS9qWbf_oS3v5Cb2Ytyw" + "AA"},  # 17 bytes
         {"auth": "x7cS9qWbf_oS3v5Cb2Yt!w"},
+        {"auth": "x7cS9qWbf_oS3v5Cb2Ytyw\n"},
         {"auth": ""},
         {"auth": "x" * 1_000_000},
     ],

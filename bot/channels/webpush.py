@@ -53,15 +53,15 @@ VAPID_LIFETIME = 12 * 3600  # services refuse a token valid for more than 24 hou
 DEFAULT_TTL = 24 * 3600  # a phone off for a day still hears about the message
 DEFAULT_TIMEOUT = 10.0
 GONE_STATUSES = frozenset({404, 410})
-TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # RFC 8030 Topic: 32 base64url characters
+TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 Topic: 32 base64url characters
 
 MAX_ENDPOINT_CHARS = 1000  # push_subscriptions.endpoint
 MAX_KEY_CHARS = 100
 P256DH_BYTES = 65  # an uncompressed P-256 point: 0x04, x, y
 AUTH_BYTES = 16
-BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
-PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
-TOP_LEVEL_DOMAIN = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
+BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+TOP_LEVEL_DOMAIN = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
 
 
 def b64url(data: bytes) -> str:
@@ -71,7 +71,7 @@ def b64url(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """Decode base64url with or without padding; ValueError if it is not base64url."""
-    if not BASE64URL.match(text):
+    if not BASE64URL.fullmatch(text):
         raise ValueError("not base64url")
     stripped = text.rstrip("=")
     try:
@@ -193,7 +193,7 @@ def _decoded_key(text: str, size: int) -> bytes | None:
 
 
 def _acceptable_endpoint(endpoint: str, allow_loopback: bool) -> bool:
-    if len(endpoint) > MAX_ENDPOINT_CHARS or not PRINTABLE_ASCII.match(endpoint):
+    if len(endpoint) > MAX_ENDPOINT_CHARS or not PRINTABLE_ASCII.fullmatch(endpoint):
         return False
     try:
         parts = urlsplit(endpoint)
@@ -215,7 +215,7 @@ def _acceptable_endpoint(endpoint: str, allow_loopback: bool) -> bool:
     # A public name ends in letters: not a single label, nor digits that a resolver reads
     # as an address ("127.1", "0x7f.1").
     label, dot, top = host.rpartition(".")
-    if not (label and dot and TOP_LEVEL_DOMAIN.match(top)):
+    if not (label and dot and TOP_LEVEL_DOMAIN.fullmatch(top)):
         return False
     return parts.scheme == "https"
 
@@ -445,7 +445,7 @@ class WebPush:
             return PushResult(PushOutcome.FAILED, error="payload too large")
         headers: dict[str, str | int | float] = {"Urgency": "normal"}
         tag = payload.get("tag")
-        if isinstance(tag, str) and TOPIC.match(tag):
+        if isinstance(tag, str) and TOPIC.fullmatch(tag):
             headers["Topic"] = tag  # an undelivered earlier push of this message is replaced
         claims: dict[str, str | int] = {
             "sub": self.subject,
