@@ -23,7 +23,7 @@ import json
 import secrets
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -134,16 +134,16 @@ class PushedMessage:
     public_key: str  # the `k` of the VAPID authorisation
 
 
-@dataclass
 class PushService:
     """The service; start() picks a free port."""
 
-    delay: float = 0.0  # the round trip, added before every answer
-    received: list[PushedMessage] = field(default_factory=list)
-    refused: list[tuple[int, str]] = field(default_factory=list)
-    _subscribers: dict[str, Subscriber] = field(default_factory=dict)
-    _runner: web.AppRunner | None = None
-    _origin: str = ""
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay  # the round trip, added before every answer
+        self.received: list[PushedMessage] = []  # what it took, in order
+        self.refused: list[tuple[int, str]] = []  # the status and reason of each refusal
+        self._subscribers: dict[str, Subscriber] = {}
+        self._runner: web.AppRunner | None = None
+        self._origin = ""
 
     @property
     def origin(self) -> str:

@@ -41,10 +41,12 @@ from bot.channels.webpush import (
 from storage import db
 from storage.models import AppSecret
 from storage.queries import push as stored_push
-from tests.browser import browser_fixture, console_errors, new_page
+from tests.browser import (
+    browser_fixture,  # noqa: F401 (the `browser` fixture)
+    console_errors,
+    new_page,
+)
 from tests.push_service import PushService
-
-__all__ = ["browser_fixture"]  # the `browser` fixture
 
 STATIC = Path(__file__).resolve().parents[1] / "bot" / "channels" / "static"
 SUBJECT = "mailto:conseil@example.org"
