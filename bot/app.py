@@ -75,10 +75,12 @@ class CoupDePouce:
                 messages_per_minute=settings.webchat_messages_per_minute,
                 sockets_per_address=settings.webchat_sockets_per_address,
             ),
-            origins=[
-                *([settings.public_url] if settings.public_url else []),
-                *settings.webchat_origins,
-            ],
+            origins=filter(None, [settings.public_url, *settings.webchat_origins]),
+            push_subject=settings.webpush_contact
+            or settings.public_url
+            or f"http://{settings.http_host}:{settings.http_port}",
+            # Notifications to this machine only for a bot that is itself only here.
+            push_to_loopback=settings.served_locally,
         )
         senders: dict[str, Sender] = {self.webchat.channel: self.webchat}
         if self.telegram is not None:
@@ -182,6 +184,7 @@ class CoupDePouce:
             await self.telegram.stop()
         if self.whatsapp is not None:
             await self.whatsapp.stop()
+        await self.webchat.stop()
         await self.database.dispose()
 
     async def serve_forever(self, on_started: Callable[[], Awaitable[None]] | None = None) -> None:

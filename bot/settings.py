@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         description="Comma-separated sites (https://…) that embed the web chat: they may frame "
         "it and open its socket.",
     )
+    webpush_contact: str | None = Field(
+        None,
+        description="How browser push services can reach the operator (mailto:… or https://…), "
+        "sent with every notification; default: PUBLIC_URL.",
+    )
     webchat_new_chats_per_hour: int = Field(
         60, ge=1, description="New web chat visitors from one address in an hour."
     )
@@ -234,6 +239,24 @@ class Settings(BaseSettings):
                 raise ValueError(f"Telegram user ids are numbers; got {bad[0]!r}")
             return frozenset(ids)
         return value
+
+    @field_validator("webpush_contact")
+    @classmethod
+    def _contact(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not (value.startswith("mailto:") and "@" in value) and not value.startswith("https://"):
+            raise ValueError("a mailto: address or an https:// address")
+        return value
+
+    @property
+    def served_locally(self) -> bool:
+        """No PUBLIC_URL, or one on this machine: development, the demo, tests."""
+        if self.public_url is None:
+            return True
+        host = urlparse(self.public_url).hostname or ""
+        return host == "localhost" or host.startswith("127.") or host == "::1"
 
     @field_validator("trusted_proxy", mode="before")
     @classmethod

@@ -38,12 +38,21 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.guard import Guard, WebChatLimits, origin_of
+from bot.channels.webpush import (
+    PushOutcome,
+    WebPush,
+    notification,
+    parse_subscription,
+    vapid_keys,
+)
 from bot.dispatcher import Delivery, DeliveryKind, Envelope
 from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
 from flows.i18n import RTL_LOCALES, Translator, first_language, negotiate
+from flows.notices import first_line, headline
 from storage.db import session_scope
 from storage.models import Council, Identity, Membership, Person, WebMessage
+from storage.queries import push as stored_push
 from storage.queries import secrets as stored_secrets
 from storage.queries import webchat as conversation
 
@@ -55,6 +64,20 @@ COOKIE_MAX_AGE = 365 * 24 * 3600
 HISTORY = 100  # messages a reload, a second tab or a new visit shows again
 MAX_MESSAGE_BYTES = 64 * 1024  # 10,000 characters in any script reach the flows, which answer
 COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\S+)?(?:\s+(.*))?$", re.DOTALL)
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; "
+    "script-src 'unsafe-inline'; connect-src 'self'; worker-src 'self'; manifest-src 'self'"
+)
+STATIC = resources.files("bot.channels").joinpath("static")
+STATIC_FILES = {  # name: (content type, caching)
+    "manifest.webmanifest": ("application/manifest+json", "max-age=86400"),
+    "sw.js": ("text/javascript", "no-cache"),  # a new worker is picked up at the next visit
+    "offline.html": ("text/html", "no-cache"),
+    "icon-192.png": ("image/png", "max-age=604800"),
+    "icon-512.png": ("image/png", "max-age=604800"),
+    "icon-maskable-512.png": ("image/png", "max-age=604800"),
+    "badge-96.png": ("image/png", "max-age=604800"),
+}
 PAGE = Template(
     resources.files("bot.channels").joinpath("webchat.html").read_text(encoding="utf-8")
 )
@@ -161,6 +184,7 @@ class Keeping:
 
     async def record(self, session: AsyncSession, outcome: Outcome) -> None:
         shown = render(outcome)
+        shown["member"] = outcome.member
         self.shown = shown
         if outcome.erased:
             await conversation.erase(session, self.chat_id)  # nothing of it is kept
@@ -221,12 +245,18 @@ class WebChatChannel:
         *,
         limits: WebChatLimits | None = None,
         origins: Iterable[str] = (),
+        push_subject: str | None = None,
+        push_to_loopback: bool = False,
     ) -> None:
         self.engine = engine
         self.sessions = sessions
         self.guard = Guard(limits or WebChatLimits())
         # Sites besides the chat's own that may open its socket and frame its page.
         self.origins = frozenset(origin_of(origin) for origin in origins)
+        # Web Push, unless no subject (how push services reach us) was given.
+        self.push: WebPush | None = None
+        self._push_subject = push_subject
+        self._push_to_loopback = push_to_loopback
         self.limiter = RateLimiter(1000.0)  # writing to the mailbox: the database is the limit
         self._key = b""
         self._sockets: defaultdict[str, set[web.WebSocketResponse]] = defaultdict(set)
@@ -238,7 +268,8 @@ class WebChatChannel:
     async def deliver(
         self, chat_id: str, reply: Reply, *, paid: bool = False, envelope: Envelope | None = None
     ) -> Delivery:
-        """Put the message in the person's mailbox, then show it on their open pages."""
+        """Put the message in the person's mailbox, show it on their open pages and announce
+        it to their browsers. A notification that fails loses nothing: the message waits."""
         async with session_scope(self.sessions) as session:
             locale = await session.scalar(locale_of(chat_id))
             row = await conversation.said(
@@ -249,8 +280,28 @@ class WebChatChannel:
                 mailed=True,
             )
             message = shown(row)
+        open_pages = bool(self._sockets.get(chat_id))
         await self._show(chat_id, message)
-        return Delivery(DeliveryKind.SENT, message_id=str(message["id"]))
+        announced = await self._announce(chat_id, reply, row.id, locale or "fr")
+        return Delivery(
+            DeliveryKind.SENT,
+            message_id=str(message["id"]),
+            unannounced=not (open_pages or announced),
+        )
+
+    async def _announce(self, chat_id: str, reply: Reply, message_id: int, locale: str) -> bool:
+        """A notification on every browser of the person that accepted them; whether one took
+        it. "New invitation: …", in the person's language; a tap opens the chat at it."""
+        if self.push is None:
+            return False
+        if reply.notice is not None:
+            title, line = headline(reply.notice)
+            locale = reply.notice.locale
+        else:
+            title, line = "Coup de pouce", first_line(reply)
+        payload = notification(title, line, message_id, locale, locale in RTL_LOCALES)
+        results = await self.push.notify_chat(self.sessions, chat_id, payload)
+        return any(result.outcome is PushOutcome.SENT for result in results)
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> Delivery:
         """Rewrite a message (a broadcast's progress report), delivered or not."""
@@ -280,7 +331,12 @@ class WebChatChannel:
     async def _history(self, chat_id: str) -> dict[str, Any]:
         async with session_scope(self.sessions) as session:
             rows = await conversation.recent(session, chat_id, HISTORY)
-            return {"type": "history", "messages": [shown(row) for row in rows]}
+            member = await session.scalar(locale_of(chat_id)) is not None
+            return {
+                "type": "history",
+                "messages": [shown(row) for row in rows],
+                "member": member,
+            }
 
     async def _acknowledge(self, chat_id: str, message_id: Any) -> None:
         if not isinstance(message_id, int) or isinstance(message_id, bool):
@@ -293,11 +349,34 @@ class WebChatChannel:
     async def start(self) -> None:
         async with session_scope(self.sessions) as session:
             self._key = (await stored_secrets.get_or_create(session, "webchat-cookie")).encode()
+            keys = await vapid_keys(session)
+        if self._push_subject is not None:
+            self.push = WebPush(keys, self._push_subject, allow_loopback=self._push_to_loopback)
+            await self.push.start()
+
+    async def stop(self) -> None:
+        if self.push is not None:
+            await self.push.close()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.page)
         app.router.add_get("/chat/ws", self.websocket)
         app.router.add_get("/chat/as/{name}", self.open_chat_as)
+        app.router.add_get("/chat/{name}", self.static_file)
+
+    async def static_file(self, request: web.Request) -> web.Response:
+        """The installable app's files: manifest, icons, service worker, offline page."""
+        name = request.match_info["name"]
+        if name not in STATIC_FILES:
+            raise web.HTTPNotFound()
+        content_type, cache = STATIC_FILES[name]
+        response = web.Response(body=STATIC.joinpath(name).read_bytes(), content_type=content_type)
+        response.headers["Cache-Control"] = cache
+        if name == "sw.js":
+            response.headers["Service-Worker-Allowed"] = "/"  # it serves the chat at /
+        if name.endswith(".html"):
+            response.headers["Content-Security-Policy"] = PAGE_POLICY
+        return response
 
     def sign(self, chat_id: str) -> str:
         signature = hmac.new(self._key, chat_id.encode(), hashlib.sha256).hexdigest()[:32]
@@ -354,13 +433,19 @@ class WebChatChannel:
             send=html.escape(t._("Send")),
             disconnected=_script_string(t._("Connection lost. Reconnecting…")),
             spent=_script_string(t._("This question was answered, or asked again since.")),
+            push_key=_script_string(self.push.public_key if self.push else ""),
+            notify_label=html.escape(t._("Notifications")),
+            notify_question=html.escape(
+                t._("Be told when your council writes to you, even with this page closed?")
+            ),
+            notify_yes=html.escape(t._("Yes, notify me")),
+            notify_no=html.escape(t._("Not now")),
         )
         response = web.Response(text=body, content_type="text/html")
         framers = " ".join(sorted(self.origins))
         response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' data: blob:; style-src 'unsafe-inline'; "
-            f"script-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'self' {framers}"
-        ).strip()
+            f"{PAGE_POLICY}; frame-ancestors 'self' {framers}".strip()
+        )
         if chat_id is None:
             self._set_cookie(response, request, secrets.token_urlsafe(16))
         return response
@@ -451,6 +536,9 @@ class WebChatChannel:
             if not await self.guard.message(key):
                 await socket.send_json(await slow_down.refusal(self, chat_id, language))
                 continue
+            if isinstance(payload, dict) and payload.get("type") in {"subscribe", "unsubscribe"}:
+                await socket.send_json(await self._subscription(chat_id, payload))
+                continue
             inbound = to_inbound(chat_id, payload, language)
             if inbound is None:
                 await socket.send_json({"type": "error", "error": "unreadable message"})
@@ -474,6 +562,25 @@ class WebChatChannel:
                 keeping.tapped = None  # its buttons stay: the tap can be tried again
                 await self._keep_apart(keeping, Outcome(replies=[apology(inbound)]))
             await self._show(chat_id, keeping.shown, origin=socket)
+
+    async def _subscription(self, chat_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A browser of the person accepts notifications (or stops): its push subscription."""
+        if payload["type"] == "unsubscribe":
+            endpoint = payload.get("endpoint")
+            if isinstance(endpoint, str):
+                async with session_scope(self.sessions) as session:
+                    await stored_push.unsubscribe(session, endpoint, chat_id)
+            return {"type": "unsubscribed"}
+        subscription = parse_subscription(
+            payload.get("subscription"), allow_loopback=self._push_to_loopback
+        )
+        if self.push is None or subscription is None:
+            return {"type": "error", "error": "subscription refused"}
+        async with session_scope(self.sessions) as session:
+            await stored_push.subscribe(
+                session, chat_id, subscription.endpoint, subscription.p256dh, subscription.auth
+            )
+        return {"type": "subscribed"}
 
     async def _keep_apart(self, keeping: Keeping, outcome: Outcome) -> None:
         """Keep what was said and the apology when the flow's own transaction failed."""
