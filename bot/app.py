@@ -74,6 +74,8 @@ class CoupDePouce:
                 messages_per_second=settings.webchat_messages_per_second,
                 messages_per_minute=settings.webchat_messages_per_minute,
                 sockets_per_address=settings.webchat_sockets_per_address,
+                messages_per_address=settings.webchat_messages_per_address,
+                sockets_per_address_per_minute=settings.webchat_sockets_per_minute,
             ),
             origins=filter(None, [settings.public_url, *settings.webchat_origins]),
             push_subject=settings.webpush_contact

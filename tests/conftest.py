@@ -188,6 +188,8 @@ def make_settings(database_url: str, emulator: BotApiEmulator) -> Callable[..., 
             # Scripted pages write faster than people: the limits have their own tests.
             "webchat_messages_per_second": 1000,
             "webchat_messages_per_minute": 100_000,
+            "webchat_messages_per_address": 100_000,
+            "webchat_sockets_per_minute": 100_000,
         }
         values.update(overrides)
         return load_settings(**values)

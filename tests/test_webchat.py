@@ -308,3 +308,21 @@ async def test_a_tap_redraws_or_spends_only_ones_own_messages(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_long_conversation_gives_its_last_hundred_messages(
+    bot: CoupDePouce, council: Council
+) -> None:
+    browser = Browser(bot)
+    try:
+        await browser.open_page()
+        async with browser.connect() as socket:
+            await onboard_on_the_web(browser, socket)
+            for n in range(60):
+                await browser.say(socket, {"type": "text", "text": f"/help {n}"})
+        async with browser.connect():
+            assert len(browser.history) == 100
+            mine = [m["text"] for m in browser.history if m["author"] == "me"]
+            assert mine == [f"/help {n}" for n in range(10, 60)]  # each asked, then answered
+    finally:
+        await browser.close()

@@ -216,3 +216,51 @@ async def test_a_page_that_goes_mid_answer_leaves_no_traceback(
         await browser.close()
     troubles = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert troubles == [], [r.getMessage() for r in troubles]
+
+
+async def test_a_flood_is_refused_cheaply_then_its_socket_closed(
+    start_bot: StartBot, council: Council
+) -> None:
+    bot = await start_bot(webchat_messages_per_second=2, webchat_messages_per_minute=100)
+    browser = Browser(bot)
+    try:
+        await browser.open_page()
+        async with browser.connect() as socket:
+            for _ in range(200):
+                await socket.send_json({"type": "text", "text": "/help"})
+            answers: list[dict[str, object]] = []
+            while (message := await socket.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+                answers.append(message.json())
+            assert message.type == aiohttp.WSMsgType.CLOSE and socket.close_code == 4429
+            refused = [a for a in answers if a.get("refused")]
+            assert len(answers) - len(refused) == 2  # what the window allowed was answered
+            assert len(refused) == 50  # then 50 refusals in a row, and the socket went
+        # Only the two answered messages were kept; the page may come back.
+        async with browser.connect():
+            assert [m["text"] for m in browser.history if m["author"] == "me"] == ["/help"] * 2
+    finally:
+        await browser.close()
+
+
+async def test_the_pages_of_one_address_share_a_limit_and_cannot_reopen_in_a_loop(
+    start_bot: StartBot, council: Council
+) -> None:
+    bot = await start_bot(webchat_messages_per_address=3, webchat_sockets_per_minute=4)
+    first, second = Browser(bot), Browser(bot)
+    try:
+        await first.open_page()
+        await second.open_page()
+        async with first.connect() as one, second.connect() as other:
+            answers = [
+                await browser.say(socket, {"type": "text", "text": "/help"})
+                for browser, socket in ((first, one), (second, other)) * 2
+            ]
+            assert [bool(a.get("refused")) for a in answers] == [False, False, False, True]
+        async with first.connect(), first.connect():  # the third and fourth this minute
+            pass
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await first.client.ws_connect(f"{first.base}/chat/ws")
+        assert refused.value.status == 429
+    finally:
+        await first.close()
+        await second.close()

@@ -22,6 +22,8 @@ class WebChatLimits:
     messages_per_second: int = 5  # per socket
     messages_per_minute: int = 60  # per socket
     sockets_per_address: int = 30  # open at once: a family's phones and tabs, a meeting room
+    messages_per_address: int = 15  # a second, every page of an address together
+    sockets_per_address_per_minute: int = 60  # opened: pages reconnect now and then, not more
 
 
 class Guard:
@@ -33,14 +35,19 @@ class Guard:
         self._new_chats = RateLimitItemPerHour(limits.new_chats_per_hour)
         self._per_second = RateLimitItemPerSecond(limits.messages_per_second)
         self._per_minute = RateLimitItemPerMinute(limits.messages_per_minute)
+        self._per_address = RateLimitItemPerSecond(limits.messages_per_address)
+        self._opened = RateLimitItemPerMinute(limits.sockets_per_address_per_minute)
         self._open: Counter[str] = Counter()
 
     async def new_chat(self, address: str) -> bool:
         """A visitor without a chat gets one (a cookie), unless too many came from there."""
         return await self._windows.hit(self._new_chats, "new", address)
 
-    def open_socket(self, address: str) -> bool:
+    async def open_socket(self, address: str) -> bool:
+        """A page opens its socket: not past the open ones, nor a reconnecting loop."""
         if self._open[address] >= self.limits.sockets_per_address:
+            return False
+        if not await self._windows.hit(self._opened, "opened", address):
             return False
         self._open[address] += 1
         return True
@@ -50,19 +57,20 @@ class Guard:
         if self._open[address] <= 0:
             del self._open[address]
 
-    async def message(self, socket: str) -> bool:
-        """One more message on a socket: both windows must have room (a refused message does
-        not count, so a pause is enough to be heard again)."""
-        if not await self._windows.test(self._per_second, "second", socket):
-            return False
-        if not await self._windows.hit(self._per_minute, "minute", socket):
-            return False
-        return await self._windows.hit(self._per_second, "second", socket)
-
-    async def forget(self, socket: str) -> None:
-        """A socket closed: its windows go."""
-        await self._windows.clear(self._per_second, "second", socket)
-        await self._windows.clear(self._per_minute, "minute", socket)
+    async def message(self, socket: str, address: str) -> bool:
+        """One more message from a socket: its windows and its address's must have room (a
+        refused message does not count, so a pause is enough to be heard again)."""
+        windows = (
+            (self._per_second, "second", socket),
+            (self._per_minute, "minute", socket),
+            (self._per_address, "address", address),
+        )
+        for item, *key in windows:
+            if not await self._windows.test(item, *key):
+                return False
+        for item, *key in windows:
+            await self._windows.hit(item, *key)
+        return True
 
 
 def origin_of(url: str) -> str:

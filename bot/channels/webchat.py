@@ -15,6 +15,7 @@ when a page acknowledges them; those not yet shown wait for the next visit.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -196,7 +197,11 @@ class Keeping:
         mine = self.text if self.choice is None else _label_of(tapped, self.choice)
         if mine:
             row = await conversation.said(
-                session, self.chat_id, conversation.ME, {"text": mine, "dir": "auto"}
+                session,
+                self.chat_id,
+                conversation.ME,
+                {"text": mine, "dir": "auto"},
+                delivered=True,
             )
             shown["mine"] = {"id": row.id, "text": mine}
         redrawn = tapped is not None and any(reply.replace for reply in outcome.replies)
@@ -260,6 +265,8 @@ class WebChatChannel:
         self.limiter = RateLimiter(1000.0)  # writing to the mailbox: the database is the limit
         self._key = b""
         self._sockets: defaultdict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        # Per open page, the mailbox messages it was given and has not acknowledged yet.
+        self._awaited: dict[web.WebSocketResponse, set[int]] = {}
         # Chats anyone may open by name (the demo's coordinator); empty in production.
         self.open_as: dict[str, str] = {}
 
@@ -323,6 +330,8 @@ class WebChatChannel:
     ) -> None:
         """Show a message on every open page of the person (`origin`'s is marked as theirs)."""
         for socket in list(self._sockets.get(chat_id, ())):
+            if message.get("waiting"):
+                self._awaited.setdefault(socket, set()).add(message["id"])
             try:
                 await socket.send_json({**message, "yours": True} if socket is origin else message)
             except (ConnectionError, RuntimeError):
@@ -338,9 +347,15 @@ class WebChatChannel:
                 "member": member,
             }
 
-    async def _acknowledge(self, chat_id: str, message_id: Any) -> None:
-        if not isinstance(message_id, int) or isinstance(message_id, bool):
+    async def _acknowledge(
+        self, socket: web.WebSocketResponse, chat_id: str, message_id: Any
+    ) -> None:
+        """A page showed a waiting message; only ids it was given as waiting are taken (so
+        acknowledgements cost the database nothing unless they mean something)."""
+        awaited = self._awaited.get(socket, set())
+        if not isinstance(message_id, int) or message_id not in awaited:
             return
+        awaited.discard(message_id)
         async with session_scope(self.sessions) as session:
             await conversation.acknowledge(session, chat_id, message_id)
 
@@ -489,7 +504,7 @@ class WebChatChannel:
             log.info("web chat: socket refused to origin %s", request.headers.get("Origin"))
             return web.Response(status=403, text="this site may not open the chat")
         address = request.remote or ""
-        if not self.guard.open_socket(address):
+        if not await self.guard.open_socket(address):
             log.info("web chat: too many sockets from %s", address)
             return web.Response(status=429, text="too many open chats from this address")
         try:
@@ -507,19 +522,21 @@ class WebChatChannel:
         language = _browser_language(request)
         self._sockets[chat_id].add(socket)
         try:
-            await socket.send_json(await self._history(chat_id))
-            await self._converse(socket, chat_id, language)
+            history = await self._history(chat_id)
+            self._awaited[socket] = {m["id"] for m in history["messages"] if m["waiting"]}
+            await socket.send_json(history)
+            await self._converse(socket, chat_id, language, request.remote or "")
         except ConnectionError as error:  # the page went while being written to
             log.info("web chat: a page went away mid-write (%s)", error.__class__.__name__)
         finally:
             self._sockets[chat_id].discard(socket)
+            self._awaited.pop(socket, None)
             if not self._sockets[chat_id]:
                 del self._sockets[chat_id]
-            await self.guard.forget(str(id(socket)))
         return socket
 
     async def _converse(
-        self, socket: web.WebSocketResponse, chat_id: str, language: str | None
+        self, socket: web.WebSocketResponse, chat_id: str, language: str | None, address: str
     ) -> None:
         key = str(id(socket))
         slow_down = Throttled()
@@ -531,11 +548,17 @@ class WebChatChannel:
             except ValueError:
                 payload = None
             if isinstance(payload, dict) and payload.get("type") == "ack":
-                await self._acknowledge(chat_id, payload.get("id"))
+                await self._acknowledge(socket, chat_id, payload.get("id"))
                 continue
-            if not await self.guard.message(key):
+            if not await self.guard.message(key, address):
+                if slow_down.flooding():
+                    log.info("web chat: closing a page that keeps writing too fast (%s)", address)
+                    await socket.close(code=4429, message=b"too many messages")
+                    break
                 await socket.send_json(await slow_down.refusal(self, chat_id, language))
+                await asyncio.sleep(0)  # a refusal costs little, but others come first
                 continue
+            slow_down.heard()
             if isinstance(payload, dict) and payload.get("type") in {"subscribe", "unsubscribe"}:
                 await socket.send_json(await self._subscription(chat_id, payload))
                 continue
@@ -595,11 +618,22 @@ class WebChatChannel:
 class Throttled:
     """Answers to messages past a socket's limits: each is refused (the page gives the text
     back to its box), and the reason is said at most once a second, in the person's language.
-    A flood costs a JSON parse and a window check per message, no flow and no database."""
+    A flood costs a JSON parse and a window check per message, no flow and no database, and
+    ends with the socket closed."""
+
+    FLOOD = 50  # refusals in a row: no person writes like that; the socket is closed
 
     def __init__(self) -> None:
         self._said_at = 0.0
         self._text: str | None = None
+        self._in_a_row = 0
+
+    def heard(self) -> None:
+        self._in_a_row = 0
+
+    def flooding(self) -> bool:
+        self._in_a_row += 1
+        return self._in_a_row > self.FLOOD
 
     async def refusal(
         self, channel: WebChatChannel, chat_id: str, language: str | None

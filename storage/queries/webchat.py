@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import WebMessage, utcnow
@@ -31,7 +31,10 @@ async def recent(session: AsyncSession, chat_id: str, limit: int) -> list[WebMes
         select(WebMessage)
         .where(
             WebMessage.chat_id == chat_id,
-            or_(WebMessage.id >= floor, WebMessage.delivered_at.is_(None)),
+            or_(
+                WebMessage.id >= floor,
+                and_(WebMessage.mailed.is_(True), WebMessage.delivered_at.is_(None)),
+            ),
         )
         .order_by(WebMessage.id)
     )
