@@ -58,6 +58,8 @@ FLOOD = 10_000  # messages per flood
 EVERY = 0.25  # seconds between the resident's messages, and between health probes
 RELOAD_EVERY = 40  # the resident's messages per socket (10 s: under 60 a minute)
 HELP = json.dumps({"type": "text", "text": "/help"})
+FLOODER_ADDRESS = "203.0.113.66"
+RESIDENT_ADDRESS = "198.51.100.7"
 SENTENCE = "Bonjour, je voudrais savoir quand a lieu la prochaine réunion du conseil. "
 RAISED = 1_000_000  # messages a second and a minute, when the limits are raised
 TARGET = 2.0  # the resident's p95 during a flood / calm
@@ -135,7 +137,15 @@ async def _serve_app(connection: Connection) -> None:
     watching = asyncio.create_task(watch.run())
 
     async def start_app(url: str, overrides: dict[str, Any]) -> int:
-        settings = load_settings(database_url=url, http_host="127.0.0.1", http_port=0, **overrides)
+        # Behind a proxy (this machine) that says who each client is: the flooder, the
+        # resident and the health probe come from three addresses, as they would.
+        settings = load_settings(
+            database_url=url,
+            http_host="127.0.0.1",
+            http_port=0,
+            trusted_proxy="127.0.0.1",
+            **overrides,
+        )
         app = CoupDePouce(settings, telegram=False)
         await app.start()
         running.append(app)
@@ -181,7 +191,8 @@ async def _serve_flooder(connection: Connection) -> None:
 
     async def visit(base: str) -> None:
         client = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"Accept-Language": "fr"}
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            headers={"Accept-Language": "fr", "X-Forwarded-For": FLOODER_ADDRESS},
         )
         async with client.get(f"{base}/") as response:
             response.raise_for_status()
@@ -191,25 +202,51 @@ async def _serve_flooder(connection: Connection) -> None:
     async def flood(base: str, count: int, body: str) -> dict[str, float]:
         cpu = time.process_time()
         opened = time.monotonic()
+        try:
+            socket = await clients[-1].ws_connect(f"{base}/chat/ws", max_msg_size=0)
+        except aiohttp.WSServerHandshakeError:
+            # Turned away (too many sockets opened from this address): a script tries again.
+            await asyncio.sleep(0.05)
+            return {
+                "turned_away": 1,
+                "history_bytes": 0,
+                "history_seconds": 0.0,
+                "started": opened,
+                "sent": 0.0,
+                "written": 0,
+                "duration": 0.0,
+                "answered": 0,
+                "refused": 0,
+                "other": 0,
+                "closed": 0,
+                "cpu": time.process_time() - cpu,
+            }
         # The flooder's own kept conversation comes first, however long it grew.
-        socket = await clients[-1].ws_connect(f"{base}/chat/ws", max_msg_size=0)
         history = await socket.receive(timeout=300)
         history_seconds = time.monotonic() - opened
         history_bytes = len(history.data.encode()) if isinstance(history.data, str) else 0
+        written = 0
 
         async def send_all() -> float:
-            for _ in range(count):
-                await socket.send_str(body)
+            nonlocal written
+            try:
+                for _ in range(count):
+                    await socket.send_str(body)
+                    written += 1
+            except (ConnectionError, RuntimeError):
+                pass  # the server closed the socket
             return time.monotonic()
 
         started = time.monotonic()
         sender = asyncio.create_task(send_all())
-        answered = refused = other = 0
+        answered = refused = other = closed = 0
         last = started
         while answered + refused < count:
             message = await socket.receive(timeout=300)
             if message.type != aiohttp.WSMsgType.TEXT:
-                break  # closed by the server
+                closed = 1  # closed by the server
+                last = time.monotonic()
+                break
             data = json.loads(message.data)
             if data.get("type") != "outcome":
                 other += 1
@@ -222,14 +259,17 @@ async def _serve_flooder(connection: Connection) -> None:
         sent = await sender
         await socket.close()
         return {
+            "turned_away": 0,
             "history_bytes": history_bytes,
             "history_seconds": history_seconds,
             "started": started,
             "sent": sent - started,
+            "written": written,
             "duration": last - started,
             "answered": answered,
             "refused": refused,
             "other": other,
+            "closed": closed,
             "cpu": time.process_time() - cpu,
         }
 
@@ -249,7 +289,8 @@ class Resident:
     def __init__(self, base: str) -> None:
         self.base = base
         self.client = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"Accept-Language": "fr"}
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            headers={"Accept-Language": "fr", "X-Forwarded-For": RESIDENT_ADDRESS},
         )
         self.socket: aiohttp.ClientWebSocketResponse | None = None
         self.said = 0  # messages on the current socket
@@ -462,21 +503,28 @@ def span(values: Sequence[float], fmt: str = ".2f") -> str:
 
 def report(name: str, outcome: Outcome) -> None:
     variant = outcome.variant
-    each = [flood for phase in outcome.flooded for flood in phase.floods]
-    print(f"[{name}] {variant.name}: {len(each)} floods of {variant.count:,} messages")
+    tries = [flood for phase in outcome.flooded for flood in phase.floods]
+    turned_away = sum(int(flood["turned_away"]) for flood in tries)
+    each = [flood for flood in tries if not flood["turned_away"]]
+    print(
+        f"[{name}] {variant.name}: {len(each)} floods of up to {variant.count:,} messages "
+        f"({turned_away} more sockets turned away at the door)"
+    )
     answered = sum(flood["answered"] for flood in each)
     refused = sum(flood["refused"] for flood in each)
+    closed = sum(int(flood["closed"]) for flood in each)
     print(
         f"[{name}]   per flood: {span([f['duration'] for f in each])} s from the first message "
-        f"to the last answer ({span([variant.count / f['duration'] for f in each], ',.0f')} "
-        f"messages/s); answered {span([f['answered'] for f in each], '.0f')}, refused "
+        f"to the last answer; answered {span([f['answered'] for f in each], '.0f')}, refused "
         f"{span([f['refused'] for f in each], '.0f')} (in all {answered:,.0f} answered, "
-        f"{refused:,.0f} refused, {sum(f['other'] for f in each):,.0f} other)"
+        f"{refused:,.0f} refused, {sum(f['other'] for f in each):,.0f} other); "
+        f"{closed} of {len(each)} sockets closed by the server"
     )
     print(
         f"[{name}]   server CPU per flood {span([f['server_cpu'] for f in each])} s = "
-        f"{span([f['server_cpu'] / variant.count * 1e6 for f in each], ',.0f')} µs per message "
-        f"(socket opening included); the flooder's own CPU {span([f['cpu'] for f in each])} s"
+        f"{span([f['server_cpu'] / max(f['answered'] + f['refused'], 1) * 1e6 for f in each], ',.0f')}"  # noqa: E501
+        " µs per message read (socket opening included); the flooder's own CPU "
+        f"{span([f['cpu'] for f in each])} s"
     )
     print(
         f"[{name}]   the flooder's history at each socket opening: "

@@ -100,10 +100,10 @@ class Settings(BaseSettings):
         30, ge=1, description="Web chat pages open at once from one address."
     )
     webchat_messages_per_address: int = Field(
-        15, ge=1, description="Messages all web chat pages of one address may send in a second."
+        10, ge=1, description="Messages all web chat pages of one address may send in a second."
     )
     webchat_sockets_per_minute: int = Field(
-        60, ge=1, description="Web chat pages one address may open (or reopen) in a minute."
+        30, ge=1, description="Web chat pages one address may open (or reopen) in a minute."
     )
     telegram_paid_broadcast: bool = Field(
         False,

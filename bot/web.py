@@ -59,6 +59,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+FORWARDED = frozenset({"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"})
 HSTS = "max-age=31536000"  # a year; subdomains are the city's business, not ours
 
 
@@ -73,9 +74,10 @@ def behind_proxy(proxies: frozenset[str]) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         address = ip_address(peer[0]) if isinstance(peer, tuple) else None
-        if address is not None and any(address in network for network in networks):
+        from_proxy = address is not None and any(address in network for network in networks)
+        if from_proxy and any(name in request.headers for name in FORWARDED):
             return await forwarded.middleware(request, handler)
-        return await handler(request)
+        return await handler(request)  # from elsewhere, or the proxy's own (a health check)
 
     return middleware
 

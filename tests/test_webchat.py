@@ -326,3 +326,17 @@ async def test_a_long_conversation_gives_its_last_hundred_messages(
             assert mine == [f"/help {n}" for n in range(10, 60)]  # each asked, then answered
     finally:
         await browser.close()
+
+
+async def test_a_very_long_message_is_kept_shortened(bot: CoupDePouce, council: Council) -> None:
+    browser = Browser(bot)
+    try:
+        await browser.open_page()
+        async with browser.connect() as socket:
+            await onboard_on_the_web(browser, socket)
+            await browser.say(socket, {"type": "text", "text": "é" * 10_000})
+        async with browser.connect():
+            kept = [m["text"] for m in browser.history if m["author"] == "me"]
+            assert kept[-1] == "é" * 1999 + "…"
+    finally:
+        await browser.close()

@@ -22,8 +22,8 @@ class WebChatLimits:
     messages_per_second: int = 5  # per socket
     messages_per_minute: int = 60  # per socket
     sockets_per_address: int = 30  # open at once: a family's phones and tabs, a meeting room
-    messages_per_address: int = 15  # a second, every page of an address together
-    sockets_per_address_per_minute: int = 60  # opened: pages reconnect now and then, not more
+    messages_per_address: int = 10  # a second, every page of an address together
+    sockets_per_address_per_minute: int = 30  # opened: pages reconnect now and then, not more
 
 
 class Guard:

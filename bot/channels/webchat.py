@@ -63,6 +63,7 @@ CHANNEL = "web"
 COOKIE = "cdp_chat"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 HISTORY = 100  # messages a reload, a second tab or a new visit shows again
+KEPT_CHARS = 2000  # of what a person typed
 MAX_MESSAGE_BYTES = 64 * 1024  # 10,000 characters in any script reach the flows, which answer
 COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\S+)?(?:\s+(.*))?$", re.DOTALL)
 PAGE_POLICY = (
@@ -195,6 +196,8 @@ class Keeping:
         if self.tapped is not None:
             tapped = await conversation.one(session, self.chat_id, self.tapped)
         mine = self.text if self.choice is None else _label_of(tapped, self.choice)
+        if mine and len(mine) > KEPT_CHARS:  # what flows refuse anyway; the history stays light
+            mine = mine[: KEPT_CHARS - 1] + "…"
         if mine:
             row = await conversation.said(
                 session,
@@ -621,7 +624,7 @@ class Throttled:
     A flood costs a JSON parse and a window check per message, no flow and no database, and
     ends with the socket closed."""
 
-    FLOOD = 50  # refusals in a row: no person writes like that; the socket is closed
+    FLOOD = 20  # refusals in a row: no person writes like that; the socket is closed
 
     def __init__(self) -> None:
         self._said_at = 0.0
