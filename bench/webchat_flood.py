@@ -576,7 +576,12 @@ async def run(kind: str, parsed: argparse.Namespace) -> None:
                 "LIMITS RAISED (not what residents get): /help",
                 parsed.raised_messages,
                 HELP,
-                {"webchat_messages_per_second": RAISED, "webchat_messages_per_minute": RAISED},
+                {
+                    "webchat_messages_per_second": RAISED,
+                    "webchat_messages_per_minute": RAISED,
+                    "webchat_messages_per_address": RAISED,
+                    "webchat_sockets_per_minute": RAISED,
+                },
             )
         )
     print(

@@ -3,13 +3,14 @@ with the buttons that still answer, and those of superseded questions spent."""
 
 from __future__ import annotations
 
+from aiohttp import web
 from playwright.async_api import Browser, expect
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.demo import DEMO_SLUG, seed_council
 from flows.i18n import language_name
-from storage.models import Ballot, utcnow
+from storage.models import Ballot, Council, utcnow
 from tests.browser import (
     browser_fixture,  # noqa: F401 (the `browser` fixture)
     console_errors,
@@ -117,3 +118,71 @@ async def test_two_tabs_show_one_conversation_and_a_question_asked_again_is_spen
     for page in (first, second):
         await expect(said(page, done)).to_be_visible()
     assert console_errors(first) == [] and console_errors(second) == []
+
+
+SITE_PAGE = """<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Site</title>
+</head><body><p id="status">…</p><script>
+const socket = new WebSocket("ws://127.0.0.1:BOT_PORT/chat/ws");
+socket.onmessage = (event) => {
+  document.getElementById("status").textContent = "opened: " + JSON.parse(event.data).type;
+};
+socket.onclose = () => {
+  const status = document.getElementById("status");
+  if (status.textContent === "…") { status.textContent = "refused"; }
+};
+</script></body></html>"""
+
+
+class OtherSite:
+    """Another site in the same browser (another port is another origin), whose page opens
+    the chat's socket."""
+
+    def __init__(self) -> None:
+        self.bot_port = 0
+        self.runner: web.AppRunner | None = None
+        self.origin = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/", self.serve)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.origin = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    async def serve(self, request: web.Request) -> web.Response:
+        page = SITE_PAGE.replace("BOT_PORT", str(self.bot_port))
+        return web.Response(text=page, content_type="text/html")
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def test_another_site_cannot_open_the_chat_in_the_residents_name(
+    start_bot: StartBot, council: Council, browser: Browser
+) -> None:
+    foreign, embedding = OtherSite(), OtherSite()
+    await foreign.start()
+    await embedding.start()
+    try:
+        bot = await start_bot(limits=FAST, webchat_origins=embedding.origin)
+        assert bot.port is not None
+        foreign.bot_port = embedding.bot_port = bot.port
+        chat = await new_page(browser, "fr-FR")
+        await chat.goto(f"http://127.0.0.1:{bot.port}/?start=quartier-nord")
+        await tap(chat, FR._("✅ Yes, I agree"))
+
+        # A second tab on another site: the browser sends the resident's cookie with the
+        # socket (same host), the Origin says who asks, and the chat refuses it.
+        elsewhere = await chat.context.new_page()
+        await elsewhere.goto(foreign.origin)
+        await expect(elsewhere.locator("#status")).to_have_text("refused")
+        # The council's own site, which embeds the chat, may.
+        council_site = await chat.context.new_page()
+        await council_site.goto(embedding.origin)
+        await expect(council_site.locator("#status")).to_have_text("opened: history")
+        assert console_errors(chat) == []
+    finally:
+        await foreign.stop()
+        await embedding.stop()
