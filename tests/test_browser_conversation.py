@@ -8,9 +8,9 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.demo import DEMO_SLUG, seed_council
+from bot.demo import DEMO_SLUG
 from flows.i18n import language_name
-from storage.models import Ballot, Council, utcnow
+from storage.models import Ballot, Council
 from tests.browser import (
     browser_fixture,  # noqa: F401 (the `browser` fixture)
     console_errors,
@@ -20,7 +20,7 @@ from tests.browser import (
 from tests.conftest import StartBot, in_transaction
 from tests.helpers import FR
 from tests.test_broadcast import FAST
-from tests.test_browser_resident import said, tap, type_in
+from tests.test_browser_resident import demo_bot, said, tap, type_in
 
 COUNCIL = "Conseil citoyen de démonstration"
 
@@ -28,12 +28,7 @@ COUNCIL = "Conseil citoyen de démonstration"
 async def test_a_reload_in_the_middle_of_a_consultation_keeps_it_going(
     start_bot: StartBot, browser: Browser
 ) -> None:
-    bot = await start_bot(limits=FAST)
-
-    async def seed(session: AsyncSession) -> None:
-        await seed_council(session, utcnow())
-
-    await in_transaction(bot, seed)
+    bot = await demo_bot(start_bot)
     page = await new_page(browser, "fr-FR")
     await page.goto(f"http://127.0.0.1:{bot.port}/?start={DEMO_SLUG}")
     await expect(page.get_by_role("banner")).to_have_text(COUNCIL)
@@ -76,12 +71,7 @@ async def test_a_reload_in_the_middle_of_a_consultation_keeps_it_going(
 async def test_two_tabs_show_one_conversation_and_a_question_asked_again_is_spent(
     start_bot: StartBot, browser: Browser
 ) -> None:
-    bot = await start_bot(limits=FAST)
-
-    async def seed(session: AsyncSession) -> None:
-        await seed_council(session, utcnow())
-
-    await in_transaction(bot, seed)
+    bot = await demo_bot(start_bot)
     first = await new_page(browser, "fr-FR")
     await first.goto(f"http://127.0.0.1:{bot.port}/?start={DEMO_SLUG}")
     await tap(first, FR._("✅ Yes, I agree"))

@@ -7,6 +7,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.app import CoupDePouce
 from bot.demo import DEMO_SLUG, RSVPS, let_in_as_coordinator, seed_council
 from storage.models import Ballot, MeetingInvite, Rsvp, TalentProfile, utcnow
 from tests.browser import (
@@ -42,15 +43,21 @@ async def type_in(page: Page, text: str) -> None:
     await field.press("Enter")
 
 
-async def test_a_newcomer_joins_offers_help_answers_the_meeting_and_the_consultation(
-    start_bot: StartBot, browser: Browser
-) -> None:
+async def demo_bot(start_bot: StartBot) -> CoupDePouce:
+    """The application with the demo council seeded (its meeting and consultation sent)."""
     bot = await start_bot(limits=FAST)
 
     async def seed(session: AsyncSession) -> None:
         await seed_council(session, utcnow())
 
     await in_transaction(bot, seed)
+    return bot
+
+
+async def test_a_newcomer_joins_offers_help_answers_the_meeting_and_the_consultation(
+    start_bot: StartBot, browser: Browser
+) -> None:
+    bot = await demo_bot(start_bot)
     page = await new_page(browser, "fr-FR")
     await page.goto(f"http://127.0.0.1:{bot.port}/?start={DEMO_SLUG}")
 
@@ -116,12 +123,7 @@ async def test_the_coordinator_types_a_choice_list_on_three_lines(
     start_bot: StartBot, browser: Browser
 ) -> None:
     """The text box takes several lines (Shift+Enter), so "one per line" can be answered."""
-    bot = await start_bot(limits=FAST)
-
-    async def seed(session: AsyncSession) -> None:
-        await seed_council(session, utcnow())
-
-    await in_transaction(bot, seed)
+    bot = await demo_bot(start_bot)
     let_in_as_coordinator(bot)
     page = await new_page(browser, "fr-FR")
     await page.goto(f"http://127.0.0.1:{bot.port}/chat/as/coordinator")
