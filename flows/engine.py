@@ -22,13 +22,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows.i18n import Translator, negotiate
 
 if TYPE_CHECKING:
     from flows.broadcasts.report import Price
-from storage.db import session_scope
+from storage.db import scrub, session_scope
 from storage.models import Conversation, Council, Person, ProcessedEvent, Role, utcnow
 from storage.queries import people
 
@@ -385,7 +385,11 @@ class Engine:
             ):
                 # Nothing to keep for someone who has not consented and is not being asked.
                 await _discard(session, ctx.conversation)
-            return outcome
+        if outcome.erased:  # committed: now the files keep no copy either
+            bind = session.bind
+            if isinstance(bind, AsyncEngine):
+                await scrub(bind)
+        return outcome
 
     async def joined(self, session: AsyncSession, person: Person, council: Council) -> list[Reply]:
         """A person joined a council: the invitations still open to every member, for them."""

@@ -41,6 +41,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Deleted rows are overwritten, not left in free pages: an erasure erases.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -50,6 +52,20 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(sa_url, **kwargs)
+
+
+async def scrub(engine: AsyncEngine) -> None:
+    """After an erasure, leave no copy of what was erased in the SQLite files: the write-ahead
+    log still holds the pages as they were, until it is checkpointed and truncated. (With
+    secure_delete the database file itself keeps nothing.) Best effort: a checkpoint that
+    readers hold up is finished by SQLite's own later ones."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

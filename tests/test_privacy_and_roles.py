@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
@@ -153,3 +156,26 @@ async def test_command_menu_is_published_in_every_language(
     english = next(call for call in calls if call.params.get("language_code") == "en")
     names = [command["command"] for command in english.params["commands"]]
     assert {"start", "help", "language", "mydata", "forget"} <= set(names)
+
+
+async def test_forget_leaves_nothing_in_the_sqlite_files(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council, database_url: str
+) -> None:
+    """Deleted rows are overwritten (secure_delete) and the write-ahead log, which still
+    holds the pages as they were, is checkpointed and emptied after the erasure."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the files of a SQLite database")
+    marker = "Zéphyrine-Quillebeuf"
+    files = [Path(make_url(database_url).database or "")]
+    files.append(files[0].with_name(files[0].name + "-wal"))
+
+    def traces() -> int:
+        return sum(path.read_bytes().count(marker.encode()) for path in files if path.exists())
+
+    zephyrine = emulator.resident(3004, first_name=marker, language_code="en")
+    await onboard(zephyrine, EN)
+    assert traces() > 0  # the test can see it
+    zephyrine.send("/forget")
+    zephyrine.tap("Yes, erase everything", await zephyrine.next_message())
+    assert "/start" in ((await zephyrine.next_message()).text or "")
+    assert traces() == 0
