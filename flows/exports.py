@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows import spreadsheet
 from flows.consultations import export as consultation_export
 from flows.meetings import export as meeting_export
 from flows.talents import export as talent_export
@@ -37,11 +36,5 @@ def rows(kind: str, exported: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def csv_text(table: list[dict[str, Any]], line_end: str = "\n") -> str:
-    """The rows as CSV with a header; nothing for no rows."""
-    if not table:
-        return ""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(table[0]), lineterminator=line_end)
-    writer.writeheader()
-    writer.writerows(table)
-    return out.getvalue()
+    """The rows as CSV with a header, safe to open in a spreadsheet; nothing for no rows."""
+    return spreadsheet.records_text(table, line_end)

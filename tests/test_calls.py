@@ -110,6 +110,33 @@ async def test_forged_answers_change_nothing(
     assert await answers(bot) == []
 
 
+async def test_a_member_the_call_was_not_sent_to_cannot_answer_with_a_copied_button(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_directory(bot, council)
+    cook = emulator.resident(COOK_EVENINGS, language_code="en")
+    gardener = emulator.resident(GARDENER, language_code="en")  # a member, but no cook
+    nadia = await coordinator_of(bot, emulator, council, 43_004)
+    await send_cooking_call(nadia)
+    nadia.tap("Send", await nadia.wait_for(lambda m: (m.text or "").startswith("Preview")))
+    call = await cook.wait_for(lambda m: "Repas solidaire" in (m.text or ""))
+    told = len(nadia.inbox)
+
+    gardener.tap_data(call.buttons[0][0].callback_data or "", call)  # the cook's "I can help"
+    await emulator.wait_until(lambda: len(gardener.answered_callbacks) == 1 or None, timeout=5)
+    assert gardener.answered_callbacks[0].params.get("text") == "Sorry, this button does not work."
+    await emulator.wait_until_consumed()
+    assert await answers(bot) == []
+    assert not [m for m in nadia.inbox[told:] if "41003" in (m.text or "")]  # nobody told
+
+    cook.tap("🙋 I can help", call)  # the one it was sent to still answers
+    await nadia.wait_for(
+        lambda m: m.text == "Habitant 41001 answered “I can help” to “Repas solidaire”."
+    )
+    assert await answers(bot) == [("yes", None)]
+    assert not [m for m in nadia.inbox if "41003" in (m.text or "")]
+
+
 async def test_at_the_deadline_the_coordinator_gets_the_summary(
     bot: CoupDePouce, emulator: BotApiEmulator, council: Council, database_url: str
 ) -> None:

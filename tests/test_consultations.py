@@ -406,6 +406,40 @@ async def test_closing_early_and_telling_participants_what_was_done(
     assert not [m for m in bob.inbox if text_of(m).startswith("💬")]  # did not take part
 
 
+async def test_a_member_outside_a_neighbourhood_consultation_cannot_answer_with_a_copied_button(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed(bot, emulator, council)
+    oumar = await organiser_of(bot, emulator, council)
+    await send(oumar)
+    anna, bob = emulator.resident(ANNA), emulator.resident(BOB)
+    asked = await invitation(anna)
+
+    async def for_les_tilleuls_only(session: AsyncSession) -> None:
+        anna_id = await session.scalar(
+            select(Person.id).where(Person.first_name == f"Habitant {ANNA}")
+        )
+        await session.execute(
+            update(Membership)
+            .where(Membership.person_id == anna_id)
+            .values(neighbourhood="Les Tilleuls")
+        )
+        await session.execute(
+            update(Consultation).values(audience="neighbourhood", neighbourhood="Les Tilleuls")
+        )
+
+    await in_transaction(bot, for_les_tilleuls_only)  # Bob lives elsewhere
+    bob.tap_data(asked.buttons[0][0].callback_data or "", asked)  # Anna's button, passed on
+    await emulator.wait_until(lambda: len(bob.answered_callbacks) == 1 or None, timeout=5)
+    assert bob.answered_callbacks[0].params.get("text") == "Sorry, this button does not work."
+    await emulator.wait_until_consumed()
+    assert await in_transaction(bot, lambda s: s.scalar(select(func.count(Ballot.id)))) == 0
+    assert not [m for m in bob.inbox if text_of(m).startswith("1/3 · ")]
+
+    anna.tap("✏️ Answer", asked)  # the one in the audience still answers
+    await question(anna, 1)
+
+
 async def test_forged_buttons_and_people_outside_the_audience_change_nothing(
     bot: CoupDePouce, emulator: BotApiEmulator, council: Council
 ) -> None:

@@ -527,6 +527,35 @@ async def test_answers_close_at_the_deadline_and_forged_buttons_change_nothing(
     assert (await invites(bot))[name(ANNA)][0] == "invited"
 
 
+async def test_a_member_who_was_not_invited_cannot_answer_with_a_copied_button(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_residents(bot, emulator, council)
+    oumar = await organiser_of(bot, emulator, council, 52_011)
+    await send_meeting(oumar)
+    anna = emulator.resident(ANNA)
+    invitation = await invitation_for(anna)
+
+    async def member_never_invited(session: AsyncSession) -> None:
+        stored = await session.get_one(Council, council.id)
+        await add_residents(session, stored, [51_005], ["en"])
+
+    await in_transaction(bot, member_never_invited)  # a member, but not among the invited
+    eve = emulator.resident(51_005, language_code="en")
+    told = len(oumar.inbox)
+    eve.tap_data(invitation.buttons[0][0].callback_data or "", invitation)  # Anna's "coming"
+    await emulator.wait_until(lambda: len(eve.answered_callbacks) == 1 or None, timeout=5)
+    assert eve.answered_callbacks[0].params.get("text") == "Sorry, this button does not work."
+    await emulator.wait_until_consumed()
+    assert "Habitant 51005" not in await invites(bot)  # nothing recorded
+    assert all(answer == "invited" for answer, _g, _n in (await invites(bot)).values())
+    assert eve.inbox == []  # nobody told: not Eve, not the organiser
+    assert not [m for m in oumar.inbox[told:] if "51005" in text_of(m)]
+
+    await answer(anna, invitation, "✅ I'm coming", "See you there!")  # the invited still can
+    assert (await invites(bot))[name(ANNA)][0] == "coming"
+
+
 async def test_a_resident_who_joins_after_the_invitations_is_invited_on_joining(
     bot: CoupDePouce, emulator: BotApiEmulator, council: Council
 ) -> None:

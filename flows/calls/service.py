@@ -20,6 +20,7 @@ from storage.models import (
     CallStatus,
     Council,
     Membership,
+    OutboxMessage,
     Person,
     PersonStatus,
     ProfileSkill,
@@ -168,7 +169,8 @@ class Answered(enum.Enum):
 async def answer(
     session: AsyncSession, call_id: int, person: Person, choice: Answer
 ) -> tuple[Answered, Call | None]:
-    """Record (or change) a resident's answer; only members of the call's council may."""
+    """Record (or change) a resident's answer; only the people the call was sent to may (a
+    button can be copied to another member, or forged)."""
     call = await session.get(Call, call_id)
     if call is None:
         return Answered.NOT_ALLOWED, None
@@ -177,7 +179,7 @@ async def answer(
             Membership.person_id == person.id, Membership.council_id == call.council_id
         )
     )
-    if member is None:
+    if member is None or not await was_asked(session, call, person.id):
         return Answered.NOT_ALLOWED, None
     if call.status != CallStatus.OPEN or call.deadline <= utcnow():
         return Answered.CLOSED, call
@@ -192,6 +194,29 @@ async def answer(
         existing.answer, existing.answered_at = choice, utcnow()
     await session.flush()
     return Answered.RECORDED, call
+
+
+async def was_asked(session: AsyncSession, call: Call, person_id: int) -> bool:
+    """Whether the call was sent to this person: its broadcast was queued for them.
+
+    The outbox rows are the record of who was asked when it went out; the skills and times
+    asked for would also let in those who entered the directory since, who never got it.
+    A call whose broadcast is gone falls back to them. No one is asked a call on joining.
+    """
+    if call.broadcast_id is not None:
+        queued = await session.scalar(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.broadcast_id == call.broadcast_id,
+                OutboxMessage.person_id == person_id,
+            )
+            .limit(1)
+        )
+        return queued is not None
+    council = await session.get_one(Council, call.council_id)
+    who = audience(council, call.skill_ids, call.needed_when.split(",")).subquery()
+    found = await session.scalar(select(who.c[0]).where(who.c[0] == person_id).limit(1))
+    return found is not None
 
 
 async def add_message(session: AsyncSession, call_id: int, person: Person, text: str) -> bool:

@@ -4,13 +4,12 @@ CSV file; posted to the organiser and the council's group; each respondent hears
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows import spreadsheet
 from flows.broadcasts import service as broadcasts
 from flows.consultations import charts
 from flows.consultations.service import (
@@ -117,9 +116,7 @@ def summary(t: Translator, consultation: Consultation, results: Results, final: 
 
 def table(t: Translator, results: Results) -> bytes:
     """The figures as CSV: one row per question, group and option; free texts at the end."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
+    rows: list[list[object]] = [
         [
             t._("question"),
             t._("group"),
@@ -129,7 +126,7 @@ def table(t: Translator, results: Results) -> bytes:
             t._("respondents"),
             t._("average"),
         ]
-    )
+    ]
     for number, question in enumerate(results["questions"], start=1):
         groups = [(t._("Everyone"), question["all"])]
         groups += [
@@ -138,7 +135,7 @@ def table(t: Translator, results: Results) -> bytes:
         for group, cell in groups:
             mean = "" if cell.get("mean") is None else f"{cell['mean']:.2f}"
             for label, count in zip(question["options"], cell["counts"], strict=False):
-                writer.writerow(
+                rows.append(
                     [
                         f"{number}. {question['text']}",
                         group,
@@ -150,10 +147,8 @@ def table(t: Translator, results: Results) -> bytes:
                     ]
                 )
         for text in question["texts"]:
-            writer.writerow(
-                [f"{number}. {question['text']}", t._("Everyone"), text, "", "", "", ""]
-            )
-    return ("\ufeff" + out.getvalue()).encode()  # with a BOM, so spreadsheets read UTF-8
+            rows.append([f"{number}. {question['text']}", t._("Everyone"), text, "", "", "", ""])
+    return ("\ufeff" + spreadsheet.csv_text(rows)).encode()  # a BOM: spreadsheets read UTF-8
 
 
 def chart_files(t: Translator, results: Results) -> list[Attachment]:
