@@ -376,6 +376,8 @@ class OutboxMessage(Base):
     priority: Mapped[int] = mapped_column(SmallInteger, default=Priority.BROADCAST)
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A message too long for one goes as several: those sent before a retry are not resent.
+    parts_sent: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]

@@ -1,4 +1,5 @@
-"""scheduled rows whose work failed, skipped by their job from then on
+"""scheduled rows whose work failed, skipped by their job from then on; the parts of a long
+outbox message already sent
 
 Revision ID: 0018
 Revises: 0017
@@ -28,9 +29,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("scheduled_failures", schema=None) as batch_op:
         batch_op.create_index("ix_scheduled_failures_job_row", ["job", "row_id"], unique=False)
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("parts_sent", sa.SmallInteger(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("parts_sent")
     with op.batch_alter_table("scheduled_failures", schema=None) as batch_op:
         batch_op.drop_index("ix_scheduled_failures_job_row")
     op.drop_table("scheduled_failures")
