@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
+from bot.channels.telegram import messages
 from bot.channels.text import split, width
 from flows.broadcasts.service import to_payload
-from flows.engine import END, Choice, Command, Context, Flow, Next, Reply
+from flows.engine import END, Attachment, Choice, Command, Context, Flow, Next, Reply
 from flows.registry import FLOWS
 from storage.models import OutboxMessage, OutboxStatus, Priority
 from storage.queries import outbox
@@ -224,3 +225,37 @@ async def test_a_long_reply_reaches_whatsapp_in_parts_with_the_buttons_on_the_la
     assert width(parts[-1].text or "") <= WHATSAPP_BODY_MAX
     assert parts[-1].buttons == ["✅ Je viens", "❌ Non", "🤔 Peut-être"]
     assert "\n".join(part.text or "" for part in parts) == ROSTER
+
+
+async def test_a_long_reply_refused_midway_resumes_after_the_parts_already_sent(
+    start_bot: StartBot, emulator: BotApiEmulator
+) -> None:
+    await start_bot(flows=[*FLOWS, LONG])
+    sam = emulator.resident(7304, language_code="fr")
+    emulator.fail(
+        "sendMessage",
+        status=429,
+        description="Too Many Requests: retry after 1",
+        retry_after=1,
+        chat_id=sam.id,
+        after=1,
+    )
+    sam.send("/roster")
+    await sam.wait_for(lambda _m: len(sam.inbox) >= 3, timeout=10)
+    await emulator.wait_until_consumed()
+    assert "\n".join(part.text or "" for part in sam.inbox) == ROSTER  # each part once
+    assert [call.ok for call in emulator.calls_to("sendMessage")] == [True, False, True, True]
+
+
+def test_a_file_whose_text_is_too_long_for_a_caption_comes_after_the_text() -> None:
+    calendar = Attachment("reunion.ics", b"BEGIN:VCALENDAR", "text/calendar")
+    short = Reply("À samedi !", CHOICES, attachment=calendar)
+    assert messages(short) == [short]  # the text is the file's caption
+    long = Reply(ROSTER, CHOICES, attachment=calendar)
+    shown = messages(long)
+    assert [m.attachment for m in shown] == [None, None, None, calendar]
+    assert [bool(m.choices) for m in shown] == [False, False, True, False]
+    assert shown[-1].text == ""
+    assert "\n".join(m.text for m in shown[:-1]) == ROSTER
+    emoji = Reply("🚲" * 600, attachment=calendar)  # 600 characters, 1,200 units: no caption
+    assert [m.attachment for m in messages(emoji)] == [None, calendar]
