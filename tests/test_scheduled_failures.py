@@ -12,18 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from flows.councils import create as create_council
+from flows.engine import Job
 from flows.meetings.jobs import MEETING_REMINDERS
 from flows.meetings.service import schedule
+from flows.scheduling import each_due, not_failed
 from storage.models import (
     Council,
     Meeting,
     MeetingInvite,
     MeetingReminder,
+    OutboxMessage,
+    Priority,
     ReminderStatus,
     Rsvp,
     ScheduledFailure,
     utcnow,
 )
+from storage.queries import outbox
 from tests.conftest import in_transaction
 from tests.emulator import BotApiEmulator
 from tests.factories import add_residents
@@ -122,3 +127,53 @@ async def test_a_reminder_that_raises_blocks_neither_its_batch_nor_other_council
     assert [r for r in caplog.records if r.name == "flows.scheduling"] == []
     statuses, errors = await in_transaction(bot, states)
     assert statuses[failing] == ReminderStatus.FAILED and len(errors) == 1
+
+
+async def test_a_job_that_raises_for_one_row_rolls_back_that_row_alone_and_skips_it(
+    bot: CoupDePouce, council: Council, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any job using `each_due` and `not_failed` in its due query: the failing row's writes
+    are undone, the other rows' are kept, and the failing row is not tried again."""
+    job_name = "test-greetings"
+
+    async def greet(session: AsyncSession, now: datetime) -> int:
+        due = await session.scalars(
+            select(Council).where(not_failed(job_name, Council.id)).order_by(Council.id)
+        )
+
+        async def work(row: Council) -> bool:
+            row.name = row.name + " (greeted)"
+            if row.slug == "quartier-sud":
+                raise ValueError("no greeting in this council's language")
+            await outbox.enqueue_one(
+                session,
+                channel="telegram",
+                chat_id="1",
+                payload={"text": f"Hello {row.slug}"},
+                priority=Priority.REPORT,
+                key=f"greeting:{row.id}:{now.isoformat()}",
+            )
+            return True
+
+        return await each_due(session, job_name, due, work, now=now)
+
+    job = Job(job_name, timedelta(seconds=30), greet)
+    other = await in_transaction(bot, lambda s: create_council(s, "quartier-sud", "Sud"))
+    caplog.set_level(logging.WARNING, logger="flows.scheduling")
+
+    assert await bot.scheduler.tick(job) == 1
+    assert await bot.scheduler.tick(job) == 1  # the good row again; the failed one skipped
+    names = await in_transaction(
+        bot, lambda s: s.scalars(select(Council.name).order_by(Council.id))
+    )
+    assert list(names) == [
+        "Conseil citoyen Quartier Nord (greeted) (greeted)",
+        "Sud",  # its change was rolled back with its failure
+    ]
+    failures = await in_transaction(bot, lambda s: s.scalars(select(ScheduledFailure)))
+    assert [(f.job, f.row_id) for f in failures] == [(job_name, other.id)]
+    queued = await in_transaction(
+        bot, lambda s: s.scalars(select(OutboxMessage.payload).order_by(OutboxMessage.id))
+    )
+    assert [p["text"] for p in queued] == ["Hello quartier-nord"] * 2
+    assert len([r for r in caplog.records if r.name == "flows.scheduling"]) == 1
