@@ -69,6 +69,9 @@ class Delivery:
     # SENT to a mailbox nothing announces (a web chat page closed, no notification possible):
     # it waits there until the person comes.
     unannounced: bool = False
+    # A reply too long for one message goes as several: how many of them went (all, when
+    # SENT); a retry starts after them.
+    parts_sent: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Envelope:
     outbox_id: int
     locale: str | None = None  # the recipient's language
     last_inbound_at: datetime | None = None  # when the recipient last wrote on this channel
+    parts_sent: int = 0  # a long message's parts sent at an earlier attempt: not sent again
 
 
 class Sender(Protocol):
@@ -340,7 +344,9 @@ class Dispatcher:
         try:
             paid = self.limits.paid_broadcast and message.priority >= Priority.URGENT
             try:
-                envelope = Envelope(message.id, message.locale, message.last_inbound_at)
+                envelope = Envelope(
+                    message.id, message.locale, message.last_inbound_at, message.parts_sent
+                )
                 delivery = await sender.deliver(
                     message.chat_id, self._reply(message), paid=paid, envelope=envelope
                 )
@@ -424,7 +430,14 @@ class Dispatcher:
                 await outbox.cancel_message(session, message.id, "interrupted")
             elif kind is DeliveryKind.RETRY_AFTER:
                 at = now + timedelta(seconds=delivery.retry_after)
-                await outbox.release(session, message.id, at, "429", count_attempt=False)
+                await outbox.release(
+                    session,
+                    message.id,
+                    at,
+                    "429",
+                    count_attempt=False,
+                    parts_sent=max(message.parts_sent, delivery.parts_sent),
+                )
             elif kind is DeliveryKind.BLOCKED and message.person_id is not None:
                 log.info("person %s blocked the bot: no more messages to them", message.person_id)
                 await outbox.mark_unreachable(session, message.person_id, message.id)
@@ -445,7 +458,14 @@ class Dispatcher:
             else:
                 backoff = min(self.limits.retry_base * 2**message.attempts, self.limits.retry_cap)
                 at = now + timedelta(seconds=backoff)
-                await outbox.release(session, message.id, at, delivery.error, count_attempt=True)
+                await outbox.release(
+                    session,
+                    message.id,
+                    at,
+                    delivery.error,
+                    count_attempt=True,
+                    parts_sent=max(message.parts_sent, delivery.parts_sent),
+                )
 
     # --- progress reports ----------------------------------------------------------------
 

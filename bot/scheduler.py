@@ -4,6 +4,12 @@ What is due lives in our own tables (a call's deadline, a reminder's time); each
 claims the due rows atomically and turns them into outbox messages in the same
 transaction, so work survives restarts, never runs twice, and several processes can
 run side by side. APScheduler's own job store is not used: it is in memory only.
+
+Inside that transaction, each due row's work runs in its own savepoint
+(`flows.scheduling.each_due`): a row that raises is rolled back alone, logged, recorded in
+`scheduled_failures` and skipped from then on, so it never holds back the rest of its batch
+or the other councils' work. An error outside the rows' work fails the whole tick, which
+runs again at its next one.
 """
 
 from __future__ import annotations

@@ -376,6 +376,8 @@ class OutboxMessage(Base):
     priority: Mapped[int] = mapped_column(SmallInteger, default=Priority.BROADCAST)
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A message too long for one goes as several: those sent before a retry are not resent.
+    parts_sent: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
@@ -551,6 +553,7 @@ class ReminderStatus(enum.StrEnum):
     SENT = "sent"
     DROPPED = "dropped"  # its moment passed while the bot was down, beyond its grace
     CANCELLED = "cancelled"  # the meeting moved or was cancelled
+    FAILED = "failed"  # its work raised: see scheduled_failures
 
 
 class Meeting(Base):
@@ -862,3 +865,17 @@ class DashboardSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+class ScheduledFailure(Base):
+    """A due row whose scheduled work raised: its work was rolled back alone, the rest of the
+    batch went on, and the job skips it from then on (an admin reads the error here)."""
+
+    __tablename__ = "scheduled_failures"
+    __table_args__ = (Index("ix_scheduled_failures_job_row", "job", "row_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    row_id: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(String(500))
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow)

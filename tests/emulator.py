@@ -346,6 +346,7 @@ class _InjectedFailure:
     retry_after: int | None
     remaining: int
     chat_id: int | None
+    after: int = 0  # matching calls let through before the first failure
 
 
 @dataclass
@@ -457,6 +458,11 @@ class _FloodLimits:
         """Return the tokens of a send that failed for another reason (nothing delivered)."""
         for _, bucket in self._scopes(chat_id, now):
             bucket.tokens = min(bucket.capacity, bucket.tokens + 1.0)
+
+
+def utf16_length(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units: an emoji beyond the BMP counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def visible_text(text: str, parse_mode: str | None) -> str:
@@ -1033,15 +1039,19 @@ class BotApiEmulator:
         retry_after: int | None = None,
         times: int = 1,
         chat_id: int | None = None,
+        after: int = 0,
     ) -> None:
-        """Answer the next `times` calls to `method` (for `chat_id` only, if given) with an error.
+        """Answer the next `times` calls to `method` (for `chat_id` only, if given) with an error,
+        once `after` such calls went through (the second part of a long message, say).
 
         Give the description in Telegram's words, e.g. status=429,
         description="Too Many Requests: retry after 5", retry_after=5.
         """
-        if status < 400 or times < 1:
+        if status < 400 or times < 1 or after < 0:
             raise ValueError("status must be an HTTP error code and times at least 1")
-        failure = _InjectedFailure(method.lower(), status, description, retry_after, times, chat_id)
+        failure = _InjectedFailure(
+            method.lower(), status, description, retry_after, times, chat_id, after
+        )
         self._failures.append(failure)
 
     def enforce_limits(
@@ -1155,6 +1165,9 @@ class BotApiEmulator:
             if failure.method != call.method.lower():
                 continue
             if failure.chat_id is not None and failure.chat_id != chat_id:
+                continue
+            if failure.after > 0:
+                failure.after -= 1
                 continue
             failure.remaining -= 1
             if failure.remaining == 0:
@@ -1706,7 +1719,7 @@ def _checked_text(params: JSONDict) -> tuple[str, str | None]:
     visible = visible_text(text, parse_mode)
     if not visible:
         raise bad_request("message text is empty")
-    if len(visible) > MAX_TEXT_LENGTH:
+    if utf16_length(visible) > MAX_TEXT_LENGTH:
         raise bad_request("message is too long")
     return text, parse_mode
 
@@ -1717,7 +1730,7 @@ def _checked_caption(params: JSONDict) -> tuple[str | None, str | None]:
     if caption is None:
         return None, parse_mode
     caption = str(caption)
-    if len(visible_text(caption, parse_mode)) > MAX_CAPTION_LENGTH:
+    if utf16_length(visible_text(caption, parse_mode)) > MAX_CAPTION_LENGTH:
         raise bad_request("message caption is too long")
     return caption, parse_mode
 

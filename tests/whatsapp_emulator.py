@@ -307,6 +307,12 @@ def invalid(details: str) -> GraphError:
     return GraphError(131009, details=details)
 
 
+def units(text: str) -> int:
+    """Length as the Cloud API limits are checked here: UTF-16 code units (an emoji beyond
+    the BMP counts 2), the strictest reading of Meta's "characters"."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def param_error(message: str) -> GraphError:
     """Graph's schema-level refusal (code 100) with its own wording, e.g. a missing field."""
     return GraphError(100, title=message, whatsapp=False)
@@ -1286,7 +1292,7 @@ class CloudApiEmulator:
         if link is not None and not re.match(r"https?://\S+$", str(link)):
             raise invalid(f"Invalid {kind} link: {link}")
         caption = media.get("caption")
-        if caption is not None and len(str(caption)) > MAX_CAPTION_LENGTH:
+        if caption is not None and units(str(caption)) > MAX_CAPTION_LENGTH:
             raise param_error(
                 f"Param {kind}['caption'] must be at most {MAX_CAPTION_LENGTH} characters long."
             )
@@ -1712,13 +1718,13 @@ def _check_text(body: JSONDict) -> None:
     content = text.get("body") if isinstance(text, dict) else None
     if not isinstance(content, str) or not content:
         raise param_error("The parameter text['body'] is required.")
-    if len(content) > MAX_TEXT_LENGTH:
+    if units(content) > MAX_TEXT_LENGTH:
         raise param_error(f"Param text['body'] must be at most {MAX_TEXT_LENGTH} characters long.")
 
 
 def _check_length(value: Any, what: str, minimum: int, maximum: int) -> str:
     text = value if isinstance(value, str) else ""
-    if not minimum <= len(text) <= maximum:
+    if not minimum <= units(text) <= maximum:
         bounds = (
             f"Min length: {minimum}, Max length: {maximum}"
             if minimum

@@ -9,7 +9,6 @@ import os
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from telegram import (
@@ -39,6 +38,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels import text
 from bot.channels.http import AiohttpRequest
 from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
 from bot.ratelimit import RateLimiter
@@ -130,6 +130,23 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
             for row in reply.choices
         ]
     )
+
+
+def messages(reply: Reply) -> list[Reply]:
+    """The messages that show a reply on Telegram, in order: a text over 4,096 characters
+    in several, its buttons on the last; a file with the text as its caption when that fits
+    in 1,024 characters, else after the text, alone."""
+    attachment = reply.attachment
+    if attachment is not None and text.width(reply.text) <= MessageLimit.CAPTION_LENGTH:
+        return [reply]
+    parts = text.split(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+    shown = [
+        replace(reply, text=part, choices=(), attachment=None, replace=False) for part in parts
+    ]
+    shown[-1] = replace(shown[-1], choices=reply.choices)
+    if attachment is not None:
+        shown.append(replace(reply, text="", choices=(), attachment=attachment, replace=False))
+    return shown
 
 
 class TelegramChannel:
@@ -297,7 +314,7 @@ class TelegramChannel:
 
     async def _redraw(self, message: object, reply: Reply) -> bool:
         """Edit the tapped message into the new question; False if it cannot be edited."""
-        if not isinstance(message, Message):
+        if not isinstance(message, Message) or len(messages(reply)) > 1:
             return False
         try:
             await message.edit_text(reply.text, reply_markup=keyboard(reply))
@@ -307,30 +324,58 @@ class TelegramChannel:
         return True
 
     async def send(self, chat_id: int, replies: Sequence[Reply]) -> None:
-        """Answer someone who is waiting: ahead of broadcasts, a few retries, then give up."""
+        """Answer someone who is waiting: ahead of broadcasts, a few retries, then give up.
+        A retry resumes after the parts of a long reply already sent."""
         for reply in replies:
-            delivery = await answer(self.limiter, partial(self.deliver, str(chat_id), reply))
-            if delivery.kind is not DeliveryKind.SENT:
+            shown = messages(reply)
+            sent = 0
+
+            async def attempt(shown: list[Reply] = shown) -> Delivery:
+                nonlocal sent
+                delivery = await self._deliver(str(chat_id), shown, sent, paid=False)
+                sent = delivery.parts_sent
+                return delivery
+
+            delivery = await answer(self.limiter, attempt)
+            if delivery.kind is DeliveryKind.BLOCKED:  # not a fault: the person left
                 log.info("a reply to %s was not delivered: %s", chat_id, delivery.error)
+                return
+            if delivery.kind is not DeliveryKind.SENT:
+                log.warning("a reply to %s was not delivered: %s", chat_id, delivery.error)
                 return
 
     async def deliver(
         self, chat_id: str, reply: Reply, *, paid: bool = False, envelope: Envelope | None = None
     ) -> Delivery:
-        """Send one reply; say what happened rather than raise."""
-        try:
-            message = await self._send_reply(int(chat_id), reply, paid)
-        except RetryAfter as error:
-            return Delivery(DeliveryKind.RETRY_AFTER, retry_after=_seconds(error.retry_after))
-        except Forbidden as error:
-            return Delivery(DeliveryKind.BLOCKED, error=error.message)
-        except BadRequest as error:
-            if "chat not found" in error.message.lower():
-                return Delivery(DeliveryKind.BLOCKED, error=error.message)
-            return Delivery(DeliveryKind.REJECTED, error=error.message)
-        except TelegramError as error:  # timeouts, network errors, server errors
-            return Delivery(DeliveryKind.NETWORK, error=str(error))
-        return Delivery(DeliveryKind.SENT, message_id=str(message.message_id))
+        """Send one queued message, resuming after the parts of it already sent; say what
+        happened rather than raise."""
+        done = envelope.parts_sent if envelope is not None else 0
+        return await self._deliver(chat_id, messages(reply), done, paid=paid)
+
+    async def _deliver(
+        self, chat_id: str, shown: list[Reply], done: int, *, paid: bool
+    ) -> Delivery:
+        """Send the messages from `done` on, in order; a failure says how many went."""
+        message_id: str | None = None
+        for index in range(done, len(shown)):
+            try:
+                message = await self._send_one(int(chat_id), shown[index], paid)
+            except RetryAfter as error:
+                return Delivery(
+                    DeliveryKind.RETRY_AFTER,
+                    retry_after=_seconds(error.retry_after),
+                    parts_sent=index,
+                )
+            except Forbidden as error:
+                return Delivery(DeliveryKind.BLOCKED, error=error.message, parts_sent=index)
+            except BadRequest as error:
+                if "chat not found" in error.message.lower():
+                    return Delivery(DeliveryKind.BLOCKED, error=error.message, parts_sent=index)
+                return Delivery(DeliveryKind.REJECTED, error=error.message, parts_sent=index)
+            except TelegramError as error:  # timeouts, network errors, server errors
+                return Delivery(DeliveryKind.NETWORK, error=str(error), parts_sent=index)
+            message_id = str(message.message_id)
+        return Delivery(DeliveryKind.SENT, message_id=message_id, parts_sent=len(shown))
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply) -> Delivery:
         """Replace a message's text and buttons (a progress report)."""
@@ -348,7 +393,8 @@ class TelegramChannel:
             return Delivery(DeliveryKind.NETWORK, error=str(error))
         return Delivery(DeliveryKind.SENT, message_id=message_id)
 
-    async def _send_reply(self, chat_id: int, reply: Reply, paid: bool) -> Message:
+    async def _send_one(self, chat_id: int, reply: Reply, paid: bool) -> Message:
+        """One message of `messages()`: a text, or a file with its caption (if any)."""
         bot = self.application.bot
         markup = keyboard(reply)
         extra: dict[str, Any] = {"allow_paid_broadcast": True} if paid else {}
@@ -356,21 +402,12 @@ class TelegramChannel:
         if attachment is None:
             return await bot.send_message(chat_id, reply.text, reply_markup=markup, **extra)
         file = InputFile(attachment.content, filename=attachment.filename)
-        if len(reply.text) > MessageLimit.CAPTION_LENGTH:
-            # Too long for a caption: the text with its buttons first, then the file alone.
-            sent = await bot.send_message(chat_id, reply.text, reply_markup=markup, **extra)
-            if attachment.kind == "photo":
-                await bot.send_photo(chat_id, file, **extra)
-            else:
-                await bot.send_document(chat_id, file, **extra)
-            return sent
+        caption = reply.text or None
         if attachment.kind == "photo":
             return await bot.send_photo(
-                chat_id, file, caption=reply.text, reply_markup=markup, **extra
+                chat_id, file, caption=caption, reply_markup=markup, **extra
             )
-        return await bot.send_document(
-            chat_id, file, caption=reply.text, reply_markup=markup, **extra
-        )
+        return await bot.send_document(chat_id, file, caption=caption, reply_markup=markup, **extra)
 
     async def _quietly(self, call: Awaitable[Any]) -> None:
         """Answer a tap or tidy a message: a failure here only loses a nicety."""

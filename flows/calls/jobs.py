@@ -9,16 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows.calls import service
 from flows.engine import Job
 from flows.i18n import Translator
-from storage.models import Answer, Priority
+from flows.scheduling import each_due
+from storage.models import Answer, Call, Priority
 from storage.queries import outbox
+
+CLOSE_JOB = "close-calls"
 
 
 async def close_calls(session: AsyncSession, now: datetime) -> int:
     """Close every call past its deadline and tell its coordinator who answered what."""
-    closed = await service.close_due(session, now)
-    for call in closed:
+
+    async def summarise(call: Call) -> bool:
         if call.holder_chat is None or call.holder_channel is None:
-            continue
+            return False
         t = Translator(call.holder_locale)
         names = {
             answer: [named(t, helper) for helper in helpers]
@@ -47,6 +50,10 @@ async def close_calls(session: AsyncSession, now: datetime) -> int:
             council_id=call.council_id,
             key=f"call-summary:{call.id}",
         )
+        return True
+
+    closed = await service.close_due(session, now)
+    await each_due(session, CLOSE_JOB, closed, summarise, now=now)
     return len(closed)
 
 
@@ -57,4 +64,4 @@ def named(t: Translator, helper: service.Helper) -> str:
     return t._("{name} (not verified)").format(name=helper.first_name)
 
 
-CLOSE_CALLS = Job("close-calls", timedelta(seconds=30), close_calls)
+CLOSE_CALLS = Job(CLOSE_JOB, timedelta(seconds=30), close_calls)

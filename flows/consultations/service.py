@@ -34,6 +34,7 @@ from flows.broadcasts import service as broadcasts
 from flows.calls import service as calls
 from flows.engine import Choice, Notice, NoticeKind, Reply, action_data
 from flows.i18n import Translator
+from flows.scheduling import each_due, not_failed
 from storage.models import (
     Ballot,
     Consultation,
@@ -56,6 +57,8 @@ MAX_QUESTIONS = 5
 MAX_OPTIONS = 8
 TEXT_LIMIT = 300
 SCALE = (1, 2, 3, 4, 5)
+OPEN_JOB = "open-consultations"
+CLOSE_JOB = "close-consultations"
 
 
 class Audience(enum.StrEnum):
@@ -242,20 +245,25 @@ async def open_due(session: AsyncSession, now: datetime) -> int:
     """The scheduler's tick: open the consultations whose time came (each by one process)."""
     due = await session.scalars(
         select(Consultation)
-        .where(Consultation.status == ConsultationStatus.SCHEDULED, Consultation.opens_at <= now)
+        .where(
+            Consultation.status == ConsultationStatus.SCHEDULED,
+            Consultation.opens_at <= now,
+            not_failed(OPEN_JOB, Consultation.id),
+        )
         .limit(20)
         .with_for_update(skip_locked=True)
     )
-    opened = 0
-    for consultation in list(due):
+
+    async def work(consultation: Consultation) -> bool:
         council = await session.get_one(Council, consultation.council_id)
         if consultation.closes_at <= now:  # its whole time passed while the bot was down
             consultation.status = ConsultationStatus.CLOSED
             consultation.closed_at = now
-            continue
+            return False
         await open_consultation(session, consultation, council, now=now)
-        opened += 1
-    return opened
+        return True
+
+    return await each_due(session, OPEN_JOB, due, work, now=now)
 
 
 # --- answering ---------------------------------------------------------------------------------
@@ -682,14 +690,22 @@ async def blur_small_places(
 async def close_due(session: AsyncSession, now: datetime) -> list[Consultation]:
     due = await session.scalars(
         select(Consultation)
-        .where(Consultation.status == ConsultationStatus.OPEN, Consultation.closes_at <= now)
+        .where(
+            Consultation.status == ConsultationStatus.OPEN,
+            Consultation.closes_at <= now,
+            not_failed(CLOSE_JOB, Consultation.id),
+        )
         .limit(10)
         .with_for_update(skip_locked=True)
     )
     closed = []
-    for consultation in list(due):
+
+    async def work(consultation: Consultation) -> bool:
         await close_consultation(session, consultation, now)
         closed.append(consultation)
+        return True
+
+    await each_due(session, CLOSE_JOB, due, work, now=now)
     return closed
 
 

@@ -7,6 +7,6 @@ from datetime import timedelta
 from flows.digest import service
 from flows.engine import Flow, Job
 
-DIGESTS = Job("digests", timedelta(minutes=5), service.send_due)
+DIGESTS = Job(service.DIGESTS_JOB, timedelta(minutes=5), service.send_due)
 
 FLOW = Flow(name="digest", jobs=[DIGESTS])

@@ -31,6 +31,7 @@ from flows.broadcasts.quiet import next_allowed
 from flows.broadcasts.service import to_payload
 from flows.engine import Reply
 from flows.i18n import N_, Translator
+from flows.scheduling import each_due
 from storage.models import (
     Answer,
     Ballot,
@@ -53,6 +54,7 @@ from storage.queries import outbox
 log = logging.getLogger(__name__)
 
 BATCH = 10  # councils claimed per tick; the others wait for the next one
+DIGESTS_JOB = "digests"
 MEETINGS_AHEAD = timedelta(days=14)
 SHOWN = 5  # items listed per kind; the rest are counted
 MESSAGE_LIMIT = 4000
@@ -521,16 +523,24 @@ async def send_due(session: AsyncSession, now: datetime, limit: int = BATCH) -> 
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    posted = 0
-    for council in list(await session.scalars(due)):
+
+    async def work(council: Council) -> bool:
         allowed = next_allowed(council, now)
         if allowed > now:  # quiet hours: the digest waits for the morning
             council.next_digest_at = allowed
-            continue
-        if await _post(session, council, now):
-            posted += 1
+            return False
+        posted = await _post(session, council, now)
         council.last_digest_at = now
         council.next_digest_at = now + timedelta(days=council.digest_days)
+        return posted
+
+    def failed(council: Council) -> None:
+        # This digest is skipped; the next one is due a period on, as if it had gone.
+        council.next_digest_at = now + timedelta(days=council.digest_days)
+
+    posted = await each_due(
+        session, DIGESTS_JOB, await session.scalars(due), work, now=now, failed=failed
+    )
     await session.flush()
     return posted
 

@@ -23,6 +23,7 @@ from flows.calls import service as calls
 from flows.engine import Choice, Notice, NoticeKind, Reply, action_data
 from flows.i18n import N_, Translator
 from flows.meetings.calendar import attachment
+from flows.scheduling import each_due
 from storage.models import (
     Answer,
     CallAnswer,
@@ -43,6 +44,8 @@ from storage.models import (
 from storage.queries import outbox
 
 log = logging.getLogger(__name__)
+
+REMINDERS_JOB = "meeting-reminders"
 
 SummaryWriter = Callable[[AsyncSession, Translator, Meeting], Awaitable[str]]
 
@@ -404,7 +407,8 @@ def grace(row: MeetingReminder) -> timedelta:
 async def send_due(session: AsyncSession, now: datetime, limit: int = 50) -> int:
     """The scheduler's tick: claim the reminders that are due and queue them, in the
     caller's transaction. Rows another process holds are skipped; a claimed row is marked
-    in the same transaction as its messages, so each goes out once."""
+    in the same transaction as its messages, so each goes out once; a row whose work raises
+    is marked failed alone (`each_due`)."""
     due = (
         select(MeetingReminder)
         .where(MeetingReminder.status == ReminderStatus.PENDING, MeetingReminder.due_at <= now)
@@ -412,14 +416,14 @@ async def send_due(session: AsyncSession, now: datetime, limit: int = 50) -> int
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    done = 0
-    for row in list(await session.scalars(due)):
+
+    async def work(row: MeetingReminder) -> bool:
         meeting = await session.get_one(Meeting, row.meeting_id)
         council = await session.get_one(Council, meeting.council_id)
         row.done_at = now
         if meeting.status != MeetingStatus.SCHEDULED or row.sequence != meeting.sequence:
             row.status = ReminderStatus.CANCELLED
-            continue
+            return False
         late = now - row.due_at
         if now >= meeting.starts_at or late > grace(row):
             row.status = ReminderStatus.DROPPED
@@ -430,7 +434,7 @@ async def send_due(session: AsyncSession, now: datetime, limit: int = 50) -> int
                 row.due_at.isoformat(timespec="minutes"),
                 str(late).split(".")[0],
             )
-            continue
+            return False
         if row.kind is ReminderKind.REMINDER:
             await broadcasts.start_broadcast(
                 session,
@@ -445,8 +449,14 @@ async def send_due(session: AsyncSession, now: datetime, limit: int = 50) -> int
         else:
             await tell_organiser(session, meeting, summary_text, key=f"meeting-summary:{row.id}")
         row.status = ReminderStatus.SENT
-        done += 1
-    return done
+        return True
+
+    def failed(row: MeetingReminder) -> None:
+        row.status = ReminderStatus.FAILED
+        row.done_at = now
+
+    rows = await session.scalars(due)
+    return await each_due(session, REMINDERS_JOB, rows, work, now=now, failed=failed)
 
 
 # --- answers, seats and the waiting list ---------------------------------------------------

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts.service import to_payload
 from flows.engine import Choice, Job, Reply, action_data
 from flows.i18n import Translator
+from flows.scheduling import each_due
 from storage.models import Council, Person, PersonStatus, Priority, TalentProfile
 from storage.queries import councils, outbox, people
 
 REFRESH_PREFIX = "tref"
+REFRESH_JOB = "refresh-profiles"
 BATCH = 500  # questions queued per council and tick; the rest wait for the next tick
 
 
@@ -67,12 +69,13 @@ async def _ask(session: AsyncSession, council: Council, now: datetime) -> int:
         .values(refresh_asked_at=now)
         .returning(TalentProfile.id, TalentProfile.person_id)
     )
-    asked = 0
-    for profile_id, person_id in list(claimed):
+
+    async def ask(row: Row[int, int]) -> bool:
+        profile_id, person_id = row.id, row.person_id
         person = await session.get(Person, person_id)
         address = await people.address_of(session, person_id)
         if person is None or address is None:
-            continue
+            return False
         await outbox.enqueue_one(
             session,
             channel=address[0],
@@ -83,8 +86,10 @@ async def _ask(session: AsyncSession, council: Council, now: datetime) -> int:
             person_id=person_id,
             key=f"refresh:{profile_id}:{now.date().isoformat()}",
         )
-        asked += 1
-    return asked
+        return True
+
+    # A question that cannot be queued stays claimed: recorded, not asked again and again.
+    return await each_due(session, REFRESH_JOB, claimed, ask, now=now)
 
 
-REFRESH_PROFILES = Job("refresh-profiles", timedelta(hours=1), refresh_profiles)
+REFRESH_PROFILES = Job(REFRESH_JOB, timedelta(hours=1), refresh_profiles)

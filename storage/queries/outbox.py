@@ -115,6 +115,7 @@ class Claimed:
     attempts: int
     locale: str | None = None  # the recipient's language
     last_inbound_at: datetime | None = None  # when the recipient last wrote on this channel
+    parts_sent: int = 0  # of a long message cut in several, those sent at earlier attempts
 
 
 async def claim(
@@ -176,6 +177,7 @@ async def claim(
             OutboxMessage.payload,
             OutboxMessage.priority,
             OutboxMessage.attempts,
+            OutboxMessage.parts_sent,
         )
     )
     claimed = [
@@ -190,6 +192,7 @@ async def claim(
             priority=row.priority,
             attempts=row.attempts,
             locale=locales[row.id],
+            parts_sent=row.parts_sent,
         )
         for row in rows
     ]
@@ -242,9 +245,16 @@ async def mark_failed(session: AsyncSession, message_id: int, error: str) -> Non
 
 
 async def release(
-    session: AsyncSession, message_id: int, at: datetime, error: str | None, count_attempt: bool
+    session: AsyncSession,
+    message_id: int,
+    at: datetime,
+    error: str | None,
+    count_attempt: bool,
+    parts_sent: int | None = None,
 ) -> None:
-    """Put a claimed message back in the queue, due at `at`."""
+    """Put a claimed message back in the queue, due at `at` (with how many parts of it
+    went, if it was cut in several: the next attempt sends the rest)."""
+    progress = {} if parts_sent is None else {"parts_sent": parts_sent}
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
@@ -254,6 +264,7 @@ async def release(
             claimed_by=None,
             attempts=OutboxMessage.attempts + (1 if count_attempt else 0),
             last_error=None if error is None else error[:200],
+            **progress,
         )
     )
 

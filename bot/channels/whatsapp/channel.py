@@ -323,7 +323,7 @@ class WhatsAppChannel:
                 message = await session.get(
                     OutboxMessage, self._recent[receipt.message_id], with_for_update=True
                 )
-            log.info("WhatsApp could not deliver %s: %s", receipt.message_id, receipt.reasons)
+            log.warning("WhatsApp could not deliver %s: %s", receipt.message_id, receipt.reasons)
             if WINDOW_CLOSED in receipt.errors:
                 # Our clock said the window was open; WhatsApp's says not: a template it is.
                 await session.execute(
@@ -386,11 +386,19 @@ class WhatsAppChannel:
     async def _send_reply(
         self, chat_id: str, reply: Reply, locale: str | None, *, page: int, menu: int | None
     ) -> None:
-        """Answer someone who is waiting: ahead of broadcasts, a few retries, then give up."""
-        delivery = await answer(
-            self.limiter,
-            lambda: self._send_full(chat_id, reply, locale, page=page, menu=menu),
-        )
+        """Answer someone who is waiting: ahead of broadcasts, a few retries, then give up.
+        A retry resumes after the messages of a long reply already sent."""
+        sent = 0
+
+        async def attempt() -> Delivery:
+            nonlocal sent
+            delivery = await self._send_full(
+                chat_id, reply, locale, page=page, menu=menu, done=sent
+            )
+            sent = delivery.parts_sent
+            return delivery
+
+        delivery = await answer(self.limiter, attempt)
         if delivery.kind is not DeliveryKind.SENT:
             log.warning("a WhatsApp reply to %s was not delivered: %s", chat_id, delivery.error)
 
@@ -403,7 +411,12 @@ class WhatsAppChannel:
         if envelope is not None and not _window_open(envelope):
             delivery = await self._send_template(chat_id, reply, envelope)
         else:
-            delivery = await self._send_full(chat_id, reply, envelope.locale if envelope else None)
+            delivery = await self._send_full(
+                chat_id,
+                reply,
+                envelope.locale if envelope else None,
+                done=envelope.parts_sent if envelope else 0,
+            )
             closed = delivery.kind is DeliveryKind.REJECTED and delivery.error == str(WINDOW_CLOSED)
             if closed and envelope is not None:
                 delivery = await self._send_template(chat_id, reply, envelope)
@@ -425,21 +438,25 @@ class WhatsAppChannel:
         *,
         page: int = 0,
         menu: int | None = None,
+        done: int = 0,
     ) -> Delivery:
-        """The reply as ordinary messages: text, buttons or a list, and its file."""
+        """The reply as ordinary messages: text (in several when long), buttons or a list,
+        and its file; the first `done` of them went at an earlier attempt and are skipped."""
+        sent = done
         try:
             media = await self._media_for(reply.attachment) if reply.attachment else None
             if menu is None and payloads.needs_menu(reply):
                 menu = await self._keep_menu(chat_id, reply)
             messages = payloads.render(reply, Words.of(locale), media, menu, page)
             last = ""
-            for message in messages:
+            for message in messages[done:]:
                 last = await self.api.send(chat_id, message)
+                sent += 1
         except GraphError as error:
-            return _refused(error)
+            return replace(_refused(error), parts_sent=sent)
         except NetworkError as error:
-            return Delivery(DeliveryKind.NETWORK, error=str(error))
-        return Delivery(DeliveryKind.SENT, message_id=last)
+            return Delivery(DeliveryKind.NETWORK, error=str(error), parts_sent=sent)
+        return Delivery(DeliveryKind.SENT, message_id=last, parts_sent=sent)
 
     async def _send_template(self, chat_id: str, reply: Reply, envelope: Envelope) -> Delivery:
         """Announce the message with an approved template; its button brings the rest."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bot.channels.text import split, width
 from flows.engine import Attachment, Choice, Inbound, Reply, normalise_keyword
 from flows.i18n import DEFAULT_LOCALE, N_, SHIPPED_LOCALES, Translator
 
@@ -320,11 +321,6 @@ def paged(choices: Sequence[Choice]) -> list[list[Choice]]:
     return pages
 
 
-def width(text: str) -> int:
-    """Length as WhatsApp counts it (UTF-16 units: an emoji may count twice)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
 def cut(text: str, limit: int) -> str:
     """The text within `limit`, with an ellipsis when something was cut."""
     if width(text) <= limit:
@@ -353,53 +349,6 @@ def fitted(labels: Sequence[str], limit: int, *, unique: bool = False) -> list[s
     return titles
 
 
-def split(text: str, limit: int) -> list[str]:
-    """Parts within `limit`, cut between lines where possible, else between words."""
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        candidate = f"{current}\n{line}" if current else line
-        if width(candidate) <= limit:
-            current = candidate
-            continue
-        if width(line) <= limit:
-            parts, current = _flush(parts, current), line
-            continue
-        # A line longer than a message: fill this part, then whole parts of it.
-        rest = line
-        while rest:
-            room = limit - width(current) - (1 if current else 0)
-            piece = _words_within(rest, room)
-            if not piece:
-                parts, current = _flush(parts, current), ""
-                continue
-            current = f"{current}\n{piece}" if current else piece
-            rest = rest[len(piece) :]
-            if rest:
-                parts, current = _flush(parts, current), ""
-    parts = _flush(parts, current)
-    return parts or ["…"]
-
-
-def _words_within(line: str, room: int) -> str:
-    """The longest start of `line` within `room`, ending after a space if it can."""
-    if room <= 0:
-        return ""
-    if width(line) <= room:
-        return line
-    kept = ""
-    for character in line:
-        if width(kept + character) > room:
-            break
-        kept += character
-    space = kept.rfind(" ")
-    return kept[: space + 1] if space > room // 2 else kept
-
-
-def _flush(parts: list[str], current: str) -> list[str]:
-    return [*parts, current] if current.strip() else parts
-
-
 def _text(body: str) -> dict[str, Any]:
     return {"type": "text", "text": {"body": body, "preview_url": "http" in body}}
 
@@ -418,5 +367,6 @@ def _last_part(text: str, limit: int) -> tuple[list[dict[str, Any]], str]:
     """Text messages for what does not fit in an interactive body, and the body."""
     if width(text) <= limit:
         return [], text
-    parts = split(text, limit)
-    return [_text(part) for part in split("\n".join(parts[:-1]), TEXT_MAX)], parts[-1]
+    body = split(text, limit)[-1]
+    before = text[: text.rfind(body)].rstrip()
+    return [_text(part) for part in split(before, TEXT_MAX)], body
