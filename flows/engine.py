@@ -218,9 +218,26 @@ class GroupCommand:
     run: Callable[[AsyncSession, Inbound, Translator, bool], Awaitable[str | None]]
 
 
+# What a capability keeps about a person, as plain JSON-ready data for /mydata.
+Collect = Callable[[AsyncSession, Person], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """A capability's declaration of what it keeps about a person: shown by /mydata under
+    `key`, held in `tables` (every table that points to a person is declared by one
+    capability: a test walks the models). What /forget does with it is said by the tables'
+    foreign keys (deleted with the person, or kept pointing to nobody)."""
+
+    key: str
+    tables: tuple[str, ...]  # table names
+    collect: Collect
+
+
 @dataclass(frozen=True)
 class Flow:
-    """One capability's conversation: its steps and commands."""
+    """One capability: its conversation (steps, commands, buttons), its scheduled jobs, and
+    what it keeps about people."""
 
     name: str
     steps: Sequence[Step] = ()
@@ -230,6 +247,7 @@ class Flow:
     actions: Sequence[Action] = ()
     jobs: Sequence[Job] = ()
     group_commands: Sequence[GroupCommand] = ()
+    personal_data: Sequence[PersonalData] = ()
 
 
 @dataclass(frozen=True)
@@ -316,6 +334,11 @@ class Engine:
         self.join_hooks = [flow.on_join for flow in flows if flow.on_join]
         self.actions: dict[str, Action] = {}
         self.group_commands = {c.name: c for flow in flows for c in flow.group_commands}
+        self.personal_data: dict[str, PersonalData] = {}
+        for data in (data for flow in flows for data in flow.personal_data):
+            if data.key in self.personal_data:
+                raise ValueError(f"personal data {data.key!r} declared twice")
+            self.personal_data[data.key] = data
         for flow in flows:
             for step in flow.steps:
                 if step.name in self.steps:

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import CoupDePouce
+from flows.engine import Engine, Flow, PersonalData
+from flows.privacy.service import CORE_TABLES
+from flows.registry import FLOWS
 from storage.models import (
+    Base,
     Conversation,
     Council,
     Identity,
@@ -179,3 +183,56 @@ async def test_forget_leaves_nothing_in_the_sqlite_files(
     zephyrine.tap("Yes, erase everything", await zephyrine.next_message())
     assert "/start" in ((await zephyrine.next_message()).text or "")
     assert traces() == 0
+
+
+PERSON_COLUMNS = {"person_id", "created_by", "started_by", "requested_by", "chat_id", "external_id"}
+
+
+def test_every_table_about_a_person_is_declared_by_a_capability() -> None:
+    """A new table (or column) that points to a person must be declared by the capability
+    that owns it, so /mydata shows it; this walks the models' foreign keys and the columns
+    that name a person or a chat."""
+    declared = set(CORE_TABLES) | {
+        table for flow in FLOWS for data in flow.personal_data for table in data.tables
+    }
+    about_people = {
+        table.name
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if column.name in PERSON_COLUMNS
+        or any(key.column.table.name == "persons" for key in column.foreign_keys)
+    }
+    assert about_people - declared == set()
+    assert declared - {table.name for table in Base.metadata.sorted_tables} == set()  # no typo
+
+
+async def kept_for_the_test(_session: AsyncSession, person: Person) -> dict[str, str]:
+    return {"note": f"something about {person.first_name}"}
+
+
+TEST_CAPABILITY = Flow(
+    name="test_capability",
+    personal_data=[PersonalData("test_capability", ("persons",), kept_for_the_test)],
+)
+
+
+async def test_a_capability_shows_what_it_keeps_in_mydata_by_declaring_it(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    await start_bot(flows=[*FLOWS, TEST_CAPABILITY])
+    amina = emulator.resident(3005, first_name="Amina", language_code="fr")
+    await onboard(amina)
+    amina.send("/mydata")
+    sent = await amina.next_message()
+    assert sent.document is not None
+    data = json.loads(sent.document[1])
+    assert data["test_capability"] == {"note": "something about Amina"}
+    # And what the shipped capabilities declare is there too, empty for a newcomer.
+    for key in ("meetings", "consultations", "talent_directory", "call_answers", "dashboard"):
+        assert key in data, key
+
+
+def test_a_key_declared_twice_stops_the_engine() -> None:
+    twice = Flow(name="again", personal_data=[PersonalData("meetings", (), kept_for_the_test)])
+    with pytest.raises(ValueError, match="declared twice"):
+        Engine([*FLOWS, twice], async_sessionmaker())

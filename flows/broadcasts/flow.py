@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flows.broadcasts import service
+from flows.broadcasts import data, service
 from flows.engine import Action, Context, Flow
 
 STOP_PREFIX = "bstop"
@@ -27,4 +27,6 @@ async def stop_sending(ctx: Context, args: Sequence[str]) -> None:
         ctx.toast = ctx._("Stopped: nothing more will be sent.")
 
 
-FLOW = Flow(name="broadcasts", actions=[Action(STOP_PREFIX, stop_sending)])
+FLOW = Flow(
+    name="broadcasts", personal_data=[data.STARTED], actions=[Action(STOP_PREFIX, stop_sending)]
+)

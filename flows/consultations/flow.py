@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
-from flows.consultations import results, service
+from flows.consultations import data, results, service
 from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS
 from flows.consultations.service import Audience, Opened
 from flows.engine import (
@@ -837,6 +837,7 @@ async def register_group(
 
 FLOW = Flow(
     name="consultations",
+    personal_data=[data.ANSWERS, data.ORGANISED],
     on_join=service.invite_newcomer,
     steps=[
         Step("consult.council", ask_council, on_choice=handle_council),

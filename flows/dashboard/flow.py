@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flows.dashboard import data
 from flows.engine import END, Command, Context, Flow, Next
 from flows.i18n import N_
 from flows.staff import ORGANISING
@@ -40,6 +41,7 @@ async def send_link(ctx: Context) -> Next:
 
 FLOW = Flow(
     name="dashboard",
+    personal_data=[data.SIGN_INS],
     commands=[
         Command(
             "dashboard",

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
-from flows.linking import service
+from flows.linking import data, service
 from flows.linking.service import Linked
 from storage.models import utcnow
 
@@ -118,6 +118,7 @@ async def handle_preferred(ctx: Context, value: str) -> Next:
 
 FLOW = Flow(
     name="linking",
+    personal_data=[data.LINK_CODES],
     steps=[Step("link.preferred", ask_preferred, on_choice=handle_preferred)],
     commands=[
         Command(

@@ -34,7 +34,7 @@ from flows.engine import (
     action_data,
 )
 from flows.i18n import N_
-from flows.meetings import service
+from flows.meetings import data, service
 from flows.meetings.jobs import MEETING_REMINDERS
 from flows.meetings.service import Answered, Audience, Extra, Rsvp
 from flows.staff import (
@@ -927,6 +927,7 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
 
 FLOW = Flow(
     name="meetings",
+    personal_data=[data.INVITATIONS, data.ORGANISED],
     on_join=service.invite_newcomer,
     steps=[
         Step("meetings.council", ask_council, on_choice=handle_council),

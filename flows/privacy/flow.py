@@ -14,7 +14,9 @@ async def send_my_data(ctx: Context) -> Next:
     if ctx.person is None:
         ctx.say(ctx._("We keep nothing about you."))
         return STAY
-    document = await service.everything_about(ctx.session, ctx.person)
+    document = await service.everything_about(
+        ctx.session, ctx.person, ctx.engine.personal_data.values()
+    )
     content = json.dumps(document, ensure_ascii=False, indent=2).encode()
     ctx.say(
         ctx._("Here is everything we keep about you."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,19 +10,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import (
-    Ballot,
-    Consultation,
-    Meeting,
-    MeetingInvite,
-    Participant,
-    Person,
-    PushSubscription,
-    Question,
-    QuestionKind,
-    Response,
-    utcnow,
-)
+from flows.engine import PersonalData
+from storage.models import OutboxMessage, Person, PushSubscription, utcnow
 from storage.queries import people, webchat
 
 
@@ -29,21 +19,23 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-async def everything_about(session: AsyncSession, person: Person) -> dict[str, Any]:
-    """Every record that concerns the person, as plain JSON-ready data."""
+async def everything_about(
+    session: AsyncSession, person: Person, capabilities: Iterable[PersonalData] = ()
+) -> dict[str, Any]:
+    """Every record that concerns the person, as plain JSON-ready data: who they are and how
+    they are reached (kept here), then what each capability declares it keeps."""
+    document = {"generated_at": _iso(utcnow()), **await _core(session, person)}
+    for data in capabilities:
+        document[data.key] = await data.collect(session, person)
+    return document
+
+
+async def _core(session: AsyncSession, person: Person) -> dict[str, Any]:
     memberships = await people.memberships(session, person)
     grants = await people.role_grants_for(session, person)
     conversations = await people.conversations_of(session, person)
-    invitations = await session.execute(
-        select(MeetingInvite, Meeting)
-        .join(Meeting, Meeting.id == MeetingInvite.meeting_id)
-        .where(MeetingInvite.person_id == person.id)
-        .order_by(Meeting.starts_at)
-    )
-    consultations = await consultations_of(session, person)
     web_chats = [i.external_id for i in person.identities if i.channel == "web"]
     return {
-        "generated_at": _iso(utcnow()),
         "person": {
             "first_name": person.first_name,
             "language": person.locale,
@@ -65,7 +57,12 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
             for identity in person.identities
         ],
         "councils": [
-            {"council": m.council.slug, "name": m.council.name, "joined_at": _iso(m.joined_at)}
+            {
+                "council": m.council.slug,
+                "name": m.council.name,
+                "joined_at": _iso(m.joined_at),
+                "neighbourhood": m.neighbourhood,
+            }
             for m in memberships
         ],
         "roles": [
@@ -84,20 +81,14 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
             }
             for conversation in conversations
         ],
-        "meetings": [
-            {
-                "meeting": meeting.title,
-                "starts_at": _iso(meeting.starts_at),
-                "place": meeting.place,
-                "answer": invite.rsvp.value,
-                "guests": invite.guests,
-                "needs": invite.needs,
-                "answered_at": _iso(invite.answered_at),
-                "attended": invite.attended,
-            }
-            for invite, meeting in invitations
+        "messages_queued": [
+            {"at": _iso(at), "status": status.value}
+            for at, status in await session.execute(
+                select(OutboxMessage.created_at, OutboxMessage.status)
+                .where(OutboxMessage.person_id == person.id)
+                .order_by(OutboxMessage.id)
+            )
         ],
-        "consultations": consultations,
         "web_chat": {
             "messages": await webchat.conversation_of(session, web_chats),
             "notifications": [
@@ -112,61 +103,19 @@ async def everything_about(session: AsyncSession, person: Person) -> dict[str, A
     }
 
 
-async def consultations_of(session: AsyncSession, person: Person) -> list[dict[str, Any]]:
-    """Answers still linked to the person, and the consultations they took part in whose
-    answers are no longer linked to them (anonymous ones, once closed)."""
-    kept: list[dict[str, Any]] = []
-    ballots = await session.execute(
-        select(Ballot, Consultation)
-        .join(Consultation, Consultation.id == Ballot.consultation_id)
-        .where(Ballot.person_id == person.id)
-        .order_by(Consultation.opens_at)
-    )
-    seen: set[int] = set()
-    for ballot, consultation in ballots:
-        seen.add(consultation.id)
-        rows = await session.execute(
-            select(Question, Response)
-            .join(Response, Response.question_id == Question.id)
-            .where(Response.ballot_id == ballot.id)
-            .order_by(Question.position, Response.option)
-        )
-        answers = []
-        for question, response in rows:
-            if response.text is not None:
-                given = response.text
-            elif question.kind is QuestionKind.SCALE:
-                given = str(response.option)
-            else:
-                given = question.options[response.option or 0]
-            answers.append({"question": question.text, "answer": given})
-        kept.append(
-            {
-                "consultation": consultation.title,
-                "status": consultation.status.value,
-                "anonymous": consultation.anonymous,
-                "answers": answers,
-                "neighbourhood": ballot.neighbourhood,
-            }
-        )
-    took_part = await session.scalars(
-        select(Consultation)
-        .join(Participant, Participant.consultation_id == Consultation.id)
-        .where(Participant.person_id == person.id)
-    )
-    for consultation in took_part:
-        if consultation.id in seen:
-            continue
-        kept.append(
-            {
-                "consultation": consultation.title,
-                "status": consultation.status.value,
-                "anonymous": consultation.anonymous,
-                "answers": [],
-                "note": "anonymous: you took part; your answers are kept with no link to you",
-            }
-        )
-    return kept
+# What this module keeps itself: who the person is, how they are reached, what is on its way
+# to them. (WhatsApp menus are the channel's paging state, erased with the person.)
+CORE_TABLES = (
+    "persons",
+    "identities",
+    "memberships",
+    "role_grants",
+    "conversations",
+    "outbox",
+    "web_messages",
+    "push_subscriptions",
+    "whatsapp_menus",
+)
 
 
 async def forget(session: AsyncSession, person: Person) -> None:

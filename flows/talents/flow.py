@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
 from flows.onboarding.service import current_council
-from flows.talents import picker, service
+from flows.talents import data, picker, service
 from flows.talents.catalogue import TRANSLATION_KEY, category_label, skill_label
 from flows.talents.jobs import REFRESH_PREFIX, REFRESH_PROFILES
 from flows.talents.picker import TICK
@@ -337,6 +337,7 @@ async def confirm_profile(ctx: Context, args: Sequence[str]) -> None:
 
 FLOW = Flow(
     name="talents",
+    personal_data=[data.PROFILES],
     steps=[
         Step("talents.skills", ask_skills, on_choice=handle_skills, in_place=True),
         Step("talents.category", ask_category, on_choice=handle_category, in_place=True),

@@ -1,0 +1,73 @@
+"""What the calls for talents keep about a person, for /mydata."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.engine import PersonalData
+from storage.models import Call, CallAnswer, Introduction, Person
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+async def answers_of(session: AsyncSession, person: Person) -> list[dict[str, Any]]:
+    """Their answers to calls, with the message they added."""
+    rows = await session.execute(
+        select(CallAnswer, Call.title)
+        .join(Call, Call.id == CallAnswer.call_id)
+        .where(CallAnswer.person_id == person.id)
+        .order_by(CallAnswer.answered_at)
+    )
+    return [
+        {
+            "call": title,
+            "answer": answer.answer.value,
+            "message": answer.message,
+            "answered_at": _iso(answer.answered_at),
+        }
+        for answer, title in rows
+    ]
+
+
+async def introductions_of(session: AsyncSession, person: Person) -> dict[str, Any]:
+    """Introductions asked of them (and what they said), and those they asked for."""
+    about = await session.execute(
+        select(Introduction, Call.title)
+        .join(Call, Call.id == Introduction.call_id)
+        .where(Introduction.person_id == person.id)
+    )
+    asked = await session.execute(
+        select(Introduction.asked_at, Call.title)
+        .join(Call, Call.id == Introduction.call_id)
+        .where(Introduction.requested_by == person.id)
+    )
+    return {
+        "asked_of_you": [
+            {
+                "call": title,
+                "status": introduction.status.value,
+                "asked_at": _iso(introduction.asked_at),
+                "answered_at": _iso(introduction.answered_at),
+            }
+            for introduction, title in about
+        ],
+        "asked_by_you": [{"call": title, "asked_at": _iso(at)} for at, title in asked],
+    }
+
+
+async def calls_by(session: AsyncSession, person: Person) -> list[dict[str, Any]]:
+    calls = await session.scalars(
+        select(Call).where(Call.created_by == person.id).order_by(Call.id)
+    )
+    return [{"call": call.title, "created_at": _iso(call.created_at)} for call in calls]
+
+
+ANSWERS = PersonalData("call_answers", ("call_answers",), answers_of)
+INTRODUCTIONS = PersonalData("introductions", ("introductions",), introductions_of)
+CALLS = PersonalData("calls_sent", ("calls",), calls_by)

@@ -1,0 +1,50 @@
+"""What the meetings keep about a person, for /mydata."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.engine import PersonalData
+from storage.models import Meeting, MeetingInvite, Person
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+async def invitations_of(session: AsyncSession, person: Person) -> list[dict[str, Any]]:
+    """Their answers to invitations: coming or not, guests, needs, attendance."""
+    rows = await session.execute(
+        select(MeetingInvite, Meeting)
+        .join(Meeting, Meeting.id == MeetingInvite.meeting_id)
+        .where(MeetingInvite.person_id == person.id)
+        .order_by(Meeting.starts_at)
+    )
+    return [
+        {
+            "meeting": meeting.title,
+            "starts_at": _iso(meeting.starts_at),
+            "place": meeting.place,
+            "answer": invite.rsvp.value,
+            "guests": invite.guests,
+            "needs": invite.needs,
+            "answered_at": _iso(invite.answered_at),
+            "attended": invite.attended,
+        }
+        for invite, meeting in rows
+    ]
+
+
+async def organised_by(session: AsyncSession, person: Person) -> list[dict[str, Any]]:
+    meetings = await session.scalars(
+        select(Meeting).where(Meeting.created_by == person.id).order_by(Meeting.starts_at)
+    )
+    return [{"meeting": m.title, "starts_at": _iso(m.starts_at)} for m in meetings]
+
+
+INVITATIONS = PersonalData("meetings", ("meeting_invites",), invitations_of)
+ORGANISED = PersonalData("meetings_organised", ("meetings",), organised_by)
