@@ -20,6 +20,7 @@ from bot.dispatcher import Dispatcher, Limits, Sender
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.web import build_web_app
+from flows import retention
 from flows.broadcasts.report import Price
 from flows.engine import Engine, Flow, FlowConfig
 from flows.registry import FLOWS
@@ -118,7 +119,9 @@ class CoupDePouce:
             reclaim_all_at_start=settings.is_sqlite,
         )
         self.scheduler = Scheduler(
-            self.sessions, [job for flow in flows for job in flow.jobs], self.dispatcher.wake
+            self.sessions,
+            [*(job for flow in flows for job in flow.jobs), retention.job(flows)],
+            self.dispatcher.wake,
         )
         self._runner: web.AppRunner | None = None
         self.port: int | None = None

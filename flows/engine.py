@@ -235,6 +235,16 @@ class PersonalData:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long a capability keeps something, and how it goes: `purge` deletes (or cuts
+    loose) what is older than the cutoff it is given, and says how many rows went."""
+
+    what: str  # said in the log and the README: "processed update ids"
+    keep: timedelta
+    purge: Callable[[AsyncSession, datetime], Awaitable[int]]
+
+
+@dataclass(frozen=True)
 class Flow:
     """One capability: its conversation (steps, commands, buttons), its scheduled jobs, and
     what it keeps about people."""
@@ -248,6 +258,7 @@ class Flow:
     jobs: Sequence[Job] = ()
     group_commands: Sequence[GroupCommand] = ()
     personal_data: Sequence[PersonalData] = ()
+    retention: Sequence[Retention] = ()
 
 
 @dataclass(frozen=True)

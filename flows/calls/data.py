@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import PersonalData
+from flows.engine import PersonalData, Retention
 from storage.models import Call, CallAnswer, Introduction, Person
 
 
@@ -71,3 +71,16 @@ async def calls_by(session: AsyncSession, person: Person) -> list[dict[str, Any]
 ANSWERS = PersonalData("call_answers", ("call_answers",), answers_of)
 INTRODUCTIONS = PersonalData("introductions", ("introductions",), introductions_of)
 CALLS = PersonalData("calls_sent", ("calls",), calls_by)
+
+
+async def closed_calls_answers(session: AsyncSession, before: datetime) -> int:
+    """Who answered a call, and the introductions for it, once the call is long closed."""
+    old = select(Call.id).where(Call.closed_at < before)
+    answers = await session.execute(delete(CallAnswer).where(CallAnswer.call_id.in_(old)))
+    introductions = await session.execute(delete(Introduction).where(Introduction.call_id.in_(old)))
+    return int(getattr(answers, "rowcount", 0) or 0) + int(
+        getattr(introductions, "rowcount", 0) or 0
+    )
+
+
+RETENTION = (Retention("answers to closed calls", timedelta(days=365), closed_calls_answers),)

@@ -313,6 +313,7 @@ async def tell_holder(ctx: Context, call: Call, choice: Answer | None, message: 
 
 FLOW = Flow(
     name="calls",
+    retention=data.RETENTION,
     personal_data=[data.ANSWERS, data.INTRODUCTIONS, data.CALLS],
     steps=[
         Step("calls.council", ask_council, on_choice=handle_council),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import PersonalData
+from flows.engine import PersonalData, Retention
 from storage.models import DashboardSession, LoginLink, Person
 
 
@@ -32,3 +33,14 @@ async def sign_ins_of(session: AsyncSession, person: Person) -> dict[str, Any]:
 
 
 SIGN_INS = PersonalData("dashboard", ("login_links", "dashboard_sessions"), sign_ins_of)
+
+
+async def expired_sign_ins(session: AsyncSession, before: datetime) -> int:
+    links = await session.execute(delete(LoginLink).where(LoginLink.expires_at < before))
+    browsers = await session.execute(
+        delete(DashboardSession).where(DashboardSession.expires_at < before)
+    )
+    return int(getattr(links, "rowcount", 0) or 0) + int(getattr(browsers, "rowcount", 0) or 0)
+
+
+RETENTION = (Retention("expired dashboard sign-ins", timedelta(days=1), expired_sign_ins),)

@@ -41,6 +41,7 @@ async def send_link(ctx: Context) -> Next:
 
 FLOW = Flow(
     name="dashboard",
+    retention=data.RETENTION,
     personal_data=[data.SIGN_INS],
     commands=[
         Command(

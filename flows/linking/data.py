@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import PersonalData
+from flows.engine import PersonalData, Retention
 from storage.models import LinkCode, Person
 
 
@@ -22,3 +23,11 @@ async def codes_of(session: AsyncSession, person: Person) -> list[dict[str, Any]
 
 
 LINK_CODES = PersonalData("link_codes", ("link_codes",), codes_of)
+
+
+async def expired_codes(session: AsyncSession, before: datetime) -> int:
+    result = await session.execute(delete(LinkCode).where(LinkCode.expires_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+RETENTION = (Retention("expired link codes", timedelta(days=1), expired_codes),)

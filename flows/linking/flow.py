@@ -118,6 +118,7 @@ async def handle_preferred(ctx: Context, value: str) -> Next:
 
 FLOW = Flow(
     name="linking",
+    retention=data.RETENTION,
     personal_data=[data.LINK_CODES],
     steps=[Step("link.preferred", ask_preferred, on_choice=handle_preferred)],
     commands=[

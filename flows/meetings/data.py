@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import PersonalData
+from flows.engine import PersonalData, Retention
 from storage.models import Meeting, MeetingInvite, Person
 
 
@@ -48,3 +48,13 @@ async def organised_by(session: AsyncSession, person: Person) -> list[dict[str, 
 
 INVITATIONS = PersonalData("meetings", ("meeting_invites",), invitations_of)
 ORGANISED = PersonalData("meetings_organised", ("meetings",), organised_by)
+
+
+async def past_meetings_answers(session: AsyncSession, before: datetime) -> int:
+    """Who said they would come (and who came), once the meeting is long past."""
+    old = select(Meeting.id).where(Meeting.ends_at < before)
+    result = await session.execute(delete(MeetingInvite).where(MeetingInvite.meeting_id.in_(old)))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+RETENTION = (Retention("answers to past meetings", timedelta(days=365), past_meetings_answers),)

@@ -927,6 +927,7 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
 
 FLOW = Flow(
     name="meetings",
+    retention=data.RETENTION,
     personal_data=[data.INVITATIONS, data.ORGANISED],
     on_join=service.invite_newcomer,
     steps=[

@@ -6,7 +6,7 @@ import json
 
 from flows.engine import END, STAY, Attachment, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
-from flows.privacy import service
+from flows.privacy import retention, service
 
 
 async def send_my_data(ctx: Context) -> Next:
@@ -64,6 +64,7 @@ async def handle_confirm_forget(ctx: Context, value: str) -> Next:
 
 FLOW = Flow(
     name="privacy",
+    retention=retention.RULES,
     steps=[Step("privacy.confirm_forget", ask_confirm_forget, on_choice=handle_confirm_forget)],
     commands=[
         Command(
