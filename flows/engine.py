@@ -220,6 +220,8 @@ class GroupCommand:
 
 # What a capability keeps about a person, as plain JSON-ready data for /mydata.
 Collect = Callable[[AsyncSession, Person], Awaitable[Any]]
+# The same in one line the person can read, in their language; None when there is nothing.
+Summarise = Callable[[Translator, Any], str | None]
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,7 @@ class PersonalData:
     key: str
     tables: tuple[str, ...]  # table names
     collect: Collect
+    summary: Summarise | None = None
 
 
 @dataclass(frozen=True)

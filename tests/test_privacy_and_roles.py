@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import CoupDePouce
 from flows.engine import Engine, Flow, PersonalData
+from flows.i18n import Translator
 from flows.privacy.service import CORE_TABLES
 from flows.registry import FLOWS
 from storage.models import (
@@ -30,7 +31,7 @@ from storage.models import (
 from storage.queries import outbox, people
 from tests.conftest import StartBot, in_transaction
 from tests.emulator import BotApiEmulator
-from tests.helpers import EN, count_rows, onboard, run_cli
+from tests.helpers import EN, FR, count_rows, onboard, run_cli
 
 
 async def test_mydata_sends_everything_kept_as_json(
@@ -210,9 +211,15 @@ async def kept_for_the_test(_session: AsyncSession, person: Person) -> dict[str,
     return {"note": f"something about {person.first_name}"}
 
 
+def said_for_the_test(_t: Translator, kept: dict[str, str]) -> str:
+    return "S" + kept["note"][1:]
+
+
 TEST_CAPABILITY = Flow(
     name="test_capability",
-    personal_data=[PersonalData("test_capability", ("persons",), kept_for_the_test)],
+    personal_data=[
+        PersonalData("test_capability", ("persons",), kept_for_the_test, said_for_the_test)
+    ],
 )
 
 
@@ -227,6 +234,17 @@ async def test_a_capability_shows_what_it_keeps_in_mydata_by_declaring_it(
     assert sent.document is not None
     data = json.loads(sent.document[1])
     assert data["test_capability"] == {"note": "something about Amina"}
+    # In the chat, a few lines the person can read, in French, the capability's among them.
+    assert (sent.plain_text or "").splitlines() == [
+        FR._("Here is everything we keep about you."),
+        "• "
+        + FR._("Your first name and language: {name}, {language}").format(
+            name="Amina", language="Français"
+        ),
+        "• " + FR._("How we reach you: {channels}").format(channels="Telegram"),
+        "• " + FR._("Your councils: {councils}").format(councils=council.name),
+        "• Something about Amina",
+    ]
     # And what the shipped capabilities declare is there too, empty for a newcomer.
     for key in ("meetings", "consultations", "talent_directory", "call_answers", "dashboard"):
         assert key in data, key

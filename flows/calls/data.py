@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.engine import PersonalData, Retention
+from flows.i18n import Translator
 from storage.models import Call, CallAnswer, Introduction, Person
 
 
@@ -68,9 +69,38 @@ async def calls_by(session: AsyncSession, person: Person) -> list[dict[str, Any]
     return [{"call": call.title, "created_at": _iso(call.created_at)} for call in calls]
 
 
-ANSWERS = PersonalData("call_answers", ("call_answers",), answers_of)
-INTRODUCTIONS = PersonalData("introductions", ("introductions",), introductions_of)
-CALLS = PersonalData("calls_sent", ("calls",), calls_by)
+def answers_line(t: Translator, answers: list[dict[str, Any]]) -> str | None:
+    if not answers:
+        return None
+    return t.ngettext(
+        "Your answer to {count} call for help",
+        "Your answers to {count} calls for help",
+        len(answers),
+    ).format(count=t.number(len(answers)))
+
+
+def introductions_line(t: Translator, introductions: dict[str, Any]) -> str | None:
+    count = len(introductions["asked_of_you"]) + len(introductions["asked_by_you"])
+    if not count:
+        return None
+    return t.ngettext("{count} introduction", "{count} introductions", count).format(
+        count=t.number(count)
+    )
+
+
+def calls_line(t: Translator, calls: list[dict[str, Any]]) -> str | None:
+    if not calls:
+        return None
+    return t.ngettext("{count} call you sent", "{count} calls you sent", len(calls)).format(
+        count=t.number(len(calls))
+    )
+
+
+ANSWERS = PersonalData("call_answers", ("call_answers",), answers_of, answers_line)
+INTRODUCTIONS = PersonalData(
+    "introductions", ("introductions",), introductions_of, introductions_line
+)
+CALLS = PersonalData("calls_sent", ("calls",), calls_by, calls_line)
 
 
 async def closed_calls_answers(session: AsyncSession, before: datetime) -> int:

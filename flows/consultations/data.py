@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.engine import PersonalData
+from flows.i18n import Translator
 from storage.models import (
     Ballot,
     Consultation,
@@ -87,7 +88,32 @@ async def organised_by(session: AsyncSession, person: Person) -> list[dict[str, 
     return [{"consultation": c.title, "opens_at": _iso(c.opens_at)} for c in consultations]
 
 
+def answers_line(t: Translator, consultations: list[dict[str, Any]]) -> str | None:
+    if not consultations:
+        return None
+    return t.ngettext(
+        "Your part in {count} consultation",
+        "Your part in {count} consultations",
+        len(consultations),
+    ).format(count=t.number(len(consultations)))
+
+
+def organised_line(t: Translator, consultations: list[dict[str, Any]]) -> str | None:
+    if not consultations:
+        return None
+    return t.ngettext(
+        "{count} consultation you organised",
+        "{count} consultations you organised",
+        len(consultations),
+    ).format(count=t.number(len(consultations)))
+
+
 ANSWERS = PersonalData(
-    "consultations", ("ballots", "consultation_participants", "responses"), consultations_of
+    "consultations",
+    ("ballots", "consultation_participants", "responses"),
+    consultations_of,
+    answers_line,
 )
-ORGANISED = PersonalData("consultations_organised", ("consultations",), organised_by)
+ORGANISED = PersonalData(
+    "consultations_organised", ("consultations",), organised_by, organised_line
+)

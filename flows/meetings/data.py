@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.engine import PersonalData, Retention
+from flows.i18n import Translator
 from storage.models import Meeting, MeetingInvite, Person
 
 
@@ -46,8 +47,26 @@ async def organised_by(session: AsyncSession, person: Person) -> list[dict[str, 
     return [{"meeting": m.title, "starts_at": _iso(m.starts_at)} for m in meetings]
 
 
-INVITATIONS = PersonalData("meetings", ("meeting_invites",), invitations_of)
-ORGANISED = PersonalData("meetings_organised", ("meetings",), organised_by)
+def invitations_line(t: Translator, invitations: list[dict[str, Any]]) -> str | None:
+    if not invitations:
+        return None
+    return t.ngettext(
+        "Your answer to {count} meeting invitation",
+        "Your answers to {count} meeting invitations",
+        len(invitations),
+    ).format(count=t.number(len(invitations)))
+
+
+def organised_line(t: Translator, meetings: list[dict[str, Any]]) -> str | None:
+    if not meetings:
+        return None
+    return t.ngettext(
+        "{count} meeting you organised", "{count} meetings you organised", len(meetings)
+    ).format(count=t.number(len(meetings)))
+
+
+INVITATIONS = PersonalData("meetings", ("meeting_invites",), invitations_of, invitations_line)
+ORGANISED = PersonalData("meetings_organised", ("meetings",), organised_by, organised_line)
 
 
 async def past_meetings_answers(session: AsyncSession, before: datetime) -> int:

@@ -10,16 +10,19 @@ from flows.privacy import retention, service
 
 
 async def send_my_data(ctx: Context) -> Next:
-    """Send everything we keep about the person as a JSON document."""
+    """Say in a few lines what we keep about the person, with the whole of it as a JSON file
+    (one key per capability)."""
     if ctx.person is None:
         ctx.say(ctx._("We keep nothing about you."))
         return STAY
-    document = await service.everything_about(
-        ctx.session, ctx.person, ctx.engine.personal_data.values()
-    )
+    capabilities = list(ctx.engine.personal_data.values())
+    document = await service.everything_about(ctx.session, ctx.person, capabilities)
+    lines = service.summary(ctx.t, document, capabilities)
     content = json.dumps(document, ensure_ascii=False, indent=2).encode()
     ctx.say(
-        ctx._("Here is everything we keep about you."),
+        "\n".join(
+            [ctx._("Here is everything we keep about you."), *(f"• {line}" for line in lines)]
+        ),
         Attachment("mydata.json", content, "application/json"),
     )
     return STAY

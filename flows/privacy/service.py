@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.engine import PersonalData
+from flows.i18n import Translator, language_name
 from storage.models import OutboxMessage, Person, PushSubscription, utcnow
 from storage.queries import people, webchat
 
@@ -101,6 +102,43 @@ async def _core(session: AsyncSession, person: Person) -> dict[str, Any]:
             ],
         },
     }
+
+
+def summary(
+    t: Translator, document: dict[str, Any], capabilities: Iterable[PersonalData]
+) -> list[str]:
+    """The document in a few lines the person can read, in their language."""
+    channels = {"telegram": "Telegram", "whatsapp": "WhatsApp", "web": t._("the web chat")}
+    lines = [
+        t._("Your first name and language: {name}, {language}").format(
+            name=document["person"]["first_name"] or "—",
+            language=language_name(document["person"]["language"]),
+        ),
+        t._("How we reach you: {channels}").format(
+            channels=", ".join(
+                channels.get(account["channel"], account["channel"])
+                for account in document["accounts"]
+            )
+        ),
+    ]
+    if document["councils"]:
+        lines.append(
+            t._("Your councils: {councils}").format(
+                councils=", ".join(council["name"] for council in document["councils"])
+            )
+        )
+    messages = len(document["web_chat"]["messages"])
+    if messages:
+        lines.append(
+            t.ngettext(
+                "{count} message in the web chat", "{count} messages in the web chat", messages
+            ).format(count=t.number(messages))
+        )
+    for data in capabilities:
+        line = data.summary(t, document[data.key]) if data.summary else None
+        if line:
+            lines.append(line)
+    return lines
 
 
 # What this module keeps itself: who the person is, how they are reached, what is on its way

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from flows.engine import PersonalData
+from flows.i18n import Translator
 from storage.models import Council, Person, Skill, TalentProfile
 
 
@@ -60,4 +61,15 @@ async def profiles_of(session: AsyncSession, person: Person) -> list[dict[str, A
     return profiles
 
 
-PROFILES = PersonalData("talent_directory", ("talent_profiles",), profiles_of)
+def profiles_line(t: Translator, profiles: list[dict[str, Any]]) -> str | None:
+    if not profiles:
+        return None
+    skills = sum(len(profile["skills"]) for profile in profiles)
+    return t.ngettext(
+        "Your profile in the talent directory, with {count} skill",
+        "Your profile in the talent directory, with {count} skills",
+        skills,
+    ).format(count=t.number(skills))
+
+
+PROFILES = PersonalData("talent_directory", ("talent_profiles",), profiles_of, profiles_line)
