@@ -205,6 +205,49 @@ async def test_closing_now_as_the_deadline_passes_closes_and_announces_once(
     assert to_organiser == 3
 
 
+async def test_a_closing_that_lost_to_the_deadline_is_undone_whole(
+    council: Council, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Closing without `close_now`: the status looked at, then `close_consultation` and the
+    announcements. If the scheduler closed it in between, the closing raises before writing
+    anything, so nothing is announced twice (the organiser's transaction is rolled back)."""
+    consultation_id = await consultation_with_answers(sessions)
+    deadline = utcnow() + timedelta(hours=1, minutes=1)
+
+    async def tick(session: AsyncSession) -> int:
+        return await consultation_jobs.CLOSE_CONSULTATIONS.run(session, deadline)
+
+    async def close(session: AsyncSession) -> bool:
+        consultation = await session.get_one(Consultation, consultation_id)
+        if consultation.status is not ConsultationStatus.OPEN:
+            return False  # "This consultation can no longer be changed."
+        await consultations.close_consultation(session, consultation, deadline)
+        await consultation_jobs.announce(session, consultation)
+        return True
+
+    ticked, closed = await side_by_side(sessions, tick, close)
+    assert ticked == 1
+    if sessions.kw["bind"].dialect.name == "sqlite":
+        assert closed is False  # the organiser looked once the tick had committed
+    else:  # looked before, found it closed once locked
+        assert isinstance(closed, consultations.AlreadyClosedError)
+
+    async def look(session: AsyncSession) -> tuple[int, int]:
+        results_broadcasts = await count(
+            session,
+            select(Broadcast).where(
+                Broadcast.kind == "consultation-results",
+                Broadcast.subject == f"consultation:{consultation_id}",
+            ),
+        )
+        participants = await count(
+            session, select(Participant).where(Participant.consultation_id == consultation_id)
+        )
+        return results_broadcasts, participants
+
+    assert await in_transaction(sessions, look) == (1, len(RESIDENTS))
+
+
 # --- a meeting cancelled or moved as its reminder falls due --------------------------------
 
 
