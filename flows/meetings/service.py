@@ -691,10 +691,10 @@ async def change(
     The meeting is locked and read again first (`meeting_for_update`): what the organiser
     saw may be stale, a reminder may be going out, another change may have just landed."""
     now = now or utcnow()
-    if await meeting_for_update(session, meeting.id) is None:
+    locked = await meeting_for_update(session, meeting.id)
+    if locked is None or locked.status != MeetingStatus.SCHEDULED:
         return False
-    if meeting.status != MeetingStatus.SCHEDULED:
-        return False
+    meeting = locked  # the same object when the caller's session loaded it
     before = Changes(
         starts_at=meeting.starts_at if starts_at and starts_at != meeting.starts_at else None,
         ends_at=meeting.ends_at if ends_at and ends_at != meeting.ends_at else None,
@@ -729,10 +729,10 @@ async def cancel(session: AsyncSession, meeting: Meeting, now: datetime | None =
     withdrawn), everyone who did not decline is told. False if it can no longer be
     cancelled (someone cancelled it meanwhile): the meeting is locked and read again first."""
     now = now or utcnow()
-    if await meeting_for_update(session, meeting.id) is None:
+    locked = await meeting_for_update(session, meeting.id)
+    if locked is None or locked.status != MeetingStatus.SCHEDULED:
         return False
-    if meeting.status != MeetingStatus.SCHEDULED:
-        return False
+    meeting = locked  # the same object when the caller's session loaded it
     meeting.status = MeetingStatus.CANCELLED
     meeting.cancelled_at = now
     meeting.sequence += 1
