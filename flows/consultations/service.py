@@ -51,6 +51,7 @@ from storage.models import (
     utcnow,
 )
 from storage.queries import verified
+from storage.queries.consultations import consultation_for_update
 
 ANSWER_PREFIX = "cons"
 MAX_QUESTIONS = 5
@@ -606,10 +607,21 @@ def merge(question: Question, size: int, cells: Sequence[Cell]) -> Cell:
     return merged
 
 
+class AlreadyClosedError(Exception):
+    """The consultation was no longer open once locked: closed by someone else meanwhile."""
+
+
 async def close_consultation(
     session: AsyncSession, consultation: Consultation, now: datetime
 ) -> dict[str, object]:
-    """Close: compute the results, keep who took part, cut answers from people if anonymous."""
+    """Close: compute the results, keep who took part, cut answers from people if anonymous.
+
+    The consultation is locked and read again first: if it was closed meanwhile (the
+    scheduler at its deadline, or another organiser), nothing is done twice and
+    `AlreadyClosedError` is raised, so the caller announces nothing."""
+    locked = await consultation_for_update(session, consultation.id)
+    if locked is None or locked.status is not ConsultationStatus.OPEN:
+        raise AlreadyClosedError(consultation.id)
     council = await session.get_one(Council, consultation.council_id)
     consultation.status = ConsultationStatus.CLOSED
     consultation.closed_at = now
@@ -688,6 +700,9 @@ async def blur_small_places(
 
 
 async def close_due(session: AsyncSession, now: datetime) -> list[Consultation]:
+    """Claim the open consultations past their deadline (those an organiser is closing now
+    are locked, hence skipped) and close them; what an organiser closed since the claim's
+    look is left alone."""
     due = await session.scalars(
         select(Consultation)
         .where(
@@ -701,7 +716,10 @@ async def close_due(session: AsyncSession, now: datetime) -> list[Consultation]:
     closed = []
 
     async def work(consultation: Consultation) -> bool:
-        await close_consultation(session, consultation, now)
+        try:
+            await close_consultation(session, consultation, now)
+        except AlreadyClosedError:
+            return False
         closed.append(consultation)
         return True
 

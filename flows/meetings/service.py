@@ -26,6 +26,8 @@ from flows.meetings.calendar import attachment
 from flows.scheduling import each_due
 from storage.models import (
     Answer,
+    Broadcast,
+    BroadcastStatus,
     CallAnswer,
     Council,
     Meeting,
@@ -42,6 +44,7 @@ from storage.models import (
     utcnow,
 )
 from storage.queries import outbox
+from storage.queries.meetings import meeting_for_update
 
 log = logging.getLogger(__name__)
 
@@ -408,9 +411,16 @@ async def send_due(session: AsyncSession, now: datetime, limit: int = 50) -> int
     """The scheduler's tick: claim the reminders that are due and queue them, in the
     caller's transaction. Rows another process holds are skipped; a claimed row is marked
     in the same transaction as its messages, so each goes out once; a row whose work raises
-    is marked failed alone (`each_due`)."""
+    is marked failed alone (`each_due`).
+
+    A reminder is claimed with its meeting's row, both locked, as an organiser's change
+    locks the meeting: a meeting being moved or cancelled right now is skipped until the
+    next tick (its reminders are then re-planned or cancelled), and a move that comes after
+    the claim waits for it and withdraws what it queued. The meeting is read again under
+    the lock, so the reminder is for the time and place the meeting has now."""
     due = (
         select(MeetingReminder)
+        .join(Meeting, Meeting.id == MeetingReminder.meeting_id)
         .where(MeetingReminder.status == ReminderStatus.PENDING, MeetingReminder.due_at <= now)
         .order_by(MeetingReminder.due_at)
         .limit(limit)
@@ -418,7 +428,11 @@ async def send_due(session: AsyncSession, now: datetime, limit: int = 50) -> int
     )
 
     async def work(row: MeetingReminder) -> bool:
-        meeting = await session.get_one(Meeting, row.meeting_id)
+        meeting = await meeting_for_update(session, row.meeting_id)
+        if meeting is None:  # gone with its council: its reminders go with it
+            row.status = ReminderStatus.CANCELLED
+            row.done_at = now
+            return False
         council = await session.get_one(Council, meeting.council_id)
         row.done_at = now
         if meeting.status != MeetingStatus.SCHEDULED or row.sequence != meeting.sequence:
@@ -525,7 +539,7 @@ async def respond(
     and a seat given up goes to the first person waiting."""
     now = now or utcnow()
     # The meeting's row is locked so two last-seat answers cannot both get it.
-    meeting = await session.get(Meeting, meeting_id, with_for_update=True)
+    meeting = await meeting_for_update(session, meeting_id)
     if meeting is None:
         return Rsvped(Answered.NOT_ALLOWED)
     invite = await invite_of(session, meeting_id, person.id)
@@ -628,7 +642,7 @@ class Extra(enum.Enum):
 async def set_guests(
     session: AsyncSession, meeting_id: int, person: Person, guests: int, now: datetime | None = None
 ) -> Extra:
-    meeting = await session.get(Meeting, meeting_id, with_for_update=True)
+    meeting = await meeting_for_update(session, meeting_id)
     invite = await invite_of(session, meeting_id, person.id)
     if meeting is None or invite is None or invite.rsvp is not Rsvp.COMING:
         return Extra.NOT_COMING
@@ -670,10 +684,17 @@ async def change(
     now: datetime | None = None,
 ) -> bool:
     """Move the meeting or its place; everyone invited who did not decline is told, with
-    the new calendar file. Its reminders move with it. False if there is nothing to change."""
+    the new calendar file. Its reminders move with it, and a reminder already queued for the
+    old time or place is withdrawn. False if there is nothing to change, or the meeting can
+    no longer be changed.
+
+    The meeting is locked and read again first (`meeting_for_update`): what the organiser
+    saw may be stale, a reminder may be going out, another change may have just landed."""
     now = now or utcnow()
-    if meeting.status != MeetingStatus.SCHEDULED:
+    locked = await meeting_for_update(session, meeting.id)
+    if locked is None or locked.status != MeetingStatus.SCHEDULED:
         return False
+    meeting = locked  # the same object when the caller's session loaded it
     before = Changes(
         starts_at=meeting.starts_at if starts_at and starts_at != meeting.starts_at else None,
         ends_at=meeting.ends_at if ends_at and ends_at != meeting.ends_at else None,
@@ -689,6 +710,7 @@ async def change(
         meeting.place = place
     meeting.sequence += 1
     council = await session.get_one(Council, meeting.council_id)
+    await withdraw_reminders(session, meeting.id)
     await broadcasts.start_broadcast(
         session,
         council=council,
@@ -703,14 +725,19 @@ async def change(
 
 
 async def cancel(session: AsyncSession, meeting: Meeting, now: datetime | None = None) -> bool:
-    """Cancel the meeting: its reminders are dropped, everyone who did not decline is told."""
+    """Cancel the meeting: its reminders are dropped (a reminder queued and not sent yet is
+    withdrawn), everyone who did not decline is told. False if it can no longer be
+    cancelled (someone cancelled it meanwhile): the meeting is locked and read again first."""
     now = now or utcnow()
-    if meeting.status != MeetingStatus.SCHEDULED:
+    locked = await meeting_for_update(session, meeting.id)
+    if locked is None or locked.status != MeetingStatus.SCHEDULED:
         return False
+    meeting = locked  # the same object when the caller's session loaded it
     meeting.status = MeetingStatus.CANCELLED
     meeting.cancelled_at = now
     meeting.sequence += 1
     council = await session.get_one(Council, meeting.council_id)
+    await withdraw_reminders(session, meeting.id)
     await broadcasts.start_broadcast(
         session,
         council=council,
@@ -722,6 +749,27 @@ async def cancel(session: AsyncSession, meeting: Meeting, now: datetime | None =
     )
     await schedule(session, meeting, now)
     return True
+
+
+async def withdraw_reminders(session: AsyncSession, meeting_id: int) -> int:
+    """Stop the meeting's reminders queued and not sent yet: they state the old time and
+    place, and the urgent change or cancellation notice would overtake them. Called with the
+    meeting locked, after a reminder claimed just before has committed its messages."""
+    queued = await session.scalars(
+        select(Broadcast)
+        .where(
+            Broadcast.kind == "reminder",
+            Broadcast.subject == f"meeting:{meeting_id}",
+            Broadcast.status.in_([BroadcastStatus.PENDING, BroadcastStatus.SENDING]),
+        )
+        .with_for_update()
+    )
+    withdrawn = 0
+    for broadcast in list(queued):
+        broadcast.status = BroadcastStatus.INTERRUPTED
+        broadcast.reported_at = None  # its counts are brought up to date at once
+        withdrawn += await outbox.cancel_broadcast(session, broadcast.id)
+    return withdrawn
 
 
 @dataclass(frozen=True)
