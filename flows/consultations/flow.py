@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
-from flows.consultations import data, results, service
-from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS
+from flows.consultations import data, jobs, results, service
+from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS, Closing
 from flows.consultations.service import Audience, Opened
 from flows.engine import (
     END,
@@ -59,6 +59,7 @@ from storage.models import (
     utcnow,
 )
 from storage.queries import people, verified
+from storage.queries.consultations import consultation_for_update
 
 ORGANISER_PREFIX = "cso"
 KEYS = (
@@ -762,13 +763,11 @@ async def handle_confirm_close(ctx: Context, value: str) -> Next:
     if current is None:
         ctx.say(ctx._(NOT_STAFF))
         return END
-    consultation, found = current
-    if consultation.status is not ConsultationStatus.OPEN:
+    consultation, _found = current
+    # Locked and read again: if its deadline closed it meanwhile, its results went out then.
+    if await jobs.close_now(ctx.session, consultation.id, utcnow()) is Closing.NOT_OPEN:
         ctx.say(ctx._("This consultation can no longer be changed."))
         return END
-    figures = await service.close_consultation(ctx.session, consultation, utcnow())
-    await results.post(ctx.session, consultation, found, figures)
-    await results.hear_back(ctx.session, consultation, found, figures)
     ctx.say(ctx._("Closed. The results are on their way."))
     return END
 
@@ -787,9 +786,12 @@ async def handle_follow_up(ctx: Context, text: str) -> Next:
         ctx.say(ctx._(NOT_STAFF))
         return END
     consultation, found = current
-    if consultation.followed_up_at is not None:
+    # Locked and read again, so that two taps (or two organisers) send it once.
+    locked = await consultation_for_update(ctx.session, consultation.id)
+    if locked is None or locked.followed_up_at is not None:
         ctx.say(ctx._("This consultation can no longer be changed."))
         return END
+    consultation = locked
     count = await results.follow_up(ctx.session, consultation, found, text)
     consultation.followed_up_at = utcnow()
     ctx.say(
