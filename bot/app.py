@@ -38,6 +38,7 @@ class CoupDePouce:
         """Build the bot; Telegram and WhatsApp are served when configured (`telegram=False`
         leaves Telegram out, as the demo does)."""
         self.settings = settings
+        self.flows = flows
         price = (
             Price(settings.whatsapp_template_price, settings.whatsapp_price_currency)
             if settings.whatsapp_template_price is not None
@@ -150,6 +151,7 @@ class CoupDePouce:
                 self.sessions,
                 admin_ids=self.settings.admin_telegram_ids,
                 session_hours=self.settings.dashboard_session_hours,
+                flows=self.flows,
             ),
             trusted_proxy=self.settings.trusted_proxy,
         )

@@ -26,6 +26,7 @@ from flows import exports
 from flows.councils import create as create_council
 from flows.i18n import DEFAULT_LOCALE, SHIPPED_LOCALES, Translator
 from flows.onboarding.flow import LINK_SEPARATOR
+from flows.registry import FLOWS
 from flows.talents.catalogue import CATEGORIES, skill_label
 from flows.verification import service as verification
 from storage import db
@@ -490,13 +491,6 @@ def whatsapp_templates(
     typer.echo("\n".join(results))
 
 
-class ExportKind(enum.StrEnum):
-    TALENTS = "talents"
-    CALLS = "calls"
-    MEETINGS = "meetings"
-    CONSULTATIONS = "consultations"
-
-
 class ExportFormat(enum.StrEnum):
     CSV = "csv"
     JSON = "json"
@@ -504,26 +498,32 @@ class ExportFormat(enum.StrEnum):
 
 @app.command()
 def export(
-    kind: Annotated[ExportKind, typer.Argument(help="What to export.")],
+    kind: Annotated[
+        str, typer.Argument(help=f"What to export: {', '.join(exports.available(FLOWS))}.")
+    ],
     council: Annotated[str, typer.Option(help="The council's slug.")],
     format: Annotated[ExportFormat, typer.Option(help="csv or json.")] = ExportFormat.CSV,
 ) -> None:
     """Export a council's talent directory, its calls, its meetings with their answers or
     its consultations with their figures, to stdout."""
+    declared = exports.available(FLOWS)
+    chosen = declared.get(kind)
+    if chosen is None:
+        fail(f"no export named {kind!r}; choose among {', '.join(declared)}")
     config = settings()
     upgrade_database(config)
 
-    async def rows(session: AsyncSession) -> list[dict[str, object]]:
+    async def rows(session: AsyncSession) -> list[dict[str, Any]]:
         found = await councils.by_slug(session, council)
         if found is None:
             fail(f"no council named {council!r}; see `coupdepouce council list`")
-        return await exports.records(session, found, kind.value)
+        return await exports.records(session, found, chosen)
 
     data = with_session(config, rows)
     if format is ExportFormat.JSON:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    sys.stdout.write(exports.csv_text(exports.rows(kind.value, data)))
+    sys.stdout.write(exports.csv_text(exports.rows(chosen, data)))
 
 
 def _whatsapp_number(config: Settings) -> str:

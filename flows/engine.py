@@ -238,6 +238,19 @@ class PersonalData:
 
 
 @dataclass(frozen=True)
+class Export:
+    """A table of a council's records a capability gives: `coupdepouce export KIND` and the
+    dashboard's CSV files. `records` are nested where they have parts (JSON shows them so);
+    `rows` flattens them to one row each for CSV (None: they are flat already)."""
+
+    kind: str
+    title: str  # marked with N_(), shown in the dashboard
+    roles: frozenset[Role]  # who may download it from the dashboard
+    records: Callable[[AsyncSession, Council], Awaitable[list[dict[str, Any]]]]
+    rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+
+
+@dataclass(frozen=True)
 class Retention:
     """How long a capability keeps something, and how it goes: `purge` deletes (or cuts
     loose) what is older than the cutoff it is given, and says how many rows went."""
@@ -262,6 +275,7 @@ class Flow:
     group_commands: Sequence[GroupCommand] = ()
     personal_data: Sequence[PersonalData] = ()
     retention: Sequence[Retention] = ()
+    exports: Sequence[Export] = ()
 
 
 @dataclass(frozen=True)

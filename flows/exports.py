@@ -1,38 +1,36 @@
-"""A council's records as tables, for `coupdepouce export` and the dashboard's CSV files."""
+"""A council's records as tables, for `coupdepouce export` and the dashboard's CSV files:
+each capability declares its own (`Flow.exports`); this module only finds and writes them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows import spreadsheet
-from flows.consultations import export as consultation_export
-from flows.meetings import export as meeting_export
-from flows.talents import export as talent_export
+from flows.engine import Export, Flow
 from storage.models import Council
 
 
-async def records(session: AsyncSession, council: Council, kind: str) -> list[dict[str, Any]]:
+def available(flows: Sequence[Flow]) -> dict[str, Export]:
+    """The exports the capabilities declare, by kind, in the capabilities' order."""
+    found: dict[str, Export] = {}
+    for export in (export for flow in flows for export in flow.exports):
+        if export.kind in found:
+            raise ValueError(f"export {export.kind!r} declared twice")
+        found[export.kind] = export
+    return found
+
+
+async def records(session: AsyncSession, council: Council, export: Export) -> list[dict[str, Any]]:
     """The records, nested where they have parts (a meeting's answers): as JSON shows them."""
-    if kind == "talents":
-        return await talent_export.directory(session, council)
-    if kind == "calls":
-        return await talent_export.call_answers(session, council)
-    if kind == "meetings":
-        return await meeting_export.meetings(session, council)
-    if kind == "consultations":
-        return await consultation_export.consultations(session, council)
-    raise ValueError(f"unknown export {kind!r}")
+    return await export.records(session, council)
 
 
-def rows(kind: str, exported: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def rows(export: Export, exported: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records flattened to one row each, for CSV."""
-    if kind == "meetings":
-        return meeting_export.rows(exported)
-    if kind == "consultations":
-        return consultation_export.rows(exported)
-    return exported
+    return export.rows(exported) if export.rows else exported
 
 
 def csv_text(table: list[dict[str, Any]], line_end: str = "\n") -> str:

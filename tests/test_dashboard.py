@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from bot.demo import seed_council
+from flows import exports
 from flows.broadcasts import service as broadcasts
 from flows.councils import create as create_council
-from flows.engine import Reply
+from flows.engine import Export, Flow, Reply
+from flows.registry import FLOWS
 from storage.models import (
     Broadcast,
     BroadcastStatus,
@@ -29,7 +33,7 @@ from storage.models import (
     utcnow,
 )
 from storage.queries import people
-from tests.conftest import in_transaction
+from tests.conftest import StartBot, in_transaction
 from tests.emulator import BotApiEmulator, FakeUser
 from tests.helpers import EN, onboard
 from tests.test_talents import coordinator_of, seed_directory
@@ -276,3 +280,36 @@ async def test_a_coordinator_stops_a_broadcast_from_the_dashboard(
         return stopped.status, int(waiting or 0)
 
     assert await in_transaction(bot, state) == (BroadcastStatus.INTERRUPTED, 0)
+
+
+async def rooms(_session: AsyncSession, council: Council) -> list[dict[str, Any]]:
+    return [{"room": "Salle des fêtes", "council": council.slug}]
+
+
+ROOMS = Flow(
+    name="rooms",
+    exports=[Export("rooms", "Rooms", frozenset({Role.COORDINATOR}), rooms)],
+)
+
+
+async def test_an_export_a_capability_declares_is_offered_without_touching_the_dashboard(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    bot = await start_bot(flows=[*FLOWS, ROOMS])
+    nadia = await coordinator_of(bot, emulator, council, 52_009)
+    tab = Tab()
+    try:
+        status, _home = await tab.sign_in(await link_for(nadia))
+        base = f"http://127.0.0.1:{bot.port}/dashboard/quartier-nord"
+        status, overview = await tab.get(base + "/")
+        assert status == 200 and "export/rooms.csv" in overview and "Rooms" in overview
+        async with tab.client.get(base + "/export/rooms.csv") as response:
+            assert response.status == 200
+            assert (await response.text()).splitlines() == [
+                "\ufeffroom,council",
+                "Salle des fêtes,quartier-nord",
+            ]
+    finally:
+        await tab.close()
+    with pytest.raises(ValueError, match="declared twice"):
+        exports.available([*FLOWS, ROOMS, ROOMS])

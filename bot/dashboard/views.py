@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,9 +29,11 @@ from flows.broadcasts import service as broadcasts
 from flows.broadcasts.report import progress
 from flows.consultations import results as consultation_results
 from flows.consultations.service import aggregate
+from flows.engine import Flow
 from flows.i18n import N_, Translator, first_language, negotiate
 from flows.meetings import export as meeting_export
 from flows.meetings import service as meeting_service
+from flows.registry import FLOWS
 from flows.staff import COORDINATING, ORGANISING
 from flows.talents import export as talent_export
 from flows.talents.catalogue import skill_label
@@ -75,12 +77,6 @@ SECTIONS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("broadcasts", N_("Broadcasts"), COORDINATING),
     ("members", N_("Members to verify"), COORDINATING),
 )
-EXPORTS: dict[str, tuple[str, frozenset[Role]]] = {
-    "talents": (N_("Talent directory"), COORDINATING),
-    "calls": (N_("Calls and their answers"), COORDINATING),
-    "meetings": (N_("Meetings and their answers"), ORGANISING),
-    "consultations": (N_("Consultations and their figures"), ORGANISING),
-}
 RSVP_LABELS = {
     "coming": N_("Coming"),
     "maybe": N_("Maybe"),
@@ -136,8 +132,10 @@ class Dashboard:
         *,
         admin_ids: frozenset[str] = frozenset(),
         session_hours: float = 8.0,
+        flows: Sequence[Flow] = FLOWS,
     ) -> None:
         self.sessions = sessions
+        self.exports = exports.available(flows)  # what the capabilities declare
         self.admin_ids = admin_ids
         self.session_length = timedelta(hours=session_hours)
 
@@ -353,9 +351,9 @@ class Dashboard:
             ),
         ]
         downloads = [
-            (kind, v.t._(label))
-            for kind, (label, allowed) in EXPORTS.items()
-            if v.who.may(v.council, allowed)
+            (kind, v.t._(export.title))
+            for kind, export in self.exports.items()
+            if v.who.may(v.council, export.roles)
         ]
         return "overview.html", {"figures": figures, "exports": downloads}
 
@@ -598,11 +596,12 @@ class Dashboard:
 
     async def export(self, v: Visit) -> web.Response:
         kind = v.request.match_info["kind"]
-        if kind not in EXPORTS:
+        export = self.exports.get(kind)
+        if export is None:
             raise web.HTTPNotFound()
-        if not v.who.may(v.council, EXPORTS[kind][1]):
+        if not v.who.may(v.council, export.roles):
             return forbidden(v.t, v.t._("This page is for the council's coordinators."))
-        table = exports.rows(kind, await exports.records(v.session, v.council, kind))
+        table = exports.rows(export, await exports.records(v.session, v.council, export))
         log.info("dashboard: person %s exported %s of %s", v.who.person.id, kind, v.council.slug)
         return web.Response(
             body=("\ufeff" + exports.csv_text(table, line_end="\r\n")).encode(),

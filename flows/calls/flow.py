@@ -10,9 +10,10 @@ from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.calls import data, service
 from flows.calls.jobs import CLOSE_CALLS
-from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Action, Command, Context, Export, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_, Translator
-from flows.staff import council_in_use, council_options, start_in_council
+from flows.staff import COORDINATING, council_in_use, council_options, start_in_council
+from flows.talents import export as talent_export
 from flows.talents import picker
 from flows.talents.flow import AVAILABILITY
 from flows.verification.flow import HOW_TO_COUNT
@@ -313,6 +314,9 @@ async def tell_holder(ctx: Context, call: Call, choice: Answer | None, message: 
 
 FLOW = Flow(
     name="calls",
+    exports=[
+        Export("calls", N_("Calls and their answers"), COORDINATING, talent_export.call_answers)
+    ],
     retention=data.RETENTION,
     personal_data=[data.ANSWERS, data.INTRODUCTIONS, data.CALLS],
     steps=[

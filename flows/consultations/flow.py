@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
-from flows.consultations import data, jobs, results, service
+from flows.consultations import data, export, jobs, results, service
 from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS, Closing
 from flows.consultations.service import Audience, Opened
 from flows.engine import (
@@ -27,6 +27,7 @@ from flows.engine import (
     Choice,
     Command,
     Context,
+    Export,
     Flow,
     GroupCommand,
     Inbound,
@@ -839,6 +840,15 @@ async def register_group(
 
 FLOW = Flow(
     name="consultations",
+    exports=[
+        Export(
+            "consultations",
+            N_("Consultations and their figures"),
+            ORGANISING,
+            export.consultations,
+            export.rows,
+        )
+    ],
     personal_data=[data.ANSWERS, data.ORGANISED],
     on_join=service.invite_newcomer,
     steps=[

@@ -23,6 +23,7 @@ from flows.engine import (
     Choice,
     Command,
     Context,
+    Export,
     Flow,
     Next,
     Option,
@@ -34,7 +35,7 @@ from flows.engine import (
     action_data,
 )
 from flows.i18n import N_
-from flows.meetings import data, service
+from flows.meetings import data, export, service
 from flows.meetings.jobs import MEETING_REMINDERS
 from flows.meetings.service import Answered, Audience, Extra, Rsvp
 from flows.staff import (
@@ -927,6 +928,11 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
 
 FLOW = Flow(
     name="meetings",
+    exports=[
+        Export(
+            "meetings", N_("Meetings and their answers"), ORGANISING, export.meetings, export.rows
+        )
+    ],
     retention=data.RETENTION,
     personal_data=[data.INVITATIONS, data.ORGANISED],
     on_join=service.invite_newcomer,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Action, Command, Context, Export, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
 from flows.onboarding.service import current_council
-from flows.talents import data, picker, service
+from flows.staff import COORDINATING
+from flows.talents import data, export, picker, service
 from flows.talents.catalogue import TRANSLATION_KEY, category_label, skill_label
 from flows.talents.jobs import REFRESH_PREFIX, REFRESH_PROFILES
 from flows.talents.picker import TICK
@@ -337,6 +338,7 @@ async def confirm_profile(ctx: Context, args: Sequence[str]) -> None:
 
 FLOW = Flow(
     name="talents",
+    exports=[Export("talents", N_("Talent directory"), COORDINATING, export.directory)],
     personal_data=[data.PROFILES],
     steps=[
         Step("talents.skills", ask_skills, on_choice=handle_skills, in_place=True),
