@@ -250,6 +250,11 @@ class Export:
     rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
 
+def deleted(*results: object) -> int:
+    """How many rows DELETE statements removed, for a retention rule's count."""
+    return sum(int(getattr(result, "rowcount", 0) or 0) for result in results)
+
+
 @dataclass(frozen=True)
 class Retention:
     """How long a capability keeps something, and how it goes: `purge` deletes (or cuts

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import PersonalData, Retention
+from flows.engine import PersonalData, Retention, deleted
 from flows.i18n import Translator
 from storage.models import Call, CallAnswer, Introduction, Person
 
@@ -108,9 +108,7 @@ async def closed_calls_answers(session: AsyncSession, before: datetime) -> int:
     old = select(Call.id).where(Call.closed_at < before)
     answers = await session.execute(delete(CallAnswer).where(CallAnswer.call_id.in_(old)))
     introductions = await session.execute(delete(Introduction).where(Introduction.call_id.in_(old)))
-    return int(getattr(answers, "rowcount", 0) or 0) + int(
-        getattr(introductions, "rowcount", 0) or 0
-    )
+    return deleted(answers, introductions)
 
 
 RETENTION = (Retention("answers to closed calls", timedelta(days=365), closed_calls_answers),)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import PersonalData, Retention
+from flows.engine import PersonalData, Retention, deleted
 from storage.models import DashboardSession, LoginLink, Person
 
 
@@ -40,7 +40,7 @@ async def expired_sign_ins(session: AsyncSession, before: datetime) -> int:
     browsers = await session.execute(
         delete(DashboardSession).where(DashboardSession.expires_at < before)
     )
-    return int(getattr(links, "rowcount", 0) or 0) + int(getattr(browsers, "rowcount", 0) or 0)
+    return deleted(links, browsers)
 
 
 RETENTION = (Retention("expired dashboard sign-ins", timedelta(days=1), expired_sign_ins),)

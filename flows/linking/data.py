@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import PersonalData, Retention
+from flows.engine import PersonalData, Retention, deleted
 from storage.models import LinkCode, Person
 
 
@@ -27,7 +27,7 @@ LINK_CODES = PersonalData("link_codes", ("link_codes",), codes_of)
 
 async def expired_codes(session: AsyncSession, before: datetime) -> int:
     result = await session.execute(delete(LinkCode).where(LinkCode.expires_at < before))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return deleted(result)
 
 
 RETENTION = (Retention("expired link codes", timedelta(days=1), expired_codes),)

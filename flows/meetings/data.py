@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import PersonalData, Retention
+from flows.engine import PersonalData, Retention, deleted
 from flows.i18n import Translator
 from storage.models import Meeting, MeetingInvite, Person
 
@@ -73,7 +73,7 @@ async def past_meetings_answers(session: AsyncSession, before: datetime) -> int:
     """Who said they would come (and who came), once the meeting is long past."""
     old = select(Meeting.id).where(Meeting.ends_at < before)
     result = await session.execute(delete(MeetingInvite).where(MeetingInvite.meeting_id.in_(old)))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return deleted(result)
 
 
 RETENTION = (Retention("answers to past meetings", timedelta(days=365), past_meetings_answers),)

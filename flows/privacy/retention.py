@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import Retention
+from flows.engine import Retention, deleted
 from storage.models import (
     Broadcast,
     BroadcastStatus,
@@ -20,13 +20,9 @@ from storage.models import (
 )
 
 
-def _count(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 async def processed_events(session: AsyncSession, before: datetime) -> int:
     """Update ids are kept to refuse a re-delivered one; Telegram re-delivers within hours."""
-    return _count(
+    return deleted(
         await session.execute(delete(ProcessedEvent).where(ProcessedEvent.processed_at < before))
     )
 
@@ -37,7 +33,7 @@ async def sent_messages(session: AsyncSession, before: datetime) -> int:
     finished = select(Broadcast.id).where(
         Broadcast.status.in_([BroadcastStatus.DONE, BroadcastStatus.INTERRUPTED])
     )
-    return _count(
+    return deleted(
         await session.execute(
             delete(OutboxMessage)
             .where(
@@ -57,7 +53,7 @@ async def sent_messages(session: AsyncSession, before: datetime) -> int:
 
 async def old_conversations(session: AsyncSession, before: datetime) -> int:
     """Web chat messages shown long ago (the mailbox's waiting ones stay)."""
-    return _count(
+    return deleted(
         await session.execute(
             delete(WebMessage)
             .where(
@@ -72,7 +68,7 @@ async def old_conversations(session: AsyncSession, before: datetime) -> int:
 async def visitors_who_never_joined(session: AsyncSession, before: datetime) -> int:
     """The web chat of someone who opened the page and never consented: nobody to keep it for."""
     members = select(Identity.external_id).where(Identity.channel == "web")
-    return _count(
+    return deleted(
         await session.execute(
             delete(WebMessage)
             .where(and_(WebMessage.created_at < before, WebMessage.chat_id.not_in(members)))
