@@ -229,12 +229,14 @@ class PersonalData:
     """A capability's declaration of what it keeps about a person: shown by /mydata under
     `key`, held in `tables` (every table that points to a person is declared by one
     capability: a test walks the models). What /forget does with it is said by the tables'
-    foreign keys (deleted with the person, or kept pointing to nobody)."""
+    foreign keys (deleted with the person, or kept pointing to nobody), and by `erase` for
+    what points to them otherwise (run before the person is deleted)."""
 
     key: str
     tables: tuple[str, ...]  # table names
     collect: Collect
     summary: Summarise | None = None
+    erase: Callable[[AsyncSession, Person], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)

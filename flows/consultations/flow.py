@@ -527,18 +527,21 @@ async def handle_answer_choice(ctx: Context, value: str) -> Next:
     current = await answering(ctx)
     if current is None:
         return await too_late(ctx)
+    assert ctx.person is not None  # answering() has checked
     _consultation, ballot, questions, index = current
     question = questions[index]
     if value == "back":
         ctx.remember(cs_q=max(index - 1, 0), cs_ticked=None)
         return "consult.answer"
     if value == "skip":
-        await service.record(ctx.session, ballot, question)
+        await service.record(ctx.session, ctx.person, ballot, question)
         return await next_question(ctx, index, len(questions))
     if value == "done":
         ticked = ctx.data.get("cs_ticked")
         if ticked is not None:
-            await service.record(ctx.session, ballot, question, [int(o) for o in ticked])
+            await service.record(
+                ctx.session, ctx.person, ballot, question, [int(o) for o in ticked]
+            )
         return await next_question(ctx, index, len(questions))
     option = int(value[1:])
     if question.kind is QuestionKind.MULTIPLE:
@@ -550,7 +553,7 @@ async def handle_answer_choice(ctx: Context, value: str) -> Next:
         )
         ctx.remember(cs_ticked=sorted(before ^ {option}))
         return "consult.answer"
-    await service.record(ctx.session, ballot, question, [option])
+    await service.record(ctx.session, ctx.person, ballot, question, [option])
     return await next_question(ctx, index, len(questions))
 
 
@@ -558,12 +561,13 @@ async def handle_answer_text(ctx: Context, text: str) -> Next:
     current = await answering(ctx)
     if current is None:
         return await too_late(ctx)
+    assert ctx.person is not None  # answering() has checked
     _consultation, ballot, questions, index = current
     question = questions[index]
     if question.kind is not QuestionKind.TEXT:
         ctx.say(ctx._("Please answer with the buttons below."))
         return "consult.answer"
-    await service.record(ctx.session, ballot, question, text=text)
+    await service.record(ctx.session, ctx.person, ballot, question, text=text)
     return await next_question(ctx, index, len(questions))
 
 

@@ -53,7 +53,7 @@ async def handle_confirm_forget(ctx: Context, value: str) -> Next:
         ctx.say(ctx._("Nothing was erased."))
         return END
     assert ctx.person is not None
-    await service.forget(ctx.session, ctx.person)
+    await service.forget(ctx.session, ctx.person, ctx.engine.personal_data.values())
     ctx.person = None
     ctx.drop_conversation = True
     ctx.say(

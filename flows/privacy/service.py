@@ -156,6 +156,12 @@ CORE_TABLES = (
 )
 
 
-async def forget(session: AsyncSession, person: Person) -> None:
-    """Erase the person; anonymous aggregates that no longer point to them stay."""
+async def forget(
+    session: AsyncSession, person: Person, capabilities: Iterable[PersonalData] = ()
+) -> None:
+    """Erase the person; anonymous aggregates that no longer point to them stay. Each
+    capability first lets go of what points to them other than by a foreign key."""
+    for data in capabilities:
+        if data.erase is not None:
+            await data.erase(session, person)
     await people.erase(session, person)
