@@ -123,6 +123,9 @@ class Outcome:
     locale: str | None = None  # the language the replies are written in
     erased: bool = False  # the person was forgotten: the channel keeps nothing of this either
     member: bool = False  # the sender is a person (has consented) once the event is handled
+    # What was said is not to be kept beyond the question in hand (an anonymous ballot's
+    # answers): a channel that keeps the conversation lets it go once the question is past.
+    off_the_record: bool = False
 
 
 # --- How flows are written -----------------------------------------------------------------
@@ -312,6 +315,7 @@ class Context:
     toast: str | None = None  # a short notice for the tapped button
     tapped: bool = False  # a button of the current question was tapped: its message can be redrawn
     memo: dict[str, Any] = field(default_factory=dict)  # what a step loaded, for the next one
+    off_the_record: bool = False  # see Outcome.off_the_record
 
     def _(self, message: str) -> str:
         return self.t._(message)
@@ -436,6 +440,7 @@ class Engine:
             outcome.toast = ctx.toast or outcome.toast
             outcome.erased = ctx.drop_conversation
             outcome.member = ctx.person is not None
+            outcome.off_the_record = ctx.off_the_record
             if along is not None:
                 await along(session, outcome)
             if ctx.drop_conversation or (

@@ -28,7 +28,7 @@ from flows import exports
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.report import progress
 from flows.consultations import results as consultation_results
-from flows.consultations.service import aggregate
+from flows.consultations.service import figures
 from flows.engine import Flow
 from flows.i18n import N_, Translator, first_language, negotiate
 from flows.meetings import export as meeting_export
@@ -621,9 +621,7 @@ async def results_of(
     session: AsyncSession, council: Council, consultation: Consultation
 ) -> Mapping[str, Any] | None:
     """The figures: stored once closed, computed live while open, none before opening."""
-    if consultation.status == ConsultationStatus.OPEN:
-        return await aggregate(session, consultation, council.small_group_threshold)
-    return consultation.results
+    return await figures(session, consultation, council)
 
 
 def _progress_text(

@@ -479,6 +479,8 @@ async def answering(ctx: Context) -> tuple[Consultation, Ballot, list[Question],
         questions = await service.questions_of(ctx.session, consultation.id)
         loaded = ctx.memo["consultation"] = (consultation, ballot, questions)
     consultation, ballot, questions = loaded
+    # What one answers an anonymous consultation is not kept in the conversation either.
+    ctx.off_the_record = consultation.anonymous
     index = min(int(ctx.data.get("cs_q", 0)), len(questions) - 1)
     return consultation, ballot, questions, index
 
@@ -621,8 +623,9 @@ async def finish(ctx: Context, consultation: Consultation, found: Council) -> Ne
             + ctx._(HOW_TO_COUNT)
         )
     if consultation.live_results:
-        figures = await service.aggregate(ctx.session, consultation, found.small_group_threshold)
-        ctx.say(results.summary(ctx.t, consultation, figures, final=False))
+        figures = await service.figures(ctx.session, consultation, found)
+        if figures is not None:
+            ctx.say(results.summary(ctx.t, consultation, figures, final=False))
     return END
 
 
@@ -677,7 +680,8 @@ async def card(ctx: Context, consultation: Consultation, found: Council) -> Repl
         lines.append(
             ctx._("Open until {date}.").format(date=ctx.t.moment(consultation.closes_at, zone))
         )
-        figures = await service.aggregate(ctx.session, consultation, found.small_group_threshold)
+        figures = await service.figures(ctx.session, consultation, found)
+        assert figures is not None  # open
         lines.append(results.rate_line(ctx.t, figures))
         lines += results.aside_lines(ctx.t, figures)
     elif consultation.results is not None:
@@ -719,12 +723,9 @@ async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
     op = args[1]
     if op == "see" and consultation.status is not ConsultationStatus.SCHEDULED:
         final = consultation.status is ConsultationStatus.CLOSED
-        figures = (
-            consultation.results
-            if final and consultation.results
-            else await service.aggregate(ctx.session, consultation, found.small_group_threshold)
-        )
-        ctx.replies += await results.result_replies(ctx.t, consultation, figures, final)
+        figures = await service.figures(ctx.session, consultation, found)
+        if figures is not None:
+            ctx.replies += await results.result_replies(ctx.t, consultation, figures, final)
         return
     if op == "close" and consultation.status is ConsultationStatus.OPEN:
         ctx.remember(cs_edit=consultation.id)

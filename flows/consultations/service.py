@@ -516,7 +516,7 @@ UNKNOWN = "*unknown*"  # respondents whose neighbourhood is not known
 
 async def aggregate(
     session: AsyncSession, consultation: Consultation, threshold: int
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The figures: per question, counts and shares (or the mean), and by neighbourhood,
     where a group smaller than `threshold` is merged with the other small ones, or hidden.
     Three GROUP BY queries over the answers, whatever their number.
@@ -647,6 +647,24 @@ async def aggregate(
         "anonymous": consultation.anonymous,
         "questions": out_questions,
     }
+
+
+async def figures(
+    session: AsyncSession, consultation: Consultation, council: Council
+) -> dict[str, Any] | None:
+    """The figures as they may be shown now: none before opening, those kept at closing,
+    and live ones while open; but an anonymous consultation's live figures only once the
+    council's small-group threshold of people have answered (before that, each new answer
+    would show who said what to whoever knows who just answered): until then, only how many
+    answered."""
+    if consultation.status is ConsultationStatus.SCHEDULED:
+        return None
+    if consultation.status is ConsultationStatus.CLOSED:
+        return consultation.results
+    live = await aggregate(session, consultation, council.small_group_threshold)
+    if consultation.anonymous and live["respondents"] < council.small_group_threshold:
+        return {**live, "withheld": True, "questions": []}
+    return live
 
 
 def cell_of(question: Question, size: int, counts: dict[int, int], answered: int) -> Cell:
@@ -806,25 +824,45 @@ async def blur_small_places(
     session: AsyncSession, consultation: Consultation, threshold: int
 ) -> None:
     """In a neighbourhood with fewer respondents than the threshold, a ballot's place would
-    point to the few people who live there: the raw answers forget it."""
-    sizes = await session.execute(
+    point to the few people who live there (members' neighbourhoods are known): the raw
+    answers forget it. And if the ballots without a place are then fewer than the threshold,
+    a group too small to hide in, more are chosen at random to join them, until they are
+    enough (the figures were computed before: they do not change)."""
+    grouped = await session.execute(
         select(Ballot.neighbourhood, func.count())
-        .where(Ballot.consultation_id == consultation.id, Ballot.neighbourhood.is_not(None))
+        .where(Ballot.consultation_id == consultation.id)
         .group_by(Ballot.neighbourhood)
     )
-    small = [place for place, count in sizes if count < threshold]
-    if not small:
+    sizes: dict[str | None, int] = {place: count for place, count in grouped}
+    small = {place for place, count in sizes.items() if place is not None and count < threshold}
+    placeless = sizes.get(None, 0) + sum(sizes[place] for place in small)
+    blurred = list(small)
+    chosen: list[int] = []
+    if 0 < placeless < threshold:
+        others = list(
+            await session.scalars(
+                select(Ballot.id).where(
+                    Ballot.consultation_id == consultation.id,
+                    Ballot.neighbourhood.is_not(None),
+                    Ballot.neighbourhood.not_in(small) if small else true(),
+                )
+            )
+        )
+        chosen = secrets.SystemRandom().sample(others, min(threshold - placeless, len(others)))
+    if not blurred and not chosen:
         return
     ballots = select(Ballot.id).where(
-        Ballot.consultation_id == consultation.id, Ballot.neighbourhood.in_(small)
+        Ballot.consultation_id == consultation.id,
+        or_(Ballot.neighbourhood.in_(blurred), Ballot.id.in_(chosen)),
     )
     await session.execute(
         update(Response).where(Response.ballot_id.in_(ballots)).values(neighbourhood=None)
     )
     await session.execute(
         update(Ballot)
-        .where(Ballot.consultation_id == consultation.id, Ballot.neighbourhood.in_(small))
+        .where(Ballot.id.in_(ballots))
         .values(neighbourhood=None)
+        .execution_options(synchronize_session=False)
     )
 
 
