@@ -423,6 +423,8 @@ class Engine:
             person = await people.person_by_identity(session, inbound.channel, inbound.sender_id)
             if person is not None and conversation.person_id != person.id:
                 conversation.person_id = person.id
+            if person is not None:
+                seen(person)
             ctx = Context(
                 session=session,
                 inbound=inbound,
@@ -605,6 +607,16 @@ class Engine:
         replace = ctx.tapped and step.in_place and not ctx.replies and prompt.attachment is None
         ctx.tapped = False
         ctx.replies.append(Reply(prompt.text, choices, prompt.attachment, replace=replace))
+
+
+SEEN_EVERY = timedelta(days=1)
+
+
+def seen(person: Person, now: datetime | None = None) -> None:
+    """The person wrote or tapped: they are active (written at most once a day)."""
+    now = now or utcnow()
+    if person.last_seen_at is None or person.last_seen_at <= now - SEEN_EVERY:
+        person.last_seen_at = now
 
 
 def normalise_keyword(text: str) -> str:

@@ -110,6 +110,9 @@ class Council(Base):
     # In results, a breakdown cell with fewer respondents than this is merged or hidden.
     small_group_threshold: Mapped[int] = mapped_column(Integer, default=5)
     digest_days: Mapped[int] = mapped_column(Integer, default=7)  # 0: no digest
+    # A member silent this long is warned, then erased a month later unless they tap to
+    # stay (0: never).
+    inactive_months: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
     next_digest_at: Mapped[datetime | None]
     last_digest_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -135,6 +138,8 @@ class Person(Base):
     consent_version: Mapped[str] = mapped_column(String(16))
     consented_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When they last wrote or tapped, on any channel (to the day: written at most daily).
+    last_seen_at: Mapped[datetime | None]
     # A web chat person counts once the council vouches for them: an invitation code, a
     # link from Telegram or WhatsApp (whose accounts are tied to a phone), a coordinator.
     verified_at: Mapped[datetime | None]
@@ -193,6 +198,8 @@ class Membership(Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Where they live, if they said (asked once, for results by neighbourhood).
     neighbourhood: Mapped[str | None] = mapped_column(String(100))
+    # When they were told that, silent so long, they would soon be erased (None: not yet).
+    inactivity_warned_at: Mapped[datetime | None]
 
     person: Mapped[Person] = relationship(back_populates="memberships")
     council: Mapped[Council] = relationship()

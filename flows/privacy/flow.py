@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import json
 
-from flows.engine import END, STAY, Attachment, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import (
+    END,
+    STAY,
+    Action,
+    Attachment,
+    Command,
+    Context,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Step,
+)
 from flows.i18n import N_
-from flows.privacy import retention, service
+from flows.privacy import inactive, retention, service
 
 
 async def send_my_data(ctx: Context) -> Next:
@@ -68,6 +80,7 @@ async def handle_confirm_forget(ctx: Context, value: str) -> Next:
 FLOW = Flow(
     name="privacy",
     retention=retention.RULES,
+    actions=[Action(inactive.STAY_PREFIX, inactive.stay)],
     steps=[Step("privacy.confirm_forget", ask_confirm_forget, on_choice=handle_confirm_forget)],
     commands=[
         Command(
