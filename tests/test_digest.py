@@ -13,10 +13,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
+from flows.calls import digest as calls_digest
 from flows.councils import create as create_council
 from flows.digest import service
-from flows.digest.flow import DIGESTS
 from flows.i18n import Translator
+from flows.registry import FLOWS
 from storage.models import (
     Answer,
     Ballot,
@@ -49,6 +50,7 @@ NADIA = 63_001  # the coordinator who registers the group
 RESIDENTS = [63_101, 63_102, 63_103, 63_104, 63_105]
 OUTSIDERS = [63_201, 63_202]  # residents of another council
 GROUP = -1_006_300
+DIGESTS = service.job(FLOWS)  # as the application schedules it
 
 
 def text_of(message: SentMessage) -> str:
@@ -548,13 +550,13 @@ def test_long_lists_are_cut_short() -> None:
     """Five of each kind at most, and how many more."""
     now = utcnow()
     council = Council(name="Conseil citoyen Quartier Nord", timezone="Europe/Paris", digest_days=7)
-    news = service.News(
-        open_calls=[
-            service.OpenCall(f"Appel {n}", now + timedelta(days=n), n, 0, fresh=True)
+    news = calls_digest.CallNews(
+        open=[
+            calls_digest.OpenCall(f"Appel {n}", now + timedelta(days=n), n, 0, fresh=True)
             for n in range(1, 9)
         ]
     )
-    lines = service.write(EN, council, news).splitlines()
+    lines = service.write(EN, council, [(calls_digest.SECTION, news)]).splitlines()
     assert lines[:4] == [
         "📰 News of the week — Conseil citoyen Quartier Nord",
         "",

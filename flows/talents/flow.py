@@ -13,7 +13,7 @@ from flows.engine import END, Action, Command, Context, Export, Flow, Next, Opti
 from flows.i18n import N_
 from flows.onboarding.service import current_council
 from flows.staff import COORDINATING
-from flows.talents import data, export, picker, service
+from flows.talents import data, digest, export, picker, service
 from flows.talents.catalogue import TRANSLATION_KEY, category_label, skill_label
 from flows.talents.jobs import REFRESH_PREFIX, REFRESH_PROFILES
 from flows.talents.picker import TICK
@@ -340,6 +340,7 @@ FLOW = Flow(
     name="talents",
     exports=[Export("talents", N_("Talent directory"), COORDINATING, export.directory)],
     personal_data=[data.PROFILES],
+    digest=[digest.SECTION],
     steps=[
         Step("talents.skills", ask_skills, on_choice=handle_skills, in_place=True),
         Step("talents.category", ask_category, on_choice=handle_category, in_place=True),
