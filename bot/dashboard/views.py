@@ -102,11 +102,11 @@ class Dashboard:
             path = f"/dashboard/{{slug}}/{section.name}"
             app.router.add_get(path, self.council_page(shown(section, section.view), section.roles))
             for route in section.routes:
-                app.router.add_route(
-                    route.method,
-                    f"{path}/{route.path}",
-                    self.council_page(shown(section, route.view), section.roles),
-                )
+                handler = self.council_page(shown(section, route.view), section.roles)
+                if route.method == "GET":  # and HEAD, as for every page
+                    app.router.add_get(f"{path}/{route.path}", handler)
+                else:
+                    app.router.add_route(route.method, f"{path}/{route.path}", handler)
         app.router.add_get(
             "/dashboard/{slug}/export/{kind}.csv", self.council_page(self.export, ORGANISING)
         )
