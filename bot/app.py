@@ -22,6 +22,7 @@ from bot.settings import Settings
 from bot.web import build_web_app
 from flows import retention
 from flows.broadcasts.report import Price
+from flows.digest import service as digest
 from flows.engine import Engine, Flow, FlowConfig
 from flows.privacy import inactive
 from flows.registry import FLOWS
@@ -124,6 +125,7 @@ class CoupDePouce:
             self.sessions,
             [
                 *(job for flow in flows for job in flow.jobs),
+                digest.job(flows),
                 retention.job(flows),
                 inactive.job(flows),
             ],

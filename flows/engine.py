@@ -28,6 +28,7 @@ from flows.i18n import Translator, negotiate
 
 if TYPE_CHECKING:
     from flows.broadcasts.report import Price
+    from flows.sections import DashboardSection, DigestSection
 from storage.db import scrub, session_scope
 from storage.models import Conversation, Council, Person, ProcessedEvent, Role, utcnow
 from storage.queries import people
@@ -272,8 +273,8 @@ class Retention:
 
 @dataclass(frozen=True)
 class Flow:
-    """One capability: its conversation (steps, commands, buttons), its scheduled jobs, and
-    what it keeps about people."""
+    """One capability: its conversation (steps, commands, buttons), its scheduled jobs, what
+    it keeps about people, and what it adds to the digest and the dashboard."""
 
     name: str
     steps: Sequence[Step] = ()
@@ -286,6 +287,8 @@ class Flow:
     personal_data: Sequence[PersonalData] = ()
     retention: Sequence[Retention] = ()
     exports: Sequence[Export] = ()
+    digest: Sequence[DigestSection[Any]] = ()  # its part of the council's digest
+    dashboard: Sequence[DashboardSection] = ()  # its pages among the council's pages
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flows.broadcasts import data, service
+from flows.broadcasts import dashboard, data, service
 from flows.engine import Action, Context, Flow
 
 STOP_PREFIX = "bstop"
@@ -28,5 +28,8 @@ async def stop_sending(ctx: Context, args: Sequence[str]) -> None:
 
 
 FLOW = Flow(
-    name="broadcasts", personal_data=[data.STARTED], actions=[Action(STOP_PREFIX, stop_sending)]
+    name="broadcasts",
+    personal_data=[data.STARTED],
+    dashboard=[dashboard.BROADCASTS],
+    actions=[Action(STOP_PREFIX, stop_sending)],
 )

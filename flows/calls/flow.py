@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
-from flows.calls import data, service
+from flows.calls import dashboard, data, digest, service
 from flows.calls.jobs import CLOSE_CALLS
 from flows.engine import END, Action, Command, Context, Export, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_, Translator
@@ -319,6 +319,8 @@ FLOW = Flow(
     ],
     retention=data.RETENTION,
     personal_data=[data.ANSWERS, data.INTRODUCTIONS, data.CALLS],
+    digest=[digest.SECTION],
+    dashboard=[dashboard.CALLS],
     steps=[
         Step("calls.council", ask_council, on_choice=handle_council),
         Step("calls.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=120),

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
-from flows.consultations import data, export, jobs, results, service
+from flows.consultations import dashboard, data, digest, export, jobs, results, service
 from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS, Closing
 from flows.consultations.service import Audience, Opened
 from flows.engine import (
@@ -855,6 +855,8 @@ FLOW = Flow(
         )
     ],
     personal_data=[data.ANSWERS, data.ORGANISED],
+    digest=[digest.SECTION],
+    dashboard=[dashboard.CONSULTATIONS],
     on_join=service.invite_newcomer,
     steps=[
         Step("consult.council", ask_council, on_choice=handle_council),

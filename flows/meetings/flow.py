@@ -35,7 +35,7 @@ from flows.engine import (
     action_data,
 )
 from flows.i18n import N_
-from flows.meetings import data, export, service
+from flows.meetings import dashboard, data, digest, export, service
 from flows.meetings.jobs import MEETING_REMINDERS
 from flows.meetings.service import Answered, Audience, Extra, Rsvp
 from flows.staff import (
@@ -935,6 +935,8 @@ FLOW = Flow(
     ],
     retention=data.RETENTION,
     personal_data=[data.INVITATIONS, data.ORGANISED],
+    digest=[digest.SECTION],
+    dashboard=[dashboard.MEETINGS],
     on_join=service.invite_newcomer,
     steps=[
         Step("meetings.council", ask_council, on_choice=handle_council),

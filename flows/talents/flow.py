@@ -13,19 +13,12 @@ from flows.engine import END, Action, Command, Context, Export, Flow, Next, Opti
 from flows.i18n import N_
 from flows.onboarding.service import current_council
 from flows.staff import COORDINATING
-from flows.talents import data, export, picker, service
-from flows.talents.catalogue import TRANSLATION_KEY, category_label, skill_label
+from flows.talents import dashboard, data, digest, export, picker, service
+from flows.talents.catalogue import AVAILABILITY, TRANSLATION_KEY, category_label, skill_label
 from flows.talents.jobs import REFRESH_PREFIX, REFRESH_PROFILES
 from flows.talents.picker import TICK
 from storage.models import Council, Skill
 from storage.queries import councils, talents
-
-AVAILABILITY = {
-    "weekdays": N_("Weekdays"),
-    "evenings": N_("Evenings"),
-    "weekends": N_("Weekends"),
-}
-
 
 # --- the draft, kept in the conversation ---------------------------------------------------
 
@@ -340,6 +333,8 @@ FLOW = Flow(
     name="talents",
     exports=[Export("talents", N_("Talent directory"), COORDINATING, export.directory)],
     personal_data=[data.PROFILES],
+    digest=[digest.SECTION],
+    dashboard=[dashboard.DIRECTORY],
     steps=[
         Step("talents.skills", ask_skills, on_choice=handle_skills, in_place=True),
         Step("talents.category", ask_category, on_choice=handle_category, in_place=True),

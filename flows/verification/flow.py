@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
-from flows.verification import data, service
+from flows.verification import dashboard, data, service
 from flows.verification.service import Redeemed
 from storage.models import utcnow
 
@@ -97,6 +97,7 @@ def told(ctx: Context, outcome: Redeemed) -> str:
 FLOW = Flow(
     name="verification",
     personal_data=[data.INVITE_CODES],
+    dashboard=[dashboard.MEMBERS],
     steps=[
         Step(
             "verify.code",
