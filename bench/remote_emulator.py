@@ -13,7 +13,26 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.child import Child, serve
-from tests.emulator import BotApiEmulator
+from tests.emulator import SLOW_METHODS, BotApiEmulator
+
+# Every Bot API method the bots here call, each a round trip to Telegram. A benchmark that
+# adds network latency (`response_delay`) sets the emulator's `slow_methods` to these: by
+# default the emulator delays only the methods acting on a chat (SLOW_METHODS), not
+# getUpdates nor the start-up calls.
+ROUND_TRIPS = SLOW_METHODS | {
+    "getUpdates",
+    "getMe",
+    "deleteWebhook",
+    "setWebhook",
+    "getWebhookInfo",
+    "setMyCommands",
+    "deleteMyCommands",
+    "getMyCommands",
+    "setChatMenuButton",
+    "getChatMenuButton",
+    "close",
+    "logOut",
+}
 
 
 class RemoteEmulator(Child):

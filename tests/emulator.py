@@ -114,7 +114,7 @@ CHAT_ACTIONS = frozenset(
     }
 )
 
-# Methods that `response_delay` slows down: the ones that act on a chat.
+# Methods that `response_delay` slows down by default: the ones that act on a chat.
 SLOW_METHODS = frozenset(
     {
         "sendMessage",
@@ -676,8 +676,11 @@ class BotApiEmulator:
         """Time source of `Call.at` and of the flood limits, in seconds. A test may swap in a
         fake clock to step time by hand; it must never go backwards."""
         self.response_delay: float = 0.0
-        """Seconds to wait before answering SLOW_METHODS. The request is processed first, so a
-        client that times out still finds its message sent, as with the real Telegram."""
+        """Seconds to wait before answering `slow_methods`. The request is processed first, so
+        a client that times out still finds its message sent, as with the real Telegram."""
+        self.slow_methods: frozenset[str] = SLOW_METHODS
+        """The methods `response_delay` slows down (canonical names, e.g. "getUpdates"): those
+        acting on a chat unless changed (a benchmark may delay every round trip)."""
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
         self.webhook_allowed_updates: list[str] | None = None
@@ -1130,7 +1133,7 @@ class BotApiEmulator:
         call.response = body
         logger.debug("%s %s -> %s", method, _abridged(params), status)
         self._notify()
-        if method in SLOW_METHODS and self.response_delay > 0:
+        if method in self.slow_methods and self.response_delay > 0:
             await asyncio.sleep(self.response_delay)
         return web.json_response(body, status=status)
 
