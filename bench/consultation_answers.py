@@ -22,6 +22,9 @@ On a 2-core machine the bot handles about 30 updates/s, so the 40,000 taps would
 resident started), which measures the rate the bot sustains when saturated and how latency
 grows; taps still waiting then count with their wait so far (the percentiles are lower
 bounds). `--cut 0` runs to the end; `--residents N --seconds S` changes the load.
+`--delay 0.05` answers every Bot API call 50 ms late (network latency: getUpdates,
+answerCallbackQuery, editMessageText, sendMessage… all of them), for the bot, the baseline
+and the invitations alike.
 
 Baseline in the same run, same emulator, same load on 10,000 other chats: a bare
 python-telegram-bot `Application` (library defaults: getUpdates through its Updater,
@@ -65,6 +68,7 @@ from bench.common import (
     sent_count,
     start_app,
 )
+from bench.remote_emulator import ROUND_TRIPS
 from bot.app import CoupDePouce
 from flows.broadcasts.service import ReportTo
 from flows.consultations import service
@@ -273,10 +277,15 @@ async def _serve(connection: Connection) -> None:
     async def load(first: int, stop: int, data: str, seconds: float, limit: float) -> Any:
         return await Residents(emulator, range(first, stop), data, seconds).run(limit)
 
+    def delay(seconds: float) -> None:
+        emulator.response_delay = seconds
+        emulator.slow_methods = ROUND_TRIPS
+
     handlers: dict[str, Callable[..., Any]] = {
         "url": lambda: emulator.url,
         "residents": residents,
         "load": load,
+        "delay": delay,
         "cpu": time.process_time,
     }
     loop = asyncio.get_running_loop()
@@ -322,6 +331,10 @@ class LoadEmulator:
 
     async def cpu(self) -> float:
         return float(await self._ask("cpu"))
+
+    async def delay(self, seconds: float) -> None:
+        """Answer every Bot API call `seconds` late (after processing it)."""
+        await self._ask("delay", seconds)
 
     async def load(self, chats: range, first_data: str, seconds: float, cut: float) -> Load:
         result = await self._ask("load", chats.start, chats.stop, first_data, seconds, cut)
@@ -602,7 +615,7 @@ def verdict(name: str, what: str, load: Load, seconds: float) -> None:
     )
 
 
-async def run(kind: str, residents: int, seconds: float, cut: float) -> None:
+async def run(kind: str, residents: int, seconds: float, cut: float, delay: float) -> None:
     name = label(kind)
     bot_chats = range(BOT_FIRST, BOT_FIRST + residents)
     bare_chats = range(BASELINE_FIRST, BASELINE_FIRST + residents)
@@ -612,6 +625,8 @@ async def run(kind: str, residents: int, seconds: float, cut: float) -> None:
         emulator = LoadEmulator()
         await emulator.start()
         try:
+            if delay > 0:
+                await emulator.delay(delay)
             await emulator.residents(bot_chats)
             await emulator.residents(bare_chats)
             await emulator.residents(range(ORGANISER, ORGANISER + 1))
@@ -625,6 +640,7 @@ async def run(kind: str, residents: int, seconds: float, cut: float) -> None:
         f"{residents * TAPS / seconds:,.0f} updates/s offered if answered at once); emulator "
         f"and residents in a child process, no flood limits"
         + (f"; load cut {cut:.0f} s after the first tap" if cut > 0 else "")
+        + (f"; every Bot API call answered {delay * 1e3:.0f} ms late" if delay > 0 else "")
     )
     print(
         f"[{name}] invitations: {bot.invitations:,} sent by the dispatcher in "
@@ -651,9 +667,16 @@ async def run(kind: str, residents: int, seconds: float, cut: float) -> None:
         )
     print(
         f"[{name}] ratio Coup de pouce/baseline: rate {load.rate / bare.rate:.2f}, "
+        f"p95 latency {load.p(0.95) / bare.p(0.95):.1f}, "
         f"p99 latency {load.p(0.99) / bare.p(0.99):.1f}, "
         f"CPU per update {load.cpu_per_update() / bare.cpu_per_update():.1f}"
     )
+    for what, measured in (("baseline", bare), ("Coup de pouce", load)):
+        at_least = ">= " if measured.waiting else ""
+        print(
+            f"[{name}] {what}: {measured.rate:,.1f} taps/s, p95 latency {at_least}"
+            f"{measured.p(0.95):,.2f} s"
+        )
     verdict(name, "baseline", bare, seconds)
     verdict(name, "Coup de pouce", load, seconds)
 
@@ -664,9 +687,10 @@ async def main() -> int:
     parser.add_argument("--residents", type=int, default=RESIDENTS)
     parser.add_argument("--seconds", type=float, default=SECONDS)
     parser.add_argument("--cut", type=float, default=CUT)
+    parser.add_argument("--delay", type=float, default=0.0)
     chosen, rest = parser.parse_known_args()
     for kind in database_kinds(rest, description=__doc__ or ""):
-        await run(kind, chosen.residents, chosen.seconds, chosen.cut)
+        await run(kind, chosen.residents, chosen.seconds, chosen.cut, chosen.delay)
     return 0
 
 
