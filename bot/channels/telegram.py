@@ -40,6 +40,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from bot.channels import text
 from bot.channels.http import AiohttpRequest
+from bot.channels.lanes import ChatLanes
 from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
 from bot.ratelimit import RateLimiter
 from flows.engine import Engine, Inbound, Outcome, Reply, apology
@@ -56,6 +57,9 @@ CONNECTIONS = (
     64  # HTTP connections to the Bot API: the dispatcher's requests in flight, and replies
 )
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
+# Chats whose replies may be in hand at once before reading waits: far above what the rate
+# limit sends in a second, low enough to bound memory if the Bot API stalls.
+CHATS_IN_HAND = 1000
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 
 
@@ -185,6 +189,7 @@ class TelegramChannel:
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self._polling: asyncio.Task[None] | None = None
         self._offset = 0
+        self._replying = ChatLanes("telegram-reply")
 
     @property
     def bot_username(self) -> str:
@@ -208,11 +213,13 @@ class TelegramChannel:
             log.info("polling Telegram as @%s", self.bot_username)
 
     async def stop(self) -> None:
+        """Stop reading, let the replies in hand go, then close the connections."""
         if self._polling is not None:
             self._polling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._polling
             self._polling = None
+        await self._replying.drain(timeout=10)
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
@@ -287,15 +294,18 @@ class TelegramChannel:
             return None
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Run the flows (committed when this returns: the update can be confirmed); the
+        answer goes out in the chat's lane, and the next update is read meanwhile."""
         inbound = to_inbound(update, self.bot_username)
         if inbound is None:
             return
+        await self._replying.room(CHATS_IN_HAND)
         try:
             outcome = await self.engine.handle(inbound)
         except Exception:
             log.exception("a flow failed on update %s", update.update_id)
             outcome = Outcome(replies=[apology(inbound)])
-        await self._render(update, inbound, outcome)
+        self._replying.after(inbound.chat_id, lambda: self._render(update, inbound, outcome))
 
     async def _render(self, update: Update, inbound: Inbound, outcome: Outcome) -> None:
         query = update.callback_query

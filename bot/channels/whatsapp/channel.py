@@ -33,6 +33,7 @@ from aiohttp import web
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.lanes import ChatLanes
 from bot.channels.whatsapp import payloads, templates
 from bot.channels.whatsapp.client import CloudApi, GraphError, NetworkError
 from bot.channels.whatsapp.payloads import (
@@ -126,7 +127,7 @@ class WhatsAppChannel:
         self._app_secret = app_secret.encode()
         self._verify_token = verify_token
         self._chat_locks: dict[str, asyncio.Lock] = {}
-        self._sending: dict[str, asyncio.Task[None]] = {}
+        self._sending = ChatLanes("whatsapp-reply")
         self._media: dict[str, tuple[str, float]] = {}  # content hash → media id, uploaded at
         # Message id → outbox row, for receipts that arrive before the send is recorded.
         self._recent: OrderedDict[str, int] = OrderedDict()
@@ -145,9 +146,7 @@ class WhatsAppChannel:
 
     async def stop(self) -> None:
         """Let the replies being sent finish, then close the connections."""
-        pending = list(self._sending.values())
-        if pending:
-            await asyncio.wait(pending, timeout=10)
+        await self._sending.drain(timeout=10)
         if self._recording is not None:
             self._recording.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -367,21 +366,12 @@ class WhatsAppChannel:
         menu: int | None = None,
     ) -> None:
         """Send after what this chat is already being sent, without holding the webhook."""
-        previous = self._sending.get(chat_id)
 
         async def send() -> None:
-            if previous is not None:
-                with contextlib.suppress(Exception):
-                    await previous
-            try:
-                for reply in replies:
-                    await self._send_reply(chat_id, reply, locale, page=page, menu=menu)
-            finally:
-                if self._sending.get(chat_id) is task:
-                    del self._sending[chat_id]
+            for reply in replies:
+                await self._send_reply(chat_id, reply, locale, page=page, menu=menu)
 
-        task = asyncio.create_task(send(), name=f"whatsapp-reply-{chat_id}")
-        self._sending[chat_id] = task
+        self._sending.after(chat_id, send)
 
     async def _send_reply(
         self, chat_id: str, reply: Reply, locale: str | None, *, page: int, menu: int | None
