@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from flows.buttons import Button, decode
 from flows.i18n import Translator, negotiate
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ from storage.queries import people
 
 log = logging.getLogger(__name__)
 
-MAX_BUTTON_DATA_BYTES: Final = 64
 KEYWORD_PUNCTUATION: Final = " \t\n.!?¡¿\u061f,;:'\"«»()-\u2013\u2014"
 CONVERSATION_PREFIX: Final = "c"
 
@@ -185,18 +185,37 @@ ReachabilityHook = Callable[[AsyncSession, Person, bool], Awaitable[None]]
 AlongHook = Callable[[AsyncSession, "Outcome"], Awaitable[None]]
 # A person joined a council: what of the council's current business they are given now.
 JoinHook = Callable[[AsyncSession, Person, Council], Awaitable[list["Reply"]]]
-ActionHandler = Callable[["Context", Sequence[str]], Awaitable[None]]
+B = TypeVar("B", bound=Button)
 
 
 @dataclass(frozen=True)
-class Action:
-    """A button outside any conversation (on a broadcast, a report): ``<prefix>:<arg>:…``.
+class ConversationChoice(Button, prefix=CONVERSATION_PREFIX, open_ended=True):
+    """A button of the current question: which prompt it belongs to (an older one has
+    expired) and the value tapped (which must be one the step offered)."""
 
-    Its arguments come from the client: the handler checks them and the sender's rights.
+    prompt: int
+    value: str
+
+    def __post_init__(self) -> None:
+        if not self.value:
+            raise ValueError("a choice without a value")
+
+
+@dataclass(frozen=True)
+class Action(Generic[B]):
+    """A button outside any conversation (on a broadcast, a report): its typed data, packed
+    as ``<prefix>:<field>:…``, and what a tap does.
+
+    The engine decodes the data (anything it did not issue is refused before the handler);
+    the handler still checks the sender's rights: the ids come from the client.
     """
 
-    prefix: str
-    run: ActionHandler
+    button: type[B]
+    run: Callable[[Context, B], Awaitable[None]]
+
+    @property
+    def prefix(self) -> str:
+        return self.button.prefix
 
 
 @dataclass(frozen=True)
@@ -275,7 +294,7 @@ class Flow:
     commands: Sequence[Command] = ()
     on_reachability: ReachabilityHook | None = None  # the person blocked or unblocked the bot
     on_join: JoinHook | None = None  # the person just joined a council
-    actions: Sequence[Action] = ()
+    actions: Sequence[Action[Any]] = ()
     jobs: Sequence[Job] = ()
     group_commands: Sequence[GroupCommand] = ()
     personal_data: Sequence[PersonalData] = ()
@@ -365,7 +384,8 @@ class Engine:
         self.command_words: dict[str, str] = {}  # a typed word → the command it means
         self.reachability_hooks = [flow.on_reachability for flow in flows if flow.on_reachability]
         self.join_hooks = [flow.on_join for flow in flows if flow.on_join]
-        self.actions: dict[str, Action] = {}
+        self.actions: dict[str, Action[Any]] = {}
+        self.buttons: dict[str, type[Button]] = {CONVERSATION_PREFIX: ConversationChoice}
         self.group_commands = {c.name: c for flow in flows for c in flow.group_commands}
         self.personal_data: dict[str, PersonalData] = {}
         for data in (data for flow in flows for data in flow.personal_data):
@@ -392,9 +412,11 @@ class Engine:
                     ):
                         raise ValueError(f"the word {word!r} means no command, or two")
             for action in flow.actions:
-                if action.prefix in self.actions or action.prefix == CONVERSATION_PREFIX:
+                if action.prefix in self.buttons:
                     raise ValueError(f"button prefix {action.prefix!r} used twice")
+                action.button.decoders()  # a field of a type buttons cannot carry fails now
                 self.actions[action.prefix] = action
+                self.buttons[action.prefix] = action.button
 
     def translator_for(self, inbound: Inbound) -> Translator:
         """A translator from the client's language alone (for apologies when all else failed)."""
@@ -518,21 +540,23 @@ class Engine:
                 return
         await self.go(ctx, await command.run(ctx))
 
+    def decode(self, raw: str) -> Button | None:
+        """The button a client's data stands for; None for anything we did not issue."""
+        return decode(raw, self.buttons)
+
     async def _on_choice(self, ctx: Context, raw: str, outcome: Outcome) -> None:
-        prefix, _, rest = raw.partition(":")
-        action = self.actions.get(prefix)
-        if action is not None and len(raw.encode()) <= MAX_BUTTON_DATA_BYTES:
-            if ctx.person is None:
-                outcome.toast = ctx._("First, let's get you started: send /start.")
-                return
-            await action.run(ctx, rest.split(":"))
-            return
-        parsed = parse_conversation_choice(raw)
-        if parsed is None:
+        button = self.decode(raw)
+        if button is None:
             log.info("ignored a button that was never issued: %r", raw[:80])
             outcome.toast = ctx._("Sorry, this button does not work.")
             return
-        prompt, value = parsed
+        if not isinstance(button, ConversationChoice):
+            if ctx.person is None:
+                outcome.toast = ctx._("First, let's get you started: send /start.")
+                return
+            await self.actions[button.prefix].run(ctx, button)
+            return
+        prompt, value = button.prompt, button.value
         step = self.steps.get(ctx.conversation.step or "")
         if step is None or prompt != ctx.conversation.prompt:
             outcome.toast = ctx._("This button has expired.")
@@ -589,7 +613,7 @@ class Engine:
         prompt = await step.ask(ctx)
         number = (ctx.conversation.prompt or 0) + 1
         choices = tuple(
-            tuple(Choice(option.label, conversation_choice(number, option.value)) for option in row)
+            tuple(Choice(o.label, ConversationChoice(number, o.value).pack()) for o in row)
             for row in prompt.rows
         )
         ctx.conversation.step = step.name
@@ -607,32 +631,6 @@ def normalise_keyword(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.strip().casefold())
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return bare.strip(KEYWORD_PUNCTUATION)
-
-
-def action_data(prefix: str, *args: object) -> str:
-    """Button data for an action: ``prefix:arg:arg``, within Telegram's 64 bytes."""
-    data = ":".join([prefix, *(str(arg) for arg in args)])
-    if len(data.encode()) > MAX_BUTTON_DATA_BYTES:
-        raise ValueError(f"button data over {MAX_BUTTON_DATA_BYTES} bytes: {data!r}")
-    return data
-
-
-def conversation_choice(prompt: int, value: str) -> str:
-    data = f"{CONVERSATION_PREFIX}:{prompt}:{value}"
-    if len(data.encode()) > MAX_BUTTON_DATA_BYTES:
-        raise ValueError(f"button data over {MAX_BUTTON_DATA_BYTES} bytes: {data!r}")
-    return data
-
-
-def parse_conversation_choice(raw: str) -> tuple[int, str] | None:
-    """Decode ``c:<prompt>:<value>``; None for anything else."""
-    if len(raw.encode()) > MAX_BUTTON_DATA_BYTES:
-        return None
-    prefix, _, rest = raw.partition(":")
-    number, _, value = rest.partition(":")
-    if prefix != CONVERSATION_PREFIX or not number.isdigit() or not value:
-        return None
-    return int(number), value
 
 
 def apology(inbound: Inbound) -> Reply:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.calls import data, service
+from flows.calls.buttons import AnswerButton
 from flows.calls.jobs import CLOSE_CALLS
 from flows.engine import END, Action, Command, Context, Export, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_, Translator
@@ -228,14 +229,11 @@ async def handle_preview(ctx: Context, value: str) -> Next:
 # --- residents answering -------------------------------------------------------------------
 
 
-async def answer(ctx: Context, args: Sequence[str]) -> None:
-    """A resident taps an answer on a call (the button's data is checked, not trusted)."""
+async def answer(ctx: Context, button: AnswerButton) -> None:
+    """A resident taps an answer on a call (the ids are checked, not trusted)."""
     assert ctx.person is not None
-    if len(args) != 2 or not args[0].isdigit() or args[1] not in {a.value for a in Answer}:
-        ctx.toast = ctx._("Sorry, this button does not work.")
-        return
-    choice = Answer(args[1])
-    outcome, call = await service.answer(ctx.session, int(args[0]), ctx.person, choice)
+    choice = button.answer
+    outcome, call = await service.answer(ctx.session, button.call_id, ctx.person, choice)
     if outcome is service.Answered.NOT_ALLOWED or call is None:
         ctx.toast = ctx._("Sorry, this button does not work.")
         return
@@ -358,6 +356,6 @@ FLOW = Flow(
             roles=frozenset({Role.COORDINATOR}),
         )
     ],
-    actions=[Action(service.ANSWER_PREFIX, answer)],
+    actions=[Action(AnswerButton, answer)],
     jobs=[CLOSE_CALLS],
 )

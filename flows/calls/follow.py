@@ -6,13 +6,11 @@ may write to each other through the bot (the relay) without seeing each other's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import select
 
 from flows.calls import introductions
+from flows.calls.buttons import Consent, IntroductionButton, RelayButton
 from flows.calls.flow import who_may_answer
-from flows.calls.introductions import INTRO_PREFIX, RELAY_PREFIX
 from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
 from flows.staff import coordinated, councils_coordinated
@@ -129,14 +127,11 @@ async def handle_answers(ctx: Context, value: str) -> Next:
     return "follow.answers"
 
 
-async def decide(ctx: Context, args: Sequence[str]) -> None:
+async def decide(ctx: Context, button: IntroductionButton) -> None:
     """The resident answers an introduction request."""
     assert ctx.person is not None
-    if len(args) != 2 or not args[0].isdigit() or args[1] not in {"yes", "no"}:
-        ctx.toast = ctx._("Sorry, this button does not work.")
-        return
     outcome, introduction = await introductions.decide(
-        ctx.session, int(args[0]), ctx.person, args[1] == "yes"
+        ctx.session, button.introduction_id, ctx.person, button.answer is Consent.YES
     )
     if outcome is introductions.Decided.NOT_ALLOWED or introduction is None:
         ctx.toast = ctx._("Sorry, this button does not work.")
@@ -156,19 +151,16 @@ async def decide(ctx: Context, args: Sequence[str]) -> None:
         ctx.say(ctx._("Thank you! Their messages will reach you here, through the bot."))
 
 
-async def write(ctx: Context, args: Sequence[str]) -> None:
+async def write(ctx: Context, button: RelayButton) -> None:
     """Open the relay: the next message goes to the other side."""
     assert ctx.person is not None
-    if len(args) != 1 or not args[0].isdigit():
-        ctx.toast = ctx._("Sorry, this button does not work.")
-        return
     direction, _introduction, _call = await introductions.relay_direction(
-        ctx.session, int(args[0]), ctx.person
+        ctx.session, button.introduction_id, ctx.person
     )
     if direction is introductions.Relay.NOT_ALLOWED:
         ctx.toast = ctx._("Sorry, this button does not work.")
         return
-    ctx.remember(relay_intro=int(args[0]))
+    ctx.remember(relay_intro=button.introduction_id)
     await ctx.engine.go(ctx, "follow.relay")
 
 
@@ -219,5 +211,5 @@ FLOW = Flow(
             roles=frozenset({Role.COORDINATOR}),
         )
     ],
-    actions=[Action(INTRO_PREFIX, decide), Action(RELAY_PREFIX, write)],
+    actions=[Action(IntroductionButton, decide), Action(RelayButton, write)],
 )

@@ -9,7 +9,6 @@ changed until the deadline by tapping Answer again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.consultations import data, export, jobs, results, service
+from flows.consultations.buttons import AnswerButton, ConsultationButton, ConsultationOp
 from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS, Closing
 from flows.consultations.service import Audience, Opened
 from flows.engine import (
@@ -36,7 +36,6 @@ from flows.engine import (
     Prompt,
     Reply,
     Step,
-    action_data,
 )
 from flows.i18n import N_, Translator
 from flows.staff import (
@@ -62,7 +61,6 @@ from storage.models import (
 from storage.queries import people, verified
 from storage.queries.consultations import consultation_for_update
 
-ORGANISER_PREFIX = "cso"
 KEYS = (
     "cs_council",
     "cs_title",
@@ -447,13 +445,10 @@ async def handle_preview(ctx: Context, value: str) -> Next:
 # --- residents answering -----------------------------------------------------------------------
 
 
-async def start_answering(ctx: Context, args: Sequence[str]) -> None:
-    """The "Answer" button of an invitation (its data is checked, not trusted)."""
+async def start_answering(ctx: Context, button: AnswerButton) -> None:
+    """The "Answer" button of an invitation (its id is checked, not trusted)."""
     assert ctx.person is not None
-    if len(args) != 1 or not args[0].isdigit():
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
-    consultation = await ctx.session.get(Consultation, int(args[0]))
+    consultation = await ctx.session.get(Consultation, button.consultation_id)
     if consultation is None or not await service.may_answer(ctx.session, consultation, ctx.person):
         ctx.toast = ctx._(BROKEN_BUTTON)
         return
@@ -681,24 +676,22 @@ async def card(ctx: Context, consultation: Consultation, found: Council) -> Repl
         lines.append(results.rate_line(ctx.t, consultation.results))
         lines += results.aside_lines(ctx.t, consultation.results)
 
-    def button(label: str, op: str) -> Choice:
-        return Choice(label, action_data(ORGANISER_PREFIX, consultation.id, op))
+    def button(label: str, op: ConsultationOp) -> Choice:
+        return Choice(label, ConsultationButton(consultation.id, op).pack())
 
     rows: list[tuple[Choice, ...]] = []
     if consultation.status is not ConsultationStatus.SCHEDULED:
-        rows.append((button("📊 " + ctx._("See the results"), "see"),))
+        rows.append((button("📊 " + ctx._("See the results"), ConsultationOp.SEE),))
     if consultation.status is ConsultationStatus.OPEN:
-        rows.append((button("⏹ " + ctx._("Close now"), "close"),))
+        rows.append((button("⏹ " + ctx._("Close now"), ConsultationOp.CLOSE),))
     if consultation.status is ConsultationStatus.CLOSED and consultation.followed_up_at is None:
-        rows.append((button("💬 " + ctx._("Tell them what we did"), "follow"),))
+        rows.append((button("💬 " + ctx._("Tell them what we did"), ConsultationOp.FOLLOW),))
     return Reply("\n".join(lines), tuple(rows))
 
 
-async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
-    if len(args) != 2 or not args[0].isdigit():
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
-    consultation = await ctx.session.get(Consultation, int(args[0]))
+async def organiser_action(ctx: Context, button: ConsultationButton) -> None:
+    """A button on a consultation's card: checked against the sender's roles in its council."""
+    consultation = await ctx.session.get(Consultation, button.consultation_id)
     found = None
     if consultation is not None:
         found = await coordinated(
@@ -712,8 +705,8 @@ async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
     if consultation is None or found is None:
         ctx.toast = ctx._(BROKEN_BUTTON)
         return
-    op = args[1]
-    if op == "see" and consultation.status is not ConsultationStatus.SCHEDULED:
+    op = button.op
+    if op is ConsultationOp.SEE and consultation.status is not ConsultationStatus.SCHEDULED:
         final = consultation.status is ConsultationStatus.CLOSED
         figures = (
             consultation.results
@@ -722,11 +715,11 @@ async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
         )
         ctx.replies += await results.result_replies(ctx.t, consultation, figures, final)
         return
-    if op == "close" and consultation.status is ConsultationStatus.OPEN:
+    if op is ConsultationOp.CLOSE and consultation.status is ConsultationStatus.OPEN:
         ctx.remember(cs_edit=consultation.id)
         await ctx.engine.go(ctx, "consult.confirm_close")
         return
-    if op == "follow" and consultation.status is ConsultationStatus.CLOSED:
+    if op is ConsultationOp.FOLLOW and consultation.status is ConsultationStatus.CLOSED:
         ctx.remember(cs_edit=consultation.id)
         await ctx.engine.go(ctx, "consult.follow_up")
         return
@@ -911,8 +904,8 @@ FLOW = Flow(
         ),
     ],
     actions=[
-        Action(service.ANSWER_PREFIX, start_answering),
-        Action(ORGANISER_PREFIX, organiser_action),
+        Action(AnswerButton, start_answering),
+        Action(ConsultationButton, organiser_action),
     ],
     jobs=[OPEN_CONSULTATIONS, CLOSE_CONSULTATIONS],
     group_commands=[GroupCommand("register", register_group)],

@@ -9,7 +9,7 @@ move it, change its place, cancel it, and mark attendance once it has started.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -32,10 +32,10 @@ from flows.engine import (
     Step,
     StepChoice,
     StepText,
-    action_data,
 )
 from flows.i18n import N_
 from flows.meetings import data, export, service
+from flows.meetings.buttons import MeetingButton, MeetingOp, RsvpButton
 from flows.meetings.jobs import MEETING_REMINDERS
 from flows.meetings.service import Answered, Audience, Extra, Rsvp
 from flows.staff import (
@@ -49,7 +49,6 @@ from flows.staff import (
 from flows.talents import picker
 from storage.models import Call, Council, Meeting, MeetingStatus, utcnow
 
-ORGANISER_PREFIX = "mto"
 KEYS = (
     "mt_council",
     "mt_title",
@@ -553,14 +552,11 @@ async def handle_preview(ctx: Context, value: str) -> Next:
 # --- residents answering -------------------------------------------------------------------
 
 
-async def answer(ctx: Context, args: Sequence[str]) -> None:
-    """A resident taps coming / maybe / not coming (the button's data is checked)."""
+async def answer(ctx: Context, button: RsvpButton) -> None:
+    """A resident taps coming / maybe / not coming (the ids are checked, not trusted)."""
     assert ctx.person is not None
-    choices = {"coming": Rsvp.COMING, "maybe": Rsvp.MAYBE, "declined": Rsvp.DECLINED}
-    if len(args) != 2 or not args[0].isdigit() or args[1] not in choices:
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
-    result = await service.respond(ctx.session, int(args[0]), ctx.person, choices[args[1]])
+    choice = button.answer.rsvp
+    result = await service.respond(ctx.session, button.meeting_id, ctx.person, choice)
     meeting = result.meeting
     if result.outcome is Answered.NOT_ALLOWED or meeting is None:
         ctx.toast = ctx._(BROKEN_BUTTON)
@@ -581,10 +577,10 @@ async def answer(ctx: Context, args: Sequence[str]) -> None:
         )
         return
     council_ = await ctx.session.get_one(Council, meeting.council_id)
-    if choices[args[1]] is Rsvp.DECLINED:
+    if choice is Rsvp.DECLINED:
         ctx.say(ctx._("Noted. Thank you for telling us!"))
         return
-    if choices[args[1]] is Rsvp.MAYBE:
+    if choice is Rsvp.MAYBE:
         until = meeting.rsvp_deadline or meeting.starts_at
         ctx.say(
             ctx._("Noted: maybe. You can change your answer until {date}.").format(
@@ -692,51 +688,49 @@ async def meeting_card(ctx: Context, meeting: Meeting, found: Council, now: date
             )
         )
 
-    def button(label: str, op: str) -> Choice:
-        return Choice(label, action_data(ORGANISER_PREFIX, meeting.id, op))
+    def button(label: str, op: MeetingOp) -> Choice:
+        return Choice(label, MeetingButton(meeting.id, op).pack())
 
-    rows: list[tuple[Choice, ...]] = [(button("👥 " + ctx._("Who answered"), "who"),)]
+    rows: list[tuple[Choice, ...]] = [(button("👥 " + ctx._("Who answered"), MeetingOp.WHO),)]
     if meeting.status == MeetingStatus.SCHEDULED and now < meeting.starts_at:
         rows.append(
             (
-                button("🕑 " + ctx._("Change the time"), "time"),
-                button("📍 " + ctx._("Change the place"), "place"),
+                button("🕑 " + ctx._("Change the time"), MeetingOp.TIME),
+                button("📍 " + ctx._("Change the place"), MeetingOp.PLACE),
             )
         )
-        rows.append((button("🚫 " + ctx._("Cancel the meeting"), "cancel"),))
+        rows.append((button("🚫 " + ctx._("Cancel the meeting"), MeetingOp.CANCEL),))
     elif meeting.status == MeetingStatus.SCHEDULED:
-        rows.append((button("✔️ " + ctx._("Mark attendance"), "attend"),))
+        rows.append((button("✔️ " + ctx._("Mark attendance"), MeetingOp.ATTEND),))
     return Reply("\n".join(lines), tuple(rows))
 
 
-async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
+async def organiser_action(ctx: Context, button: MeetingButton) -> None:
     """A button on a meeting's card: checked against the sender's roles in its council."""
-    if len(args) != 2 or not args[0].isdigit():
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
-    meeting = await ctx.session.get(Meeting, int(args[0]))
+    meeting = await ctx.session.get(Meeting, button.meeting_id)
     if meeting is None or await organised(ctx, meeting) is None:
         ctx.toast = ctx._(BROKEN_BUTTON)
         return
-    op = args[1]
+    op = button.op
     ctx.forget_values(*KEYS)
     ctx.remember(mt_edit=meeting.id, mt_council=meeting.council_id, mt_page=0)
     now = utcnow()
-    if op == "who":
+    if op is MeetingOp.WHO:
         ctx.say(await roster_text(ctx, meeting))
         return
     open_ = meeting.status == MeetingStatus.SCHEDULED and now < meeting.starts_at
-    if op in ("time", "place", "cancel") and not open_:
+    if op in (MeetingOp.TIME, MeetingOp.PLACE, MeetingOp.CANCEL) and not open_:
         ctx.say(ctx._("This meeting can no longer be changed."))
         return
-    if op == "attend" and now < meeting.starts_at:
+    if op is MeetingOp.ATTEND and now < meeting.starts_at:
         ctx.say(ctx._("Attendance can be marked once the meeting has started."))
         return
-    steps = {"time": "meetings.edit_day", "place": "meetings.edit_place"}
-    steps |= {"cancel": "meetings.confirm_cancel", "attend": "meetings.attendance"}
-    if op not in steps:
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
+    steps = {
+        MeetingOp.TIME: "meetings.edit_day",
+        MeetingOp.PLACE: "meetings.edit_place",
+        MeetingOp.CANCEL: "meetings.confirm_cancel",
+        MeetingOp.ATTEND: "meetings.attendance",
+    }
     await ctx.engine.go(ctx, steps[op])
 
 
@@ -1018,8 +1012,8 @@ FLOW = Flow(
         ),
     ],
     actions=[
-        Action(service.RSVP_PREFIX, answer),
-        Action(ORGANISER_PREFIX, organiser_action),
+        Action(RsvpButton, answer),
+        Action(MeetingButton, organiser_action),
     ],
     jobs=[MEETING_REMINDERS],
 )

@@ -14,8 +14,9 @@ from flows.i18n import N_
 from flows.onboarding.service import current_council
 from flows.staff import COORDINATING
 from flows.talents import data, export, picker, service
+from flows.talents.buttons import Refresh, RefreshButton
 from flows.talents.catalogue import TRANSLATION_KEY, category_label, skill_label
-from flows.talents.jobs import REFRESH_PREFIX, REFRESH_PROFILES
+from flows.talents.jobs import REFRESH_PROFILES
 from flows.talents.picker import TICK
 from storage.models import Council, Skill
 from storage.queries import councils, talents
@@ -320,16 +321,13 @@ async def handle_confirm_leave(ctx: Context, value: str) -> Next:
     return END
 
 
-async def confirm_profile(ctx: Context, args: Sequence[str]) -> None:
+async def confirm_profile(ctx: Context, button: RefreshButton) -> None:
     """Answer to "is your profile still right?": keep it visible, or open it to update it."""
-    if len(args) != 2 or not args[0].isdigit() or args[1] not in {"ok", "edit"}:
-        ctx.toast = ctx._("Sorry, this button does not work.")
-        return
-    talent = await service.confirm(ctx.session, int(args[0]), _person_id(ctx))
+    talent = await service.confirm(ctx.session, button.profile_id, _person_id(ctx))
     if talent is None:
         ctx.toast = ctx._("Sorry, this button does not work.")
         return
-    if args[1] == "ok":
+    if button.answer is Refresh.OK:
         ctx.say(ctx._("Thank you: your profile stays visible to the council."))
         return
     ctx.remember(talent_council=talent.council_id, talent_editing=False)
@@ -373,6 +371,6 @@ FLOW = Flow(
             words=frozenset({"annuaire", "directory", "المواهب"}),
         )
     ],
-    actions=[Action(REFRESH_PREFIX, confirm_profile)],
+    actions=[Action(RefreshButton, confirm_profile)],
     jobs=[REFRESH_PROFILES],
 )
