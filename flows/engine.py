@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows.buttons import Button, decode
+from flows.drafts import D, Draft
 from flows.i18n import Translator, negotiate
 
 if TYPE_CHECKING:
@@ -126,7 +127,6 @@ class Outcome:
 
 
 # --- How flows are written -----------------------------------------------------------------
-
 END: Final[str | None] = None
 STAY: Final = "__stay__"  # keep the current step without asking again
 
@@ -300,6 +300,16 @@ class Flow:
     personal_data: Sequence[PersonalData] = ()
     retention: Sequence[Retention] = ()
     exports: Sequence[Export] = ()
+    drafts: Sequence[type[Draft]] = ()  # what its conversations keep while they go on
+
+
+@dataclass
+class ChatDraft(Draft, key="chat"):
+    """What the runner keeps for any conversation: the language chosen before consenting,
+    and the step to go back to after a detour (changing language)."""
+
+    locale: str | None = None
+    return_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -329,6 +339,8 @@ class Context:
     toast: str | None = None  # a short notice for the tapped button
     tapped: bool = False  # a button of the current question was tapped: its message can be redrawn
     memo: dict[str, Any] = field(default_factory=dict)  # what a step loaded, for the next one
+    # The drafts read in this event (None: dropped), written back when it has been handled.
+    drafts: dict[type[Draft], Draft | None] = field(default_factory=dict)
 
     def _(self, message: str) -> str:
         return self.t._(message)
@@ -339,16 +351,40 @@ class Context:
     def say(self, text: str, attachment: Attachment | None = None) -> None:
         self.replies.append(Reply(text=text, attachment=attachment))
 
-    @property
-    def data(self) -> dict[str, Any]:
-        return self.conversation.data
+    def draft(self, kind: type[D]) -> D:
+        """The conversation's draft of this kind (a fresh one if it has none); changes to it
+        are kept when the event has been handled."""
+        if kind.key not in self.engine.drafts:
+            raise LookupError(f"{kind.__name__} is not declared by any flow")
+        found = self.drafts.get(kind)
+        if found is None:
+            kept = self.conversation.data.get(kind.key or "")
+            found = kind() if kind in self.drafts else kind.load(kept)
+            self.drafts[kind] = found
+        assert isinstance(found, kind)
+        return found
 
-    def remember(self, **values: Any) -> None:
-        """Store values in the conversation (a new dict, so the change is saved)."""
-        self.conversation.data = {**self.conversation.data, **values}
+    def drop(self, *kinds: type[Draft]) -> None:
+        """The conversation is done with these drafts: they are not kept."""
+        for kind in kinds:
+            self.drafts[kind] = None
 
-    def forget_values(self, *keys: str) -> None:
-        self.conversation.data = {k: v for k, v in self.conversation.data.items() if k not in keys}
+    def keep_drafts(self) -> None:
+        """Write the drafts read in this event back into the conversation (a new dict, so the
+        change is saved)."""
+        data = dict(self.conversation.data)
+        for kind, draft in self.drafts.items():
+            assert kind.key is not None
+            if draft is None or draft == kind():  # a fresh draft is as good as none
+                data.pop(kind.key, None)
+            else:
+                data[kind.key] = draft.dump()
+        if data != self.conversation.data:
+            self.conversation.data = data
+
+    def drop_all(self) -> None:
+        """Keep nothing of this conversation's drafts."""
+        self.drop(*self.engine.drafts.values())
 
     def set_locale(self, locale: str) -> None:
         self.t = Translator(locale)
@@ -388,6 +424,13 @@ class Engine:
         self.buttons: dict[str, type[Button]] = {CONVERSATION_PREFIX: ConversationChoice}
         self.group_commands = {c.name: c for flow in flows for c in flow.group_commands}
         self.personal_data: dict[str, PersonalData] = {}
+        self.drafts: dict[str, type[Draft]] = {}
+        kinds: list[type[Draft]] = [ChatDraft, *(kind for flow in flows for kind in flow.drafts)]
+        for kind in kinds:
+            kind.check()
+            assert kind.key is not None
+            if self.drafts.setdefault(kind.key, kind) is not kind:
+                raise ValueError(f"draft key {kind.key!r} used twice")
         for data in (data for flow in flows for data in flow.personal_data):
             if data.key in self.personal_data:
                 raise ValueError(f"personal data {data.key!r} declared twice")
@@ -418,6 +461,18 @@ class Engine:
                 self.actions[action.prefix] = action
                 self.buttons[action.prefix] = action.button
 
+    def _drop_unknown_data(self, conversation: Conversation) -> None:
+        """A conversation kept by an older version, in a shape no draft reads: its data goes,
+        and the conversation ends (the next message or tap is answered as if none were going
+        on, kindly) rather than going on with half of what it had gathered."""
+        unknown = set(conversation.data) - set(self.drafts)
+        if not unknown:
+            return
+        log.info("dropped a conversation's data of an older shape: %s", sorted(unknown)[:10])
+        conversation.data = {k: v for k, v in conversation.data.items() if k in self.drafts}
+        conversation.step = None
+        conversation.options = []
+
     def translator_for(self, inbound: Inbound) -> Translator:
         """A translator from the client's language alone (for apologies when all else failed)."""
         return Translator(negotiate(inbound.language_code))
@@ -436,6 +491,7 @@ class Engine:
             if inbound.event_id is not None and not await _first_time(session, inbound):
                 return Outcome(duplicate=True)
             conversation = await _load_conversation(session, inbound)
+            self._drop_unknown_data(conversation)
             person = await people.person_by_identity(session, inbound.channel, inbound.sender_id)
             if person is not None and conversation.person_id != person.id:
                 conversation.person_id = person.id
@@ -450,6 +506,7 @@ class Engine:
             )
             outcome = Outcome()
             await self._dispatch(ctx, outcome)
+            ctx.keep_drafts()
             outcome.replies = ctx.replies
             outcome.rtl = ctx.t.rtl
             outcome.locale = ctx.t.locale
@@ -685,7 +742,5 @@ async def _discard(session: AsyncSession, conversation: Conversation) -> None:
 def _locale_of(person: Person | None, conversation: Conversation, inbound: Inbound) -> str:
     if person is not None:
         return person.locale
-    chosen = conversation.data.get("locale")
-    if isinstance(chosen, str):
-        return chosen
-    return negotiate(inbound.language_code)
+    chosen = ChatDraft.load(conversation.data.get(ChatDraft.key or "")).locale
+    return chosen or negotiate(inbound.language_code)

@@ -10,6 +10,7 @@ from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.calls import data, service
 from flows.calls.buttons import AnswerButton
+from flows.calls.drafts import AnswerDraft, CallDraft
 from flows.calls.jobs import CLOSE_CALLS
 from flows.engine import END, Action, Command, Context, Export, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_, Translator
@@ -23,15 +24,6 @@ from storage.queries import outbox, talents, verified
 
 DEADLINES = {"3d": (3, N_("In 3 days")), "1w": (7, N_("In a week")), "2w": (14, N_("In two weeks"))}
 PEOPLE = (1, 2, 3, 5, 10)
-KEYS = (
-    "call_council",
-    "call_title",
-    "call_text",
-    "call_skills",
-    "call_category",
-    "call_when",
-    "call_verified_only",
-)
 ANSWERS = {
     Answer.YES: N_("I can help"),
     Answer.MAYBE: N_("Maybe, tell me more"),
@@ -44,18 +36,17 @@ ANSWERS = {
 
 async def new_call(ctx: Context) -> Next:
     """Start a call in the coordinator's council, asking which if several."""
-    ctx.forget_values(*KEYS)
-    ctx.remember(call_skills=[], call_when=[])
-    return await start_in_council(ctx, "call_council", "calls.title", "calls.council")
+    ctx.drop(CallDraft)
+    return await start_in_council(ctx, CallDraft, "calls.title", "calls.council")
 
 
 async def council(ctx: Context) -> Council | None:
     """The council of the call being written, if the sender still coordinates it."""
-    return await council_in_use(ctx, "call_council")
+    return await council_in_use(ctx, CallDraft)
 
 
 async def catalogue(ctx: Context) -> Sequence[Skill]:
-    return await talents.skills(ctx.session, int(ctx.data.get("call_council", 0)))
+    return await talents.skills(ctx.session, ctx.draft(CallDraft).council_id)
 
 
 async def ask_council(ctx: Context) -> Prompt:
@@ -63,7 +54,7 @@ async def ask_council(ctx: Context) -> Prompt:
 
 
 async def handle_council(ctx: Context, value: str) -> Next:
-    ctx.remember(call_council=int(value))
+    ctx.draft(CallDraft).council_id = int(value)
     return "calls.title"
 
 
@@ -75,7 +66,7 @@ async def ask_title(ctx: Context) -> Prompt:
 
 
 async def handle_title(ctx: Context, text: str) -> Next:
-    ctx.remember(call_title=text)
+    ctx.draft(CallDraft).title = text
     return "calls.description"
 
 
@@ -86,12 +77,12 @@ async def ask_description(ctx: Context) -> Prompt:
 
 
 async def handle_description(ctx: Context, text: str) -> Next:
-    ctx.remember(call_text=text)
+    ctx.draft(CallDraft).text = text
     return "calls.skills"
 
 
 async def cancel(ctx: Context, _value: str) -> Next:
-    ctx.forget_values(*KEYS)
+    ctx.drop(CallDraft)
     ctx.say(ctx._("Cancelled: nothing was sent."))
     return END
 
@@ -101,7 +92,7 @@ async def skills_done(_ctx: Context) -> Next:
 
 
 async def ask_when(ctx: Context) -> Prompt:
-    chosen = set(ctx.data.get("call_when", []))
+    chosen = set(ctx.draft(CallDraft).when)
     rows = [
         [Option(key, (picker.TICK if key in chosen else "") + ctx._(label))]
         for key, label in AVAILABILITY.items()
@@ -113,7 +104,8 @@ async def ask_when(ctx: Context) -> Prompt:
 async def handle_when(ctx: Context, value: str) -> Next:
     if value == picker.DONE:
         return "calls.people"
-    ctx.remember(call_when=sorted(set(ctx.data.get("call_when", [])) ^ {value}))
+    draft = ctx.draft(CallDraft)
+    draft.when = sorted(set(draft.when) ^ {value})
     return "calls.when"
 
 
@@ -125,7 +117,7 @@ async def ask_people(ctx: Context) -> Prompt:
 
 
 async def handle_people(ctx: Context, value: str) -> Next:
-    ctx.remember(call_people=int(value))
+    ctx.draft(CallDraft).people = int(value)
     return "calls.deadline"
 
 
@@ -137,19 +129,21 @@ async def ask_deadline(ctx: Context) -> Prompt:
 
 
 async def handle_deadline(ctx: Context, value: str) -> Next:
-    ctx.remember(call_days=DEADLINES[value][0])
+    ctx.draft(CallDraft).days = DEADLINES[value][0]
     return "calls.preview"
 
 
-def draft(ctx: Context) -> service.NewCall:
+def call_written(ctx: Context) -> service.NewCall:
+    """The call as written so far."""
+    draft = ctx.draft(CallDraft)
     return service.NewCall(
-        title=str(ctx.data.get("call_title", "")),
-        description=str(ctx.data.get("call_text", "")),
-        skill_ids=[int(s) for s in ctx.data.get("call_skills", [])],
-        when=[str(w) for w in ctx.data.get("call_when", [])],
-        people_needed=int(ctx.data.get("call_people", 1)),
-        deadline=utcnow() + timedelta(days=int(ctx.data.get("call_days", 7))),
-        accepts_unverified=not ctx.data.get("call_verified_only", False),
+        title=draft.title,
+        description=draft.text,
+        skill_ids=list(draft.skills),
+        when=list(draft.when),
+        people_needed=draft.people,
+        deadline=utcnow() + timedelta(days=draft.days),
+        accepts_unverified=not draft.verified_only,
     )
 
 
@@ -158,7 +152,7 @@ async def ask_preview(ctx: Context) -> Prompt:
     found = await council(ctx)
     if found is None:
         return Prompt(ctx._("This command is for council coordinators and organisers."))
-    new = draft(ctx)
+    new = call_written(ctx)
     reach = await service.matches(ctx.session, found, new)
     if reach == 0:
         return Prompt(
@@ -209,16 +203,18 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "skills":
         return "calls.skills"
     if value in ("verified", "everyone"):
-        ctx.remember(call_verified_only=value == "verified")
+        ctx.draft(CallDraft).verified_only = value == "verified"
         return "calls.preview"
     found = await council(ctx)
     if found is None:
-        ctx.forget_values(*KEYS)
+        ctx.drop(CallDraft)
         ctx.say(ctx._("This command is for council coordinators and organisers."))
         return END
     report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
-    outcome, _call = await service.send(ctx.session, found, draft(ctx), ctx.person, report_to)
-    ctx.forget_values(*KEYS)
+    outcome, _call = await service.send(
+        ctx.session, found, call_written(ctx), ctx.person, report_to
+    )
+    ctx.drop(CallDraft)
     if outcome is service.Sent.NOBODY:
         ctx.say(ctx._("Nobody matches this call yet. Change the skills or the times, or cancel."))
     else:
@@ -255,7 +251,7 @@ async def answer(ctx: Context, button: AnswerButton) -> None:
     if choice is Answer.NO:
         ctx.say(ctx._("Thank you for answering. See you for the next one!"))
         return
-    ctx.remember(answer_call=call.id)
+    ctx.draft(AnswerDraft).call_id = call.id
     await ctx.engine.go(ctx, "calls.message")
 
 
@@ -268,8 +264,8 @@ async def ask_message(ctx: Context) -> Prompt:
 
 async def handle_message_text(ctx: Context, text: str) -> Next:
     assert ctx.person is not None
-    call_id = int(ctx.data.get("answer_call", 0))
-    ctx.forget_values("answer_call")
+    call_id = ctx.draft(AnswerDraft).call_id
+    ctx.drop(AnswerDraft)
     if await service.add_message(ctx.session, call_id, ctx.person, text):
         call = await ctx.session.get(Call, call_id)
         if call is not None:
@@ -279,7 +275,7 @@ async def handle_message_text(ctx: Context, text: str) -> Next:
 
 
 async def handle_message_skip(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("answer_call")
+    ctx.drop(AnswerDraft)
     ctx.say(ctx._("Alright. The coordinator will get back to you."))
     return END
 
@@ -312,6 +308,7 @@ async def tell_holder(ctx: Context, call: Call, choice: Answer | None, message: 
 
 FLOW = Flow(
     name="calls",
+    drafts=[CallDraft, AnswerDraft],
     exports=[
         Export("calls", N_("Calls and their answers"), COORDINATING, talent_export.call_answers)
     ],
@@ -329,9 +326,7 @@ FLOW = Flow(
         ),
         *picker.skill_steps(
             "calls.skills",
-            council_key="call_council",
-            skills_key="call_skills",
-            category_key="call_category",
+            draft=CallDraft,
             category_step="calls.skill_category",
             question=N_("Which skills are needed? Tick none to ask every member."),
             on_done=skills_done,

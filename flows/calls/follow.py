@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from flows.calls import introductions
 from flows.calls.buttons import Consent, IntroductionButton, RelayButton
+from flows.calls.drafts import FollowDraft
 from flows.calls.flow import who_may_answer
 from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
@@ -52,13 +53,13 @@ async def ask_calls(ctx: Context) -> Prompt:
 async def handle_calls(ctx: Context, value: str) -> Next:
     if value == "close":
         return END
-    ctx.remember(follow_call=int(value))
+    ctx.draft(FollowDraft).call_id = int(value)
     return "follow.answers"
 
 
 async def followed(ctx: Context) -> Call | None:
     """The call followed, if the sender still coordinates its council."""
-    call = await ctx.session.get(Call, int(ctx.data.get("follow_call", 0)))
+    call = await ctx.session.get(Call, ctx.draft(FollowDraft).call_id)
     if call is None:
         return None
     allowed = await coordinated(
@@ -106,14 +107,14 @@ async def ask_answers(ctx: Context) -> Prompt:
 
 async def handle_answers(ctx: Context, value: str) -> Next:
     if value == "close":
-        ctx.forget_values("follow_call")
+        ctx.draft(FollowDraft).call_id = 0
         return END
     if value == "back":
         return "follow.calls"
     assert ctx.person is not None
     outcome = await introductions.ask(
         ctx.session,
-        int(ctx.data.get("follow_call", 0)),
+        ctx.draft(FollowDraft).call_id,
         int(value),
         ctx.person,
         ctx.inbound.channel,
@@ -160,7 +161,7 @@ async def write(ctx: Context, button: RelayButton) -> None:
     if direction is introductions.Relay.NOT_ALLOWED:
         ctx.toast = ctx._("Sorry, this button does not work.")
         return
-    ctx.remember(relay_intro=button.introduction_id)
+    ctx.draft(FollowDraft).introduction_id = button.introduction_id
     await ctx.engine.go(ctx, "follow.relay")
 
 
@@ -173,9 +174,9 @@ async def ask_relay(ctx: Context) -> Prompt:
 async def handle_relay_text(ctx: Context, text: str) -> Next:
     assert ctx.person is not None
     direction, introduction, call = await introductions.relay_direction(
-        ctx.session, int(ctx.data.get("relay_intro", 0)), ctx.person
+        ctx.session, ctx.draft(FollowDraft).introduction_id, ctx.person
     )
-    ctx.forget_values("relay_intro")
+    ctx.draft(FollowDraft).introduction_id = 0
     if introduction is None or call is None:
         ctx.say(ctx._("Sorry, this button does not work."))
         return END
@@ -185,13 +186,14 @@ async def handle_relay_text(ctx: Context, text: str) -> Next:
 
 
 async def handle_relay_cancel(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("relay_intro")
+    ctx.draft(FollowDraft).introduction_id = 0
     ctx.say(ctx._("Cancelled: nothing was sent."))
     return END
 
 
 FLOW = Flow(
     name="follow",
+    drafts=[FollowDraft],
     steps=[
         Step("follow.calls", ask_calls, on_choice=handle_calls),
         Step("follow.answers", ask_answers, on_choice=handle_answers, in_place=True),

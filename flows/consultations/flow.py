@@ -10,7 +10,6 @@ changed until the deadline by tapping Answer again.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +18,7 @@ from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.consultations import data, export, jobs, results, service
 from flows.consultations.buttons import AnswerButton, ConsultationButton, ConsultationOp
+from flows.consultations.drafts import BallotDraft, ConsultationDraft
 from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS, Closing
 from flows.consultations.service import Audience, Opened
 from flows.engine import (
@@ -61,22 +61,6 @@ from storage.models import (
 from storage.queries import people, verified
 from storage.queries.consultations import consultation_for_update
 
-KEYS = (
-    "cs_council",
-    "cs_title",
-    "cs_questions",
-    "cs_kind",
-    "cs_text",
-    "cs_audience",
-    "cs_place",
-    "cs_skills",
-    "cs_category",
-    "cs_anonymous",
-    "cs_live",
-    "cs_opens",
-    "cs_days",
-    "cs_everyone",
-)
 KINDS = {
     QuestionKind.SINGLE: N_("One choice"),
     QuestionKind.MULTIPLE: N_("Several choices"),
@@ -98,13 +82,14 @@ def cancel_row(ctx: Context) -> list[Option]:
 
 
 async def new_consultation(ctx: Context) -> Next:
-    ctx.forget_values(*KEYS)
-    ctx.remember(cs_questions=[], cs_skills=[])
-    return await start_in_council(ctx, "cs_council", "consult.title", "consult.council", ORGANISING)
+    ctx.drop(ConsultationDraft)
+    return await start_in_council(
+        ctx, ConsultationDraft, "consult.title", "consult.council", ORGANISING
+    )
 
 
 async def council(ctx: Context) -> Council | None:
-    return await council_in_use(ctx, "cs_council", ORGANISING)
+    return await council_in_use(ctx, ConsultationDraft, ORGANISING)
 
 
 async def ask_council(ctx: Context) -> Prompt:
@@ -114,12 +99,12 @@ async def ask_council(ctx: Context) -> Prompt:
 
 
 async def handle_council(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_council=int(value))
+    ctx.draft(ConsultationDraft).council_id = int(value)
     return "consult.title"
 
 
 async def cancel(ctx: Context, _value: str) -> Next:
-    ctx.forget_values(*KEYS)
+    ctx.drop(ConsultationDraft)
     ctx.say(ctx._("Cancelled: nothing was sent."))
     return END
 
@@ -132,12 +117,12 @@ async def ask_title(ctx: Context) -> Prompt:
 
 
 async def handle_title(ctx: Context, text: str) -> Next:
-    ctx.remember(cs_title=text)
+    ctx.draft(ConsultationDraft).title = text
     return "consult.kind"
 
 
-def drafted(ctx: Context) -> list[dict[str, Any]]:
-    return list(ctx.data.get("cs_questions", []))
+def drafted(ctx: Context) -> list[service.NewQuestion]:
+    return ctx.draft(ConsultationDraft).questions
 
 
 async def ask_kind(ctx: Context) -> Prompt:
@@ -157,7 +142,7 @@ async def handle_kind(ctx: Context, value: str) -> Next:
         return await cancel(ctx, value)
     if value == "enough":
         return "consult.audience"
-    ctx.remember(cs_kind=value)
+    ctx.draft(ConsultationDraft).kind = QuestionKind(value)
     return "consult.text"
 
 
@@ -169,18 +154,19 @@ async def ask_text(ctx: Context) -> Prompt:
 
 
 async def handle_text(ctx: Context, text: str) -> Next:
-    kind = QuestionKind(str(ctx.data.get("cs_kind", QuestionKind.SINGLE.value)))
+    draft = ctx.draft(ConsultationDraft)
+    kind = draft.kind
     if kind in (QuestionKind.SINGLE, QuestionKind.MULTIPLE):
-        ctx.remember(cs_text=text)
+        draft.text = text
         return "consult.options"
     return add_question(ctx, kind, text, [])
 
 
 def add_question(ctx: Context, kind: QuestionKind, text: str, options: list[str]) -> Next:
-    questions = [*drafted(ctx), {"kind": kind.value, "text": text, "options": options}]
-    ctx.remember(cs_questions=questions)
-    ctx.forget_values("cs_kind", "cs_text")
-    return "consult.audience" if len(questions) >= service.MAX_QUESTIONS else "consult.kind"
+    draft = ctx.draft(ConsultationDraft)
+    draft.questions.append(service.NewQuestion(kind, text, options))
+    draft.kind, draft.text = QuestionKind.SINGLE, ""
+    return "consult.audience" if len(draft.questions) >= service.MAX_QUESTIONS else "consult.kind"
 
 
 async def ask_options(ctx: Context) -> Prompt:
@@ -202,8 +188,8 @@ async def handle_options(ctx: Context, text: str) -> Next:
             ).format(most=ctx.t.number(service.MAX_OPTIONS), length=ctx.t.number(OPTION_LENGTH))
         )
         return "consult.options"
-    kind = QuestionKind(str(ctx.data.get("cs_kind", QuestionKind.SINGLE.value)))
-    return add_question(ctx, kind, str(ctx.data.get("cs_text", "")), options)
+    draft = ctx.draft(ConsultationDraft)
+    return add_question(ctx, draft.kind, draft.text, options)
 
 
 async def ask_audience(ctx: Context) -> Prompt:
@@ -216,7 +202,7 @@ async def ask_audience(ctx: Context) -> Prompt:
 
 
 async def handle_audience(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_audience=value)
+    ctx.draft(ConsultationDraft).audience = Audience(value)
     if value == Audience.NEIGHBOURHOOD:
         return "consult.place"
     if value == Audience.SKILLS:
@@ -236,13 +222,14 @@ async def handle_place(ctx: Context, value: str) -> Next:
     found = await council(ctx)
     if found is None or not value.isdigit() or int(value) >= len(found.neighbourhoods):
         return "consult.place"
-    ctx.remember(cs_place=found.neighbourhoods[int(value)])
+    ctx.draft(ConsultationDraft).place = found.neighbourhoods[int(value)]
     return "consult.anonymous"
 
 
 async def skills_done(ctx: Context) -> Next:
-    if not ctx.data.get("cs_skills"):
-        ctx.remember(cs_audience=Audience.ALL.value)  # none ticked: everyone
+    draft = ctx.draft(ConsultationDraft)
+    if not draft.skills:
+        draft.audience = Audience.ALL  # none ticked: everyone
     return "consult.anonymous"
 
 
@@ -257,7 +244,7 @@ async def ask_anonymous(ctx: Context) -> Prompt:
 
 
 async def handle_anonymous(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_anonymous=value == "yes")
+    ctx.draft(ConsultationDraft).anonymous = value == "yes"
     return "consult.live"
 
 
@@ -272,7 +259,7 @@ async def ask_live(ctx: Context) -> Prompt:
 
 
 async def handle_live(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_live=value == "yes")
+    ctx.draft(ConsultationDraft).live = value == "yes"
     return "consult.opens"
 
 
@@ -284,7 +271,7 @@ async def ask_opens(ctx: Context) -> Prompt:
 
 
 async def handle_opens(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_opens=value)
+    ctx.draft(ConsultationDraft).opens_tomorrow = value == "tomorrow"
     return "consult.deadline"
 
 
@@ -297,7 +284,7 @@ def next_friday_evening(found: Council | None, now: datetime) -> datetime:
 
 
 def opening(ctx: Context, found: Council | None, now: datetime) -> datetime:
-    if ctx.data.get("cs_opens") != "tomorrow":
+    if not ctx.draft(ConsultationDraft).opens_tomorrow:
         return now
     zone = ZoneInfo(found.timezone if found else "Europe/Paris")
     tomorrow = now.astimezone(zone).date() + timedelta(days=1)
@@ -319,34 +306,32 @@ async def ask_deadline(ctx: Context) -> Prompt:
 
 
 async def handle_deadline(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_days=value)
+    ctx.draft(ConsultationDraft).days = value
     return "consult.preview"
 
 
-def draft(ctx: Context, found: Council | None) -> service.NewConsultation:
+def consultation_written(ctx: Context, found: Council | None) -> service.NewConsultation:
+    """The consultation as written so far."""
+    draft = ctx.draft(ConsultationDraft)
     now = utcnow()
     opens = opening(ctx, found, now)
-    days = str(ctx.data.get("cs_days", "7"))
+    days = draft.days
     closes = (
         next_friday_evening(found, now)
         if days == "friday"
         else opens + timedelta(days=int(days) if days.isdigit() else 7)
     )
-    questions = [
-        service.NewQuestion(QuestionKind(str(q["kind"])), str(q["text"]), list(q["options"]))
-        for q in drafted(ctx)
-    ]
     return service.NewConsultation(
-        title=str(ctx.data.get("cs_title", "")),
-        questions=questions,
+        title=draft.title,
+        questions=list(draft.questions),
         opens_at=opens,
         closes_at=closes,
-        audience=Audience(str(ctx.data.get("cs_audience", Audience.ALL.value))),
-        neighbourhood=ctx.data.get("cs_place"),
-        skill_ids=[int(s) for s in ctx.data.get("cs_skills", [])],
-        anonymous=bool(ctx.data.get("cs_anonymous", True)),
-        live_results=bool(ctx.data.get("cs_live", False)),
-        counts_unverified=bool(ctx.data.get("cs_everyone", False)),
+        audience=draft.audience,
+        neighbourhood=draft.place,
+        skill_ids=list(draft.skills),
+        anonymous=draft.anonymous,
+        live_results=draft.live,
+        counts_unverified=draft.everyone,
     )
 
 
@@ -358,7 +343,7 @@ async def ask_preview(ctx: Context) -> Prompt:
     found = await council(ctx)
     if found is None:
         return Prompt(ctx._(NOT_STAFF))
-    new = draft(ctx, found)
+    new = consultation_written(ctx, found)
     reach = await service.reach(ctx.session, found, new)
     if reach == 0:
         return Prompt(
@@ -418,19 +403,19 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "audience":
         return "consult.audience"
     if value in ("everyone", "verified"):
-        ctx.remember(cs_everyone=value == "everyone")
+        ctx.draft(ConsultationDraft).everyone = value == "everyone"
         return "consult.preview"
     found = await council(ctx)
     if found is None:
-        ctx.forget_values(*KEYS)
+        ctx.drop(ConsultationDraft)
         ctx.say(ctx._(NOT_STAFF))
         return END
-    new = draft(ctx, found)
+    new = consultation_written(ctx, found)
     if not new.questions:
         return "consult.kind"
     report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
     consultation = await service.create(ctx.session, found, new, ctx.person, report_to)
-    ctx.forget_values(*KEYS)
+    ctx.drop(ConsultationDraft)
     if consultation.status is ConsultationStatus.OPEN:
         ctx.say(ctx._("On its way. Follow the answers with /results."))
     else:
@@ -456,7 +441,8 @@ async def start_answering(ctx: Context, button: AnswerButton) -> None:
         ctx.say(ctx._(CLOSED))
         return
     await service.ballot_for(ctx.session, consultation, ctx.person)
-    ctx.remember(cs_answer=consultation.id, cs_q=0, cs_ticked=None)
+    ctx.drop(BallotDraft)
+    ctx.draft(BallotDraft).consultation_id = consultation.id
     await ctx.engine.go(ctx, "consult.answer")
 
 
@@ -467,14 +453,14 @@ async def answering(ctx: Context) -> tuple[Consultation, Ballot, list[Question],
         return None
     loaded = ctx.memo.get("consultation")
     if loaded is None:
-        consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_answer", 0)))
+        consultation = await ctx.session.get(Consultation, ctx.draft(BallotDraft).consultation_id)
         if consultation is None or await service.is_open(consultation) is not Opened.OK:
             return None
         ballot = await service.ballot_for(ctx.session, consultation, ctx.person)
         questions = await service.questions_of(ctx.session, consultation.id)
         loaded = ctx.memo["consultation"] = (consultation, ballot, questions)
     consultation, ballot, questions = loaded
-    index = min(int(ctx.data.get("cs_q", 0)), len(questions) - 1)
+    index = min(ctx.draft(BallotDraft).question, len(questions) - 1)
     return consultation, ballot, questions, index
 
 
@@ -485,7 +471,7 @@ async def ask_answer(ctx: Context) -> Prompt:
     _consultation, ballot, questions, index = current
     question = questions[index]
     options, text = await service.given(ctx.session, ballot, question)
-    ticked = ctx.data.get("cs_ticked")
+    ticked = ctx.draft(BallotDraft).ticked
     chosen = set(options if ticked is None else ticked)
     head = f"{ctx.t.number(index + 1)}/{ctx.t.number(len(questions))} · {question.text}"
     rows: list[list[Option]] = []
@@ -525,25 +511,26 @@ async def handle_answer_choice(ctx: Context, value: str) -> Next:
     _consultation, ballot, questions, index = current
     question = questions[index]
     if value == "back":
-        ctx.remember(cs_q=max(index - 1, 0), cs_ticked=None)
+        ballot_draft = ctx.draft(BallotDraft)
+        ballot_draft.question, ballot_draft.ticked = max(index - 1, 0), None
         return "consult.answer"
     if value == "skip":
         await service.record(ctx.session, ballot, question)
         return await next_question(ctx, index, len(questions))
     if value == "done":
-        ticked = ctx.data.get("cs_ticked")
+        ticked = ctx.draft(BallotDraft).ticked
         if ticked is not None:
-            await service.record(ctx.session, ballot, question, [int(o) for o in ticked])
+            await service.record(ctx.session, ballot, question, list(ticked))
         return await next_question(ctx, index, len(questions))
     option = int(value[1:])
     if question.kind is QuestionKind.MULTIPLE:
-        ticked = ctx.data.get("cs_ticked")
+        ticked = ctx.draft(BallotDraft).ticked
         before = (
             set(ticked)
             if ticked is not None
             else set((await service.given(ctx.session, ballot, question))[0])
         )
-        ctx.remember(cs_ticked=sorted(before ^ {option}))
+        ctx.draft(BallotDraft).ticked = sorted(before ^ {option})
         return "consult.answer"
     await service.record(ctx.session, ballot, question, [option])
     return await next_question(ctx, index, len(questions))
@@ -563,16 +550,17 @@ async def handle_answer_text(ctx: Context, text: str) -> Next:
 
 
 async def too_late(ctx: Context) -> Next:
-    ctx.forget_values("cs_answer", "cs_q", "cs_ticked")
+    ctx.drop(BallotDraft)
     ctx.say(ctx._(CLOSED))
     return END
 
 
 async def next_question(ctx: Context, index: int, count: int) -> Next:
     if index + 1 < count:
-        ctx.remember(cs_q=index + 1, cs_ticked=None)
+        ballot_draft = ctx.draft(BallotDraft)
+        ballot_draft.question, ballot_draft.ticked = index + 1, None
         return "consult.answer"
-    consultation = await ctx.session.get_one(Consultation, int(ctx.data.get("cs_answer", 0)))
+    consultation = await ctx.session.get_one(Consultation, ctx.draft(BallotDraft).consultation_id)
     found = await ctx.session.get_one(Council, consultation.council_id)
     assert ctx.person is not None
     if (
@@ -592,7 +580,7 @@ async def said_nothing(ctx: Context, found: Council) -> bool:
 
 
 async def finish(ctx: Context, consultation: Consultation, found: Council) -> Next:
-    ctx.forget_values("cs_answer", "cs_q", "cs_ticked")
+    ctx.drop(BallotDraft)
     ctx.say(
         ctx._(
             "Thank you! Your answers are saved. You can change them until {date}: "
@@ -618,7 +606,7 @@ async def finish(ctx: Context, consultation: Consultation, found: Council) -> Ne
 
 
 async def ask_where(ctx: Context) -> Prompt:
-    consultation = await ctx.session.get_one(Consultation, int(ctx.data.get("cs_answer", 0)))
+    consultation = await ctx.session.get_one(Consultation, ctx.draft(BallotDraft).consultation_id)
     found = await ctx.session.get_one(Council, consultation.council_id)
     rows = [[Option(str(i), place)] for i, place in enumerate(found.neighbourhoods)]
     rows.append([Option("none", ctx._("I'd rather not say"))])
@@ -629,7 +617,7 @@ async def ask_where(ctx: Context) -> Prompt:
 
 async def handle_where(ctx: Context, value: str) -> Next:
     assert ctx.person is not None
-    consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_answer", 0)))
+    consultation = await ctx.session.get(Consultation, ctx.draft(BallotDraft).consultation_id)
     if consultation is None:
         return END
     found = await ctx.session.get_one(Council, consultation.council_id)
@@ -716,18 +704,18 @@ async def organiser_action(ctx: Context, button: ConsultationButton) -> None:
         ctx.replies += await results.result_replies(ctx.t, consultation, figures, final)
         return
     if op is ConsultationOp.CLOSE and consultation.status is ConsultationStatus.OPEN:
-        ctx.remember(cs_edit=consultation.id)
+        ctx.draft(ConsultationDraft).edit_id = consultation.id
         await ctx.engine.go(ctx, "consult.confirm_close")
         return
     if op is ConsultationOp.FOLLOW and consultation.status is ConsultationStatus.CLOSED:
-        ctx.remember(cs_edit=consultation.id)
+        ctx.draft(ConsultationDraft).edit_id = consultation.id
         await ctx.engine.go(ctx, "consult.follow_up")
         return
     ctx.say(ctx._("This consultation can no longer be changed."))
 
 
 async def edited(ctx: Context) -> tuple[Consultation, Council] | None:
-    consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_edit", 0)))
+    consultation = await ctx.session.get(Consultation, ctx.draft(ConsultationDraft).edit_id)
     if consultation is None:
         return None
     found = await coordinated(
@@ -750,7 +738,7 @@ async def ask_confirm_close(ctx: Context) -> Prompt:
 
 async def handle_confirm_close(ctx: Context, value: str) -> Next:
     current = await edited(ctx)
-    ctx.forget_values("cs_edit")
+    ctx.draft(ConsultationDraft).edit_id = 0
     if value != "yes":
         ctx.say(ctx._("Alright, nothing changed."))
         return END
@@ -775,7 +763,7 @@ async def ask_follow_up(ctx: Context) -> Prompt:
 
 async def handle_follow_up(ctx: Context, text: str) -> Next:
     current = await edited(ctx)
-    ctx.forget_values("cs_edit")
+    ctx.draft(ConsultationDraft).edit_id = 0
     if current is None:
         ctx.say(ctx._(NOT_STAFF))
         return END
@@ -797,7 +785,7 @@ async def handle_follow_up(ctx: Context, text: str) -> Next:
 
 
 async def cancel_follow_up(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("cs_edit")
+    ctx.draft(ConsultationDraft).edit_id = 0
     ctx.say(ctx._("Alright, nothing changed."))
     return END
 
@@ -833,6 +821,7 @@ async def register_group(
 
 FLOW = Flow(
     name="consultations",
+    drafts=[ConsultationDraft, BallotDraft],
     exports=[
         Export(
             "consultations",
@@ -847,7 +836,11 @@ FLOW = Flow(
     steps=[
         Step("consult.council", ask_council, on_choice=handle_council),
         Step(
-            "consult.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=200
+            "consult.title",
+            ask_title,
+            on_choice=cancel,
+            on_text=handle_title,
+            max_text_length=200,
         ),
         Step("consult.kind", ask_kind, on_choice=handle_kind),
         Step("consult.text", ask_text, on_choice=cancel, on_text=handle_text, max_text_length=300),
@@ -862,9 +855,7 @@ FLOW = Flow(
         Step("consult.place", ask_place, on_choice=handle_place),
         *picker.skill_steps(
             "consult.skills",
-            council_key="cs_council",
-            skills_key="cs_skills",
-            category_key="cs_category",
+            draft=ConsultationDraft,
             category_step="consult.skill_category",
             question=N_("Which skills? Members of the directory with one of them are asked."),
             on_done=skills_done,

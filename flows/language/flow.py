@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, ChatDraft, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_, SHIPPED_LOCALES, language_name
 
 
@@ -10,7 +10,7 @@ async def choose(ctx: Context) -> Next:
     """Offer the languages, then come back to the question the person was on."""
     current = ctx.conversation.step
     if current and current != "language.choose":
-        ctx.remember(return_to=current)
+        ctx.draft(ChatDraft).return_to = current
     return "language.choose"
 
 
@@ -22,17 +22,17 @@ async def ask_language(ctx: Context) -> Prompt:
 
 async def handle_language(ctx: Context, locale: str) -> Next:
     """Switch the person's language and go back where they were."""
+    chat = ctx.draft(ChatDraft)
     if ctx.person is not None:
         ctx.person.locale = locale
     else:
-        ctx.remember(locale=locale)
+        chat.locale = locale
     ctx.set_locale(locale)
     ctx.say(
         ctx._("Done: I will write to you in {language}.").format(language=language_name(locale))
     )
-    back = ctx.data.get("return_to")
-    ctx.forget_values("return_to")
-    return back if isinstance(back, str) and back in ctx.engine.steps else END
+    back, chat.return_to = chat.return_to, None
+    return back if back in ctx.engine.steps else END
 
 
 FLOW = Flow(

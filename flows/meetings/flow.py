@@ -36,6 +36,7 @@ from flows.engine import (
 from flows.i18n import N_
 from flows.meetings import data, export, service
 from flows.meetings.buttons import MeetingButton, MeetingOp, RsvpButton
+from flows.meetings.drafts import MeetingDraft, RsvpDraft
 from flows.meetings.jobs import MEETING_REMINDERS
 from flows.meetings.service import Answered, Audience, Extra, Rsvp
 from flows.staff import (
@@ -49,24 +50,6 @@ from flows.staff import (
 from flows.talents import picker
 from storage.models import Call, Council, Meeting, MeetingStatus, utcnow
 
-KEYS = (
-    "mt_council",
-    "mt_title",
-    "mt_text",
-    "mt_place",
-    "mt_geo",
-    "mt_day",
-    "mt_time",
-    "mt_minutes",
-    "mt_capacity",
-    "mt_audience",
-    "mt_skills",
-    "mt_category",
-    "mt_call",
-    "mt_deadline",
-    "mt_reminders",
-    "mt_note",
-)
 DAYS_SHOWN = 28
 FIRST_HOUR, LAST_HOUR = 8, 21
 DURATIONS = {"60": N_("1 hour"), "90": N_("1 h 30"), "120": N_("2 hours"), "180": N_("3 hours")}
@@ -102,16 +85,15 @@ def cancel_option(ctx: Context) -> list[Option]:
 
 
 async def new_meeting(ctx: Context) -> Next:
-    ctx.forget_values(*KEYS, "mt_edit")
-    ctx.remember(mt_skills=[], mt_reminders=list(service.DEFAULT_REMINDER_HOURS))
+    ctx.drop(MeetingDraft)
     return await start_in_council(
-        ctx, "mt_council", "meetings.title", "meetings.council", ORGANISING
+        ctx, MeetingDraft, "meetings.title", "meetings.council", ORGANISING
     )
 
 
 async def council(ctx: Context) -> Council | None:
     """The council of the meeting being written, if the sender still organises there."""
-    return await council_in_use(ctx, "mt_council", ORGANISING)
+    return await council_in_use(ctx, MeetingDraft, ORGANISING)
 
 
 async def ask_council(ctx: Context) -> Prompt:
@@ -121,12 +103,12 @@ async def ask_council(ctx: Context) -> Prompt:
 
 
 async def handle_council(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_council=int(value))
+    ctx.draft(MeetingDraft).council_id = int(value)
     return "meetings.title"
 
 
 async def cancel(ctx: Context, _value: str) -> Next:
-    ctx.forget_values(*KEYS, "mt_edit")
+    ctx.drop(MeetingDraft)
     ctx.say(ctx._("Cancelled: nothing was sent."))
     return END
 
@@ -136,7 +118,7 @@ async def ask_title(ctx: Context) -> Prompt:
 
 
 async def handle_title(ctx: Context, text: str) -> Next:
-    ctx.remember(mt_title=text)
+    ctx.draft(MeetingDraft).title = text
     return "meetings.description"
 
 
@@ -148,14 +130,14 @@ async def ask_description(ctx: Context) -> Prompt:
 
 
 async def handle_description_text(ctx: Context, text: str) -> Next:
-    ctx.remember(mt_text=text)
+    ctx.draft(MeetingDraft).text = text
     return "meetings.place"
 
 
 async def handle_description_choice(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
-    ctx.remember(mt_text="")
+    ctx.draft(MeetingDraft).text = ""
     return "meetings.place"
 
 
@@ -164,7 +146,7 @@ async def ask_place(ctx: Context) -> Prompt:
 
 
 async def handle_place(ctx: Context, text: str) -> Next:
-    ctx.remember(mt_place=text)
+    ctx.draft(MeetingDraft).place = text
     return "meetings.location"
 
 
@@ -176,12 +158,14 @@ async def ask_location(ctx: Context) -> Prompt:
 
 
 async def handle_location(ctx: Context, latitude: float, longitude: float) -> Next:
-    ctx.remember(mt_geo=[latitude, longitude])
+    draft = ctx.draft(MeetingDraft)
+    draft.latitude, draft.longitude = latitude, longitude
     return "meetings.day"
 
 
 async def skip_location(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("mt_geo")
+    draft = ctx.draft(MeetingDraft)
+    draft.latitude = draft.longitude = None
     return "meetings.day"
 
 
@@ -248,7 +232,7 @@ def day_handlers(this: str, then: str) -> tuple[StepChoice, StepText]:
     async def on_choice(ctx: Context, value: str) -> Next:
         if value == "cancel":
             return await cancel_edit(ctx, value)
-        ctx.remember(mt_day=value)
+        ctx.draft(MeetingDraft).day = date.fromisoformat(value)  # one of the days offered
         return then
 
     async def on_text(ctx: Context, text: str) -> Next:
@@ -256,7 +240,7 @@ def day_handlers(this: str, then: str) -> tuple[StepChoice, StepText]:
         if found is None:
             ctx.say(ctx._("I could not read that date. Tap a day, or write it like 5/12."))
             return this
-        ctx.remember(mt_day=found.isoformat())
+        ctx.draft(MeetingDraft).day = found
         return then
 
     return on_choice, on_text
@@ -289,20 +273,21 @@ async def ask_time(ctx: Context) -> Prompt:
 
 async def chosen_time(ctx: Context, value: str) -> Next:
     found = await council(ctx)
-    start = local_start(found, str(ctx.data.get("mt_day", "")), value)
+    draft = ctx.draft(MeetingDraft)
+    hour = parse_time(value)
+    start = local_start(found, draft.day, hour)
     if start is None or start <= utcnow():
         ctx.say(ctx._("That moment has passed. Please choose another day or time."))
         return "meetings.day"
-    ctx.remember(mt_time=value)
+    draft.start = hour
     return "meetings.duration"
 
 
-def local_start(found: Council | None, day: str, hour: str) -> datetime | None:
+def local_start(found: Council | None, day: date | None, hour: time | None) -> datetime | None:
     """The start in UTC, from a day and an hour in the council's time zone."""
-    try:
-        moment = datetime.combine(date.fromisoformat(day), time.fromisoformat(hour))
-    except ValueError:
+    if day is None or hour is None:
         return None
+    moment = datetime.combine(day, hour)
     zone = ZoneInfo(found.timezone if found else "Europe/Paris")
     return moment.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
 
@@ -313,7 +298,7 @@ async def ask_duration(ctx: Context) -> Prompt:
 
 
 async def handle_duration(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_minutes=int(value))
+    ctx.draft(MeetingDraft).minutes = int(value)
     return "meetings.capacity"
 
 
@@ -328,7 +313,7 @@ async def ask_capacity(ctx: Context) -> Prompt:
 
 
 async def handle_capacity_choice(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_capacity=int(value))
+    ctx.draft(MeetingDraft).capacity = int(value)
     return "meetings.audience"
 
 
@@ -336,7 +321,7 @@ async def handle_capacity_text(ctx: Context, text: str) -> Next:
     if not text.isdigit() or not 0 < int(text) <= 100_000:
         ctx.say(ctx._("Please write a number of places, like 25."))
         return "meetings.capacity"
-    ctx.remember(mt_capacity=int(text))
+    ctx.draft(MeetingDraft).capacity = int(text)
     return "meetings.audience"
 
 
@@ -348,7 +333,7 @@ async def ask_audience(ctx: Context) -> Prompt:
 
 
 async def handle_audience(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_audience=value)
+    ctx.draft(MeetingDraft).audience = Audience(value)
     if value == Audience.SKILLS:
         return "meetings.skills"
     if value == Audience.CALL:
@@ -357,15 +342,16 @@ async def handle_audience(ctx: Context, value: str) -> Next:
 
 
 async def skills_done(ctx: Context) -> Next:
-    if not ctx.data.get("mt_skills"):
-        ctx.remember(mt_audience=Audience.ALL.value)  # none ticked: everyone
+    draft = ctx.draft(MeetingDraft)
+    if not draft.skills:
+        draft.audience = Audience.ALL  # none ticked: everyone
     return "meetings.deadline"
 
 
 async def ask_call(ctx: Context) -> Prompt:
     recent = await ctx.session.scalars(
         select(Call)
-        .where(Call.council_id == int(ctx.data.get("mt_council", 0)))
+        .where(Call.council_id == ctx.draft(MeetingDraft).council_id)
         .order_by(Call.created_at.desc())
         .limit(8)
     )
@@ -382,14 +368,15 @@ async def handle_call(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "all":
-        ctx.remember(mt_audience=Audience.ALL.value)
+        ctx.draft(MeetingDraft).audience = Audience.ALL
     else:
-        ctx.remember(mt_call=int(value))
+        ctx.draft(MeetingDraft).call_id = int(value)
     return "meetings.deadline"
 
 
 def start_of_draft(ctx: Context, found: Council | None) -> datetime | None:
-    return local_start(found, str(ctx.data.get("mt_day", "")), str(ctx.data.get("mt_time", "")))
+    draft = ctx.draft(MeetingDraft)
+    return local_start(found, draft.day, draft.start)
 
 
 async def ask_deadline(ctx: Context) -> Prompt:
@@ -404,17 +391,18 @@ async def ask_deadline(ctx: Context) -> Prompt:
 
 
 async def handle_deadline(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_deadline=int(value))
+    ctx.draft(MeetingDraft).deadline_days = int(value)
     return "meetings.reminders"
 
 
 async def ask_reminders(ctx: Context) -> Prompt:
-    chosen = set(ctx.data.get("mt_reminders", []))
+    draft = ctx.draft(MeetingDraft)
+    chosen = set(draft.reminders)
     rows = [
         [Option(str(hours), (picker.TICK if hours in chosen else "") + ctx._(label))]
         for hours, label in REMINDER_CHOICES.items()
     ]
-    note = ctx.data.get("mt_note")
+    note = draft.note
     rows.append([Option("note", ctx._("Add a personal line"))])
     rows.append([Option(picker.DONE, picker.TICK + ctx._("Done"))])
     text = ctx._("Reminders go to those coming or maybe. Tick when (none: no reminders).")
@@ -428,8 +416,8 @@ async def handle_reminders(ctx: Context, value: str) -> Next:
         return "meetings.preview"
     if value == "note":
         return "meetings.note"
-    chosen = set(ctx.data.get("mt_reminders", [])) ^ {int(value)}
-    ctx.remember(mt_reminders=sorted(chosen, reverse=True))
+    draft = ctx.draft(MeetingDraft)
+    draft.reminders = sorted(set(draft.reminders) ^ {int(value)}, reverse=True)
     return "meetings.reminders"
 
 
@@ -441,44 +429,43 @@ async def ask_note(ctx: Context) -> Prompt:
 
 
 async def handle_note_text(ctx: Context, text: str) -> Next:
-    ctx.remember(mt_note=text)
+    ctx.draft(MeetingDraft).note = text
     return "meetings.reminders"
 
 
 async def handle_note_skip(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("mt_note")
+    ctx.draft(MeetingDraft).note = ""
     return "meetings.reminders"
 
 
-def draft(ctx: Context, found: Council | None) -> service.NewMeeting | None:
+def meeting_written(ctx: Context, found: Council | None) -> service.NewMeeting | None:
+    """The meeting as written so far (None until its start is known)."""
     start = start_of_draft(ctx, found)
     if start is None:
         return None
-    deadline_days = int(ctx.data.get("mt_deadline", 0))
-    geo = ctx.data.get("mt_geo")
-    capacity = int(ctx.data.get("mt_capacity", 0))
+    draft = ctx.draft(MeetingDraft)
     return service.NewMeeting(
-        title=str(ctx.data.get("mt_title", "")),
-        description=str(ctx.data.get("mt_text", "")),
-        place=str(ctx.data.get("mt_place", "")),
+        title=draft.title,
+        description=draft.text,
+        place=draft.place,
         starts_at=start,
-        ends_at=start + timedelta(minutes=int(ctx.data.get("mt_minutes", 120))),
-        capacity=capacity or None,
-        rsvp_deadline=start - timedelta(days=deadline_days) if deadline_days else None,
-        audience=Audience(str(ctx.data.get("mt_audience", Audience.ALL.value))),
-        skill_ids=[int(s) for s in ctx.data.get("mt_skills", [])],
-        call_id=int(ctx.data["mt_call"]) if ctx.data.get("mt_call") else None,
-        reminder_hours=[int(h) for h in ctx.data.get("mt_reminders", [])],
-        reminder_note=ctx.data.get("mt_note") or None,
-        latitude=float(geo[0]) if geo else None,
-        longitude=float(geo[1]) if geo else None,
+        ends_at=start + timedelta(minutes=draft.minutes),
+        capacity=draft.capacity or None,
+        rsvp_deadline=start - timedelta(days=draft.deadline_days) if draft.deadline_days else None,
+        audience=draft.audience,
+        skill_ids=list(draft.skills),
+        call_id=draft.call_id or None,
+        reminder_hours=list(draft.reminders),
+        reminder_note=draft.note or None,
+        latitude=draft.latitude,
+        longitude=draft.longitude,
     )
 
 
 async def ask_preview(ctx: Context) -> Prompt:
     """The invitation as residents will read it, and how many it reaches."""
     found = await council(ctx)
-    new = draft(ctx, found)
+    new = meeting_written(ctx, found)
     if found is None or new is None:
         return Prompt(ctx._(NOT_STAFF))
     reach = await service.reach(ctx.session, found, new)
@@ -531,9 +518,9 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "audience":
         return "meetings.audience"
     found = await council(ctx)
-    new = draft(ctx, found)
+    new = meeting_written(ctx, found)
     if found is None or new is None:
-        ctx.forget_values(*KEYS)
+        ctx.drop(MeetingDraft)
         ctx.say(ctx._(NOT_STAFF))
         return END
     if new.starts_at <= utcnow():
@@ -541,7 +528,7 @@ async def handle_preview(ctx: Context, value: str) -> Next:
         return "meetings.day"
     report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
     outcome, _meeting = await service.send(ctx.session, found, new, ctx.person, report_to)
-    ctx.forget_values(*KEYS)
+    ctx.drop(MeetingDraft)
     if outcome is service.Sent.NOBODY:
         ctx.say(ctx._("Nobody would receive this invitation. Change who is invited, or cancel."))
     else:
@@ -588,12 +575,13 @@ async def answer(ctx: Context, button: RsvpButton) -> None:
             )
         )
         return
-    ctx.remember(mt_answer=meeting.id)
+    ctx.drop(RsvpDraft)
+    ctx.draft(RsvpDraft).meeting_id = meeting.id
     await ctx.engine.go(ctx, "meetings.guests")
 
 
 async def answered_meeting(ctx: Context) -> Meeting | None:
-    return await ctx.session.get(Meeting, int(ctx.data.get("mt_answer", 0)))
+    return await ctx.session.get(Meeting, ctx.draft(RsvpDraft).meeting_id)
 
 
 async def ask_guests(ctx: Context) -> Prompt:
@@ -608,20 +596,20 @@ async def ask_guests(ctx: Context) -> Prompt:
 async def handle_guests(ctx: Context, value: str) -> Next:
     assert ctx.person is not None
     outcome = await service.set_guests(
-        ctx.session, int(ctx.data.get("mt_answer", 0)), ctx.person, int(value)
+        ctx.session, ctx.draft(RsvpDraft).meeting_id, ctx.person, int(value)
     )
     if outcome is Extra.FULL:
         ctx.say(ctx._("Sorry, there are not enough places left for them."))
         return "meetings.guests"
     if outcome is Extra.NOT_COMING:
-        ctx.forget_values("mt_answer", "mt_needs")
+        ctx.drop(RsvpDraft)
         return END
-    ctx.remember(mt_needs=[])
+    ctx.draft(RsvpDraft).needs = []
     return "meetings.needs"
 
 
 async def ask_needs(ctx: Context) -> Prompt:
-    chosen = set(ctx.data.get("mt_needs", []))
+    chosen = set(ctx.draft(RsvpDraft).needs)
     rows = [
         [Option(key, (picker.TICK if key in chosen else "") + ctx._(label))]
         for key, label in service.NEEDS.items()
@@ -632,14 +620,13 @@ async def ask_needs(ctx: Context) -> Prompt:
 
 async def handle_needs(ctx: Context, value: str) -> Next:
     assert ctx.person is not None
-    meeting_id = int(ctx.data.get("mt_answer", 0))
+    draft = ctx.draft(RsvpDraft)
     if value != picker.DONE:
-        chosen = sorted(set(ctx.data.get("mt_needs", [])) ^ {value})
-        ctx.remember(mt_needs=chosen)
-        await service.set_needs(ctx.session, meeting_id, ctx.person, chosen)
+        draft.needs = sorted(set(draft.needs) ^ {value})
+        await service.set_needs(ctx.session, draft.meeting_id, ctx.person, draft.needs)
         return "meetings.needs"
     meeting = await answered_meeting(ctx)
-    ctx.forget_values("mt_answer", "mt_needs")
+    ctx.drop(RsvpDraft)
     if meeting is not None:
         found = await ctx.session.get_one(Council, meeting.council_id)
         lines = [
@@ -712,8 +699,9 @@ async def organiser_action(ctx: Context, button: MeetingButton) -> None:
         ctx.toast = ctx._(BROKEN_BUTTON)
         return
     op = button.op
-    ctx.forget_values(*KEYS)
-    ctx.remember(mt_edit=meeting.id, mt_council=meeting.council_id, mt_page=0)
+    ctx.drop(MeetingDraft)
+    draft = ctx.draft(MeetingDraft)
+    draft.edit_id, draft.council_id = meeting.id, meeting.council_id
     now = utcnow()
     if op is MeetingOp.WHO:
         ctx.say(await roster_text(ctx, meeting))
@@ -774,7 +762,7 @@ async def roster_text(ctx: Context, meeting: Meeting) -> str:
 
 async def edited(ctx: Context) -> Meeting | None:
     """The meeting being changed, if the sender still organises in its council."""
-    meeting = await ctx.session.get(Meeting, int(ctx.data.get("mt_edit", 0)))
+    meeting = await ctx.session.get(Meeting, ctx.draft(MeetingDraft).edit_id)
     if meeting is None or await organised(ctx, meeting) is None:
         return None
     return meeting
@@ -794,17 +782,17 @@ async def ask_edit_time(ctx: Context) -> Prompt:
     )
 
 
-async def moved(ctx: Context, hour: str) -> Next:
+async def moved(ctx: Context, value: str) -> Next:
     meeting = await edited(ctx)
     if meeting is None:
         return await not_staff(ctx)
     found = await ctx.session.get_one(Council, meeting.council_id)
-    start = local_start(found, str(ctx.data.get("mt_day", "")), hour)
+    start = local_start(found, ctx.draft(MeetingDraft).day, parse_time(value))
     if start is None or start <= utcnow():
         ctx.say(ctx._("That moment has passed. Please choose another day or time."))
         return "meetings.edit_day"
     changed = await service.change(ctx.session, meeting, starts_at=start)
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     if changed:
         ctx.say(ctx._("Moved. Everyone invited who did not decline is told, and reminders follow."))
     else:
@@ -821,7 +809,7 @@ async def handle_edit_place(ctx: Context, text: str) -> Next:
     if meeting is None:
         return await not_staff(ctx)
     changed = await service.change(ctx.session, meeting, place=text)
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     if changed:
         ctx.say(ctx._("Changed. Everyone invited who did not decline is told."))
     else:
@@ -830,7 +818,7 @@ async def handle_edit_place(ctx: Context, text: str) -> Next:
 
 
 async def cancel_edit(ctx: Context, _value: str) -> Next:
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     ctx.say(ctx._("Alright, nothing changed."))
     return END
 
@@ -853,7 +841,7 @@ async def handle_confirm_cancel(ctx: Context, value: str) -> Next:
     if meeting is None:
         return await not_staff(ctx)
     cancelled = await service.cancel(ctx.session, meeting)
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     if cancelled:
         ctx.say(ctx._("The meeting is cancelled; everyone invited who did not decline is told."))
     else:
@@ -862,7 +850,7 @@ async def handle_confirm_cancel(ctx: Context, value: str) -> Next:
 
 
 async def not_staff(ctx: Context) -> Next:
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     ctx.say(ctx._(NOT_STAFF))
     return END
 
@@ -874,7 +862,7 @@ async def ask_attendance(ctx: Context) -> Prompt:
     people = [
         g for g in await service.roster(ctx.session, meeting.id) if g.rsvp in service.REMINDED
     ]
-    page = int(ctx.data.get("mt_page", 0))
+    page = ctx.draft(MeetingDraft).page
     shown = people[page * ROSTER_PAGE : (page + 1) * ROSTER_PAGE]
     rows = [
         [Option(str(g.person_id), ("✅ " if g.attended else "◻️ ") + g.first_name)] for g in shown
@@ -898,10 +886,10 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
     meeting = await edited(ctx)
     if meeting is None:
         return await not_staff(ctx)
-    page = int(ctx.data.get("mt_page", 0))
+    draft = ctx.draft(MeetingDraft)
     if value == picker.DONE:
         counts = await service.counts(ctx.session, meeting.id)
-        ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+        ctx.drop(MeetingDraft)
         ctx.say(
             ctx.ngettext("Saved: {count} came.", "Saved: {count} came.", counts.attended).format(
                 count=ctx.t.number(counts.attended)
@@ -909,7 +897,7 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
         )
         return END
     if value in ("prev", "next"):
-        ctx.remember(mt_page=max(page + (1 if value == "next" else -1), 0))
+        draft.page = max(draft.page + (1 if value == "next" else -1), 0)
         return "meetings.attendance"
     guest = next(
         (g for g in await service.roster(ctx.session, meeting.id) if str(g.person_id) == value),
@@ -922,6 +910,7 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
 
 FLOW = Flow(
     name="meetings",
+    drafts=[MeetingDraft, RsvpDraft],
     exports=[
         Export(
             "meetings", N_("Meetings and their answers"), ORGANISING, export.meetings, export.rows
@@ -933,7 +922,11 @@ FLOW = Flow(
     steps=[
         Step("meetings.council", ask_council, on_choice=handle_council),
         Step(
-            "meetings.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=120
+            "meetings.title",
+            ask_title,
+            on_choice=cancel,
+            on_text=handle_title,
+            max_text_length=120,
         ),
         Step(
             "meetings.description",
@@ -943,7 +936,11 @@ FLOW = Flow(
             max_text_length=1000,
         ),
         Step(
-            "meetings.place", ask_place, on_choice=cancel, on_text=handle_place, max_text_length=300
+            "meetings.place",
+            ask_place,
+            on_choice=cancel,
+            on_text=handle_place,
+            max_text_length=300,
         ),
         Step(
             "meetings.location", ask_location, on_choice=skip_location, on_location=handle_location
@@ -961,9 +958,7 @@ FLOW = Flow(
         Step("meetings.audience", ask_audience, on_choice=handle_audience),
         *picker.skill_steps(
             "meetings.skills",
-            council_key="mt_council",
-            skills_key="mt_skills",
-            category_key="mt_category",
+            draft=MeetingDraft,
             category_step="meetings.skill_category",
             question=N_("Which skills? Members of the directory with one of them are invited."),
             on_done=skills_done,

@@ -16,6 +16,7 @@ from flows.staff import COORDINATING
 from flows.talents import data, export, picker, service
 from flows.talents.buttons import Refresh, RefreshButton
 from flows.talents.catalogue import TRANSLATION_KEY, category_label, skill_label
+from flows.talents.drafts import TalentDraft
 from flows.talents.jobs import REFRESH_PROFILES
 from flows.talents.picker import TICK
 from storage.models import Council, Skill
@@ -32,26 +33,26 @@ AVAILABILITY = {
 
 
 def draft_of(ctx: Context) -> service.Draft:
-    return service.Draft(**ctx.data.get("talent", {}))
+    return ctx.draft(TalentDraft).profile
 
 
 def keep(ctx: Context, draft: service.Draft) -> None:
-    ctx.remember(talent=dataclasses.asdict(draft))
+    ctx.draft(TalentDraft).profile = draft
 
 
 async def council_of(ctx: Context) -> Council:
-    council = await councils.by_id(ctx.session, int(ctx.data["talent_council"]))
+    council = await councils.by_id(ctx.session, ctx.draft(TalentDraft).council_id)
     assert council is not None
     return council
 
 
 async def catalogue(ctx: Context) -> Sequence[Skill]:
-    return await talents.skills(ctx.session, int(ctx.data["talent_council"]))
+    return await talents.skills(ctx.session, ctx.draft(TalentDraft).council_id)
 
 
 async def saved_or_next(ctx: Context, next_step: str) -> Next:
     """While editing a saved profile, save now and show it; else go on to the next question."""
-    if not ctx.data.get("talent_editing"):
+    if not ctx.draft(TalentDraft).editing:
         return next_step
     await service.save(ctx.session, await council_of(ctx), _person_id(ctx), draft_of(ctx))
     ctx.say(ctx._("Saved."))
@@ -73,7 +74,8 @@ async def open_directory(ctx: Context) -> Next:
     if council is None:
         ctx.say(ctx._("First, let's get you started: send /start."))
         return END
-    ctx.remember(talent_council=council.id, talent_editing=False)
+    ctx.drop(TalentDraft)
+    ctx.draft(TalentDraft).council_id = council.id
     if not await talents.skills(ctx.session, council.id):
         await service.seed_catalogue(ctx.session, council)  # a council from before the directory
     talent = await talents.profile(ctx.session, council.id, ctx.person.id)
@@ -108,19 +110,19 @@ async def ask_skills(ctx: Context) -> Prompt:
 async def handle_skills(ctx: Context, value: str) -> Next:
     """Open a category, or move on."""
     if value.startswith(picker.CATEGORY):
-        ctx.remember(talent_category=value.removeprefix(picker.CATEGORY))
+        ctx.draft(TalentDraft).category = value.removeprefix(picker.CATEGORY)
         return "talents.category"
     skills = await catalogue(ctx)
     chosen = set(draft_of(ctx).skill_ids)
     speaks = any(skill.key == TRANSLATION_KEY and skill.id in chosen for skill in skills)
-    if ctx.data.get("talent_editing") and not speaks:
+    if ctx.draft(TalentDraft).editing and not speaks:
         return await saved_or_next(ctx, "talents.words")
     return "talents.languages" if speaks else "talents.words"
 
 
 async def ask_category(ctx: Context) -> Prompt:
     """Tick the skills of one category."""
-    category = str(ctx.data.get("talent_category", ""))
+    category = ctx.draft(TalentDraft).category
     rows = picker.skill_rows(ctx, await catalogue(ctx), category, draft_of(ctx).skill_ids)
     return Prompt(
         ctx._("{category}: tap what you can do (tap again to untick).").format(
@@ -297,11 +299,11 @@ EDITS: dict[str, str] = {
 
 async def handle_profile(ctx: Context, value: str) -> Next:
     if value == "close":
-        ctx.forget_values("talent", "talent_council", "talent_editing", "talent_category")
+        ctx.drop(TalentDraft)
         return END
     if value == "leave":
         return "talents.confirm_leave"
-    ctx.remember(talent_editing=True)
+    ctx.draft(TalentDraft).editing = True
     return EDITS[value]
 
 
@@ -316,7 +318,7 @@ async def handle_confirm_leave(ctx: Context, value: str) -> Next:
     if value == "stay":
         return "talents.profile"
     await service.leave(ctx.session, await council_of(ctx), _person_id(ctx))
-    ctx.forget_values("talent", "talent_council", "talent_editing", "talent_category")
+    ctx.drop(TalentDraft)
     ctx.say(ctx._("You have left the directory. Come back any time with /talents."))
     return END
 
@@ -330,12 +332,14 @@ async def confirm_profile(ctx: Context, button: RefreshButton) -> None:
     if button.answer is Refresh.OK:
         ctx.say(ctx._("Thank you: your profile stays visible to the council."))
         return
-    ctx.remember(talent_council=talent.council_id, talent_editing=False)
+    ctx.drop(TalentDraft)
+    ctx.draft(TalentDraft).council_id = talent.council_id
     await ctx.engine.go(ctx, "talents.profile")
 
 
 FLOW = Flow(
     name="talents",
+    drafts=[TalentDraft],
     exports=[Export("talents", N_("Talent directory"), COORDINATING, export.directory)],
     personal_data=[data.PROFILES],
     steps=[

@@ -6,6 +6,9 @@ onboarding redeems the code once the person is a member (see `redeem_for`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from flows.drafts import Draft
 from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step
 from flows.i18n import N_
 from flows.verification import data, service
@@ -17,6 +20,13 @@ HOW_TO_COUNT = N_(
     "To count, enter the code your council gives you (/verify CODE), "
     "or link your Telegram or WhatsApp with /link."
 )
+
+
+@dataclass
+class VerifyDraft(Draft, key="verify"):
+    """When wrong codes were typed lately (POSIX seconds), to slow down guessing."""
+
+    failures: list[float] = field(default_factory=list)
 
 
 async def verify(ctx: Context) -> Next:
@@ -52,17 +62,16 @@ async def redeem_for(ctx: Context, typed: str) -> Redeemed | None:
     """Redeem a code for the current person and say how it went (None: too many tries)."""
     assert ctx.person is not None
     now = utcnow().timestamp()
-    failures = [
-        at for at in ctx.data.get("verify_failures", []) if now - at < FAILURE_WINDOW_SECONDS
-    ]
+    draft = ctx.draft(VerifyDraft)
+    failures = [at for at in draft.failures if now - at < FAILURE_WINDOW_SECONDS]
     if len(failures) >= service.MAX_FAILURES:
         ctx.say(ctx._("Too many wrong codes. Please try again in an hour."))
         return None
     outcome = await service.redeem(ctx.session, ctx.person, typed)
     if outcome in (Redeemed.INVALID, Redeemed.MALFORMED):
-        ctx.remember(verify_failures=[*failures, now])
+        draft.failures = [*failures, now]
     elif outcome is Redeemed.VERIFIED:
-        ctx.forget_values("verify_failures")
+        draft.failures = []
     ctx.say(told(ctx, outcome))
     return outcome
 
@@ -96,6 +105,7 @@ def told(ctx: Context, outcome: Redeemed) -> str:
 
 FLOW = Flow(
     name="verification",
+    drafts=[VerifyDraft],
     personal_data=[data.INVITE_CODES],
     steps=[
         Step(
