@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import sys
+import types
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,8 +129,20 @@ class Outcome:
 
 
 # --- How flows are written -----------------------------------------------------------------
-END: Final[str | None] = None
-STAY: Final = "__stay__"  # keep the current step without asking again
+
+
+class StepName(enum.StrEnum):
+    """Base of a flow's step names, one enum per flow (like aiogram's StatesGroup): a step is
+    referred to by a member, so a typo fails at import, and a member without its step fails
+    when the engine is built."""
+
+
+class Control(StepName):
+    STAY = "__stay__"  # keep the current step without asking again
+
+
+END: Final[StepName | None] = None
+STAY: Final = Control.STAY
 
 
 @dataclass(frozen=True)
@@ -146,7 +160,7 @@ class Prompt:
     attachment: Attachment | None = None
 
 
-Next = str | None
+Next = StepName | None
 StepAsk = Callable[["Context"], Awaitable[Prompt]]
 StepChoice = Callable[["Context", str], Awaitable[Next]]
 StepText = Callable[["Context", str], Awaitable[Next]]
@@ -156,7 +170,7 @@ CommandHandler = Callable[["Context"], Awaitable[Next]]
 
 @dataclass(frozen=True)
 class Step:
-    name: str
+    name: StepName
     ask: StepAsk
     on_choice: StepChoice | None = None
     on_text: StepText | None = None
@@ -438,8 +452,8 @@ class Engine:
         for flow in flows:
             for step in flow.steps:
                 if step.name in self.steps:
-                    raise ValueError(f"step {step.name!r} defined twice")
-                self.steps[step.name] = step
+                    raise ValueError(f"step {step.name.value!r} defined twice")
+                self.steps[step.name.value] = step
             for command in flow.commands:
                 if command.name in self.commands:
                     raise ValueError(f"command /{command.name} defined twice")
@@ -460,6 +474,26 @@ class Engine:
                 action.button.decoders()  # a field of a type buttons cannot carry fails now
                 self.actions[action.prefix] = action
                 self.buttons[action.prefix] = action.button
+        self._check_steps(flows)
+
+    def _check_steps(self, flows: Sequence[Flow]) -> None:
+        """Every step a flow can name is defined: the members of the step enums its steps
+        belong to, and of those its modules refer to (another flow's)."""
+        kinds = {type(step.name) for flow in flows for step in flow.steps}
+        for module in {_module_of(handler) for flow in flows for handler in _handlers(flow)}:
+            kinds |= {
+                value
+                for value in vars(module).values()
+                if isinstance(value, type) and issubclass(value, StepName) and value is not StepName
+            }
+        kinds.discard(Control)
+        for kind in sorted(kinds, key=lambda k: k.__qualname__):
+            for member in kind:
+                if member.value not in self.steps:
+                    raise ValueError(
+                        f"no flow defines the step {member.value!r} "
+                        f"({kind.__qualname__}.{member.name} refers to it)"
+                    )
 
     def _drop_unknown_data(self, conversation: Conversation) -> None:
         """A conversation kept by an older version, in a shape no draft reads: its data goes,
@@ -673,12 +707,25 @@ class Engine:
             tuple(Choice(o.label, ConversationChoice(number, o.value).pack()) for o in row)
             for row in prompt.rows
         )
-        ctx.conversation.step = step.name
+        ctx.conversation.step = step.name.value
         ctx.conversation.prompt = number
         ctx.conversation.options = [option.value for row in prompt.rows for option in row]
         replace = ctx.tapped and step.in_place and not ctx.replies and prompt.attachment is None
         ctx.tapped = False
         ctx.replies.append(Reply(prompt.text, choices, prompt.attachment, replace=replace))
+
+
+def _handlers(flow: Flow) -> list[Callable[..., Any]]:
+    """The functions a flow runs (their modules are where its step references are)."""
+    found: list[Callable[..., Any]] = [command.run for command in flow.commands]
+    found += [action.run for action in flow.actions]
+    for step in flow.steps:
+        found += [f for f in (step.ask, step.on_choice, step.on_text, step.on_location) if f]
+    return found
+
+
+def _module_of(handler: Callable[..., Any]) -> types.ModuleType:
+    return sys.modules[handler.__module__]
 
 
 def normalise_keyword(text: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.drafts import Draft
-from flows.engine import END, Context, Next, Option
+from flows.engine import END, Context, Next, Option, StepName
 from storage.models import Council, Role
 from storage.queries import councils, people
 
@@ -55,8 +55,8 @@ async def coordinated(
 async def start_in_council(
     ctx: Context,
     draft: type[StaffDraft],
-    first_step: str,
-    choose_step: str,
+    first_step: StepName,
+    choose_step: StepName,
     roles: frozenset[Role] = COORDINATING,
 ) -> Next:
     """Begin a staff task: in their council if they have one, else ask which."""

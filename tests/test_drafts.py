@@ -16,7 +16,7 @@ from bot.app import CoupDePouce
 from flows.consultations.drafts import ConsultationDraft
 from flows.consultations.service import Audience, NewQuestion
 from flows.drafts import Draft
-from flows.engine import END, Command, Context, Engine, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Command, Context, Engine, Flow, Next, Option, Prompt, Step, StepName
 from flows.meetings.drafts import MeetingDraft
 from flows.registry import FLOWS
 from storage.models import Conversation, Council, QuestionKind
@@ -129,10 +129,14 @@ def test_a_draft_that_could_not_be_kept_fails_when_the_engine_is_built() -> None
 # --- through the real stack ------------------------------------------------------------------
 
 
+class ProbeStep(StepName):
+    WORDS = "probe.words"
+
+
 async def start_probe(ctx: Context) -> Next:
     ctx.drop(ProbeDraft)
     ctx.draft(ProbeDraft).at = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
-    return "probe.words"
+    return ProbeStep.WORDS
 
 
 async def ask_words(ctx: Context) -> Prompt:
@@ -149,7 +153,7 @@ async def handle_word(ctx: Context, text: str) -> Next:
     draft.words.append(text)  # changed in place: kept all the same
     if text == "dark":
         draft.shade = Shade.DARK
-    return "probe.words"
+    return ProbeStep.WORDS
 
 
 async def handle_done(ctx: Context, _value: str) -> Next:
@@ -161,7 +165,7 @@ async def handle_done(ctx: Context, _value: str) -> Next:
 PROBE = Flow(
     name="probe",
     drafts=[ProbeDraft],
-    steps=[Step("probe.words", ask_words, on_choice=handle_done, on_text=handle_word)],
+    steps=[Step(ProbeStep.WORDS, ask_words, on_choice=handle_done, on_text=handle_word)],
     commands=[Command("probe", start_probe, "probe")],
 )
 

@@ -12,11 +12,20 @@ from flows.announcements import service
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.broadcasts.quiet import next_allowed
-from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.staff import StaffDraft, council_options, start_in_council
 from storage.models import Role, utcnow
 from storage.queries import councils
+
+
+class AnnouncementStep(StepName):
+    """/announce's questions."""
+
+    CHOOSE_COUNCIL = "announcements.choose_council"
+    PREVIEW = "announcements.preview"
+    WRITE = "announcements.write"
+
 
 SPREAD = timedelta(hours=1)
 SPREAD_FROM = 200  # audiences from this size are offered a slower pace
@@ -30,7 +39,7 @@ class AnnouncementDraft(StaffDraft, key="announce"):
 async def announce(ctx: Context) -> Next:
     """Start an announcement in the coordinator's council (asking which, if several)."""
     return await start_in_council(
-        ctx, AnnouncementDraft, "announcements.write", "announcements.choose_council"
+        ctx, AnnouncementDraft, AnnouncementStep.WRITE, AnnouncementStep.CHOOSE_COUNCIL
     )
 
 
@@ -45,7 +54,7 @@ async def handle_council(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return _cancelled(ctx)
     ctx.draft(AnnouncementDraft).council_id = int(value)
-    return "announcements.write"
+    return AnnouncementStep.WRITE
 
 
 async def ask_text(ctx: Context) -> Prompt:
@@ -63,9 +72,9 @@ async def ask_text(ctx: Context) -> Prompt:
 async def handle_text(ctx: Context, text: str) -> Next:
     """Keep the text for the preview."""
     if not text:
-        return "announcements.write"
+        return AnnouncementStep.WRITE
     ctx.draft(AnnouncementDraft).text = text
-    return "announcements.preview"
+    return AnnouncementStep.PREVIEW
 
 
 async def handle_write_choice(ctx: Context, value: str) -> Next:
@@ -149,15 +158,15 @@ FLOW = Flow(
     name="announcements",
     drafts=[AnnouncementDraft],
     steps=[
-        Step("announcements.choose_council", ask_council, on_choice=handle_council),
+        Step(AnnouncementStep.CHOOSE_COUNCIL, ask_council, on_choice=handle_council),
         Step(
-            "announcements.write",
+            AnnouncementStep.WRITE,
             ask_text,
             on_choice=handle_write_choice,
             on_text=handle_text,
             max_text_length=service.MAX_LENGTH,
         ),
-        Step("announcements.preview", ask_preview, on_choice=handle_preview),
+        Step(AnnouncementStep.PREVIEW, ask_preview, on_choice=handle_preview),
     ],
     commands=[
         Command(

@@ -12,7 +12,19 @@ from flows.calls import data, service
 from flows.calls.buttons import AnswerButton
 from flows.calls.drafts import AnswerDraft, CallDraft
 from flows.calls.jobs import CLOSE_CALLS
-from flows.engine import END, Action, Command, Context, Export, Flow, Next, Option, Prompt, Step
+from flows.engine import (
+    END,
+    Action,
+    Command,
+    Context,
+    Export,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Step,
+    StepName,
+)
 from flows.i18n import N_, Translator
 from flows.staff import COORDINATING, council_in_use, council_options, start_in_council
 from flows.talents import export as talent_export
@@ -21,6 +33,22 @@ from flows.talents.flow import AVAILABILITY
 from flows.verification.flow import HOW_TO_COUNT
 from storage.models import Answer, Call, Council, Priority, Role, Skill, utcnow
 from storage.queries import outbox, talents, verified
+
+
+class CallStep(StepName):
+    """/call's questions, and a resident's message to the coordinator."""
+
+    COUNCIL = "calls.council"
+    DEADLINE = "calls.deadline"
+    DESCRIPTION = "calls.description"
+    MESSAGE = "calls.message"
+    PEOPLE = "calls.people"
+    PREVIEW = "calls.preview"
+    SKILL_CATEGORY = "calls.skill_category"
+    SKILLS = "calls.skills"
+    TITLE = "calls.title"
+    WHEN = "calls.when"
+
 
 DEADLINES = {"3d": (3, N_("In 3 days")), "1w": (7, N_("In a week")), "2w": (14, N_("In two weeks"))}
 PEOPLE = (1, 2, 3, 5, 10)
@@ -37,7 +65,7 @@ ANSWERS = {
 async def new_call(ctx: Context) -> Next:
     """Start a call in the coordinator's council, asking which if several."""
     ctx.drop(CallDraft)
-    return await start_in_council(ctx, CallDraft, "calls.title", "calls.council")
+    return await start_in_council(ctx, CallDraft, CallStep.TITLE, CallStep.COUNCIL)
 
 
 async def council(ctx: Context) -> Council | None:
@@ -55,7 +83,7 @@ async def ask_council(ctx: Context) -> Prompt:
 
 async def handle_council(ctx: Context, value: str) -> Next:
     ctx.draft(CallDraft).council_id = int(value)
-    return "calls.title"
+    return CallStep.TITLE
 
 
 async def ask_title(ctx: Context) -> Prompt:
@@ -67,7 +95,7 @@ async def ask_title(ctx: Context) -> Prompt:
 
 async def handle_title(ctx: Context, text: str) -> Next:
     ctx.draft(CallDraft).title = text
-    return "calls.description"
+    return CallStep.DESCRIPTION
 
 
 async def ask_description(ctx: Context) -> Prompt:
@@ -78,7 +106,7 @@ async def ask_description(ctx: Context) -> Prompt:
 
 async def handle_description(ctx: Context, text: str) -> Next:
     ctx.draft(CallDraft).text = text
-    return "calls.skills"
+    return CallStep.SKILLS
 
 
 async def cancel(ctx: Context, _value: str) -> Next:
@@ -88,7 +116,7 @@ async def cancel(ctx: Context, _value: str) -> Next:
 
 
 async def skills_done(_ctx: Context) -> Next:
-    return "calls.when"
+    return CallStep.WHEN
 
 
 async def ask_when(ctx: Context) -> Prompt:
@@ -103,10 +131,10 @@ async def ask_when(ctx: Context) -> Prompt:
 
 async def handle_when(ctx: Context, value: str) -> Next:
     if value == picker.DONE:
-        return "calls.people"
+        return CallStep.PEOPLE
     draft = ctx.draft(CallDraft)
     draft.when = sorted(set(draft.when) ^ {value})
-    return "calls.when"
+    return CallStep.WHEN
 
 
 async def ask_people(ctx: Context) -> Prompt:
@@ -118,7 +146,7 @@ async def ask_people(ctx: Context) -> Prompt:
 
 async def handle_people(ctx: Context, value: str) -> Next:
     ctx.draft(CallDraft).people = int(value)
-    return "calls.deadline"
+    return CallStep.DEADLINE
 
 
 async def ask_deadline(ctx: Context) -> Prompt:
@@ -130,7 +158,7 @@ async def ask_deadline(ctx: Context) -> Prompt:
 
 async def handle_deadline(ctx: Context, value: str) -> Next:
     ctx.draft(CallDraft).days = DEADLINES[value][0]
-    return "calls.preview"
+    return CallStep.PREVIEW
 
 
 def call_written(ctx: Context) -> service.NewCall:
@@ -201,10 +229,10 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "skills":
-        return "calls.skills"
+        return CallStep.SKILLS
     if value in ("verified", "everyone"):
         ctx.draft(CallDraft).verified_only = value == "verified"
-        return "calls.preview"
+        return CallStep.PREVIEW
     found = await council(ctx)
     if found is None:
         ctx.drop(CallDraft)
@@ -252,7 +280,7 @@ async def answer(ctx: Context, button: AnswerButton) -> None:
         ctx.say(ctx._("Thank you for answering. See you for the next one!"))
         return
     ctx.draft(AnswerDraft).call_id = call.id
-    await ctx.engine.go(ctx, "calls.message")
+    await ctx.engine.go(ctx, CallStep.MESSAGE)
 
 
 async def ask_message(ctx: Context) -> Prompt:
@@ -315,28 +343,30 @@ FLOW = Flow(
     retention=data.RETENTION,
     personal_data=[data.ANSWERS, data.INTRODUCTIONS, data.CALLS],
     steps=[
-        Step("calls.council", ask_council, on_choice=handle_council),
-        Step("calls.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=120),
+        Step(CallStep.COUNCIL, ask_council, on_choice=handle_council),
         Step(
-            "calls.description",
+            CallStep.TITLE, ask_title, on_choice=cancel, on_text=handle_title, max_text_length=120
+        ),
+        Step(
+            CallStep.DESCRIPTION,
             ask_description,
             on_choice=cancel,
             on_text=handle_description,
             max_text_length=1000,
         ),
         *picker.skill_steps(
-            "calls.skills",
+            CallStep.SKILLS,
             draft=CallDraft,
-            category_step="calls.skill_category",
+            category_step=CallStep.SKILL_CATEGORY,
             question=N_("Which skills are needed? Tick none to ask every member."),
             on_done=skills_done,
         ),
-        Step("calls.when", ask_when, on_choice=handle_when, in_place=True),
-        Step("calls.people", ask_people, on_choice=handle_people),
-        Step("calls.deadline", ask_deadline, on_choice=handle_deadline),
-        Step("calls.preview", ask_preview, on_choice=handle_preview),
+        Step(CallStep.WHEN, ask_when, on_choice=handle_when, in_place=True),
+        Step(CallStep.PEOPLE, ask_people, on_choice=handle_people),
+        Step(CallStep.DEADLINE, ask_deadline, on_choice=handle_deadline),
+        Step(CallStep.PREVIEW, ask_preview, on_choice=handle_preview),
         Step(
-            "calls.message",
+            CallStep.MESSAGE,
             ask_message,
             on_choice=handle_message_skip,
             on_text=handle_message_text,

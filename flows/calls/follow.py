@@ -12,11 +12,20 @@ from flows.calls import introductions
 from flows.calls.buttons import Consent, IntroductionButton, RelayButton
 from flows.calls.drafts import FollowDraft
 from flows.calls.flow import who_may_answer
-from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.staff import coordinated, councils_coordinated
 from storage.models import Answer, Call, CallAnswer, Introduction, Person, Role
 from storage.queries import verified
+
+
+class FollowStep(StepName):
+    """/calls' screens, and writing through the bot."""
+
+    ANSWERS = "follow.answers"
+    CALLS = "follow.calls"
+    RELAY = "follow.relay"
+
 
 ANSWER_MARK = {Answer.YES: "🙋", Answer.MAYBE: "🤔", Answer.NO: "—"}
 LISTED = 10
@@ -30,7 +39,7 @@ async def list_calls(ctx: Context) -> Next:
     if not allowed:
         ctx.say(ctx._("This command is for council coordinators and organisers."))
         return END
-    return "follow.calls"
+    return FollowStep.CALLS
 
 
 async def ask_calls(ctx: Context) -> Prompt:
@@ -54,7 +63,7 @@ async def handle_calls(ctx: Context, value: str) -> Next:
     if value == "close":
         return END
     ctx.draft(FollowDraft).call_id = int(value)
-    return "follow.answers"
+    return FollowStep.ANSWERS
 
 
 async def followed(ctx: Context) -> Call | None:
@@ -110,7 +119,7 @@ async def handle_answers(ctx: Context, value: str) -> Next:
         ctx.draft(FollowDraft).call_id = 0
         return END
     if value == "back":
-        return "follow.calls"
+        return FollowStep.CALLS
     assert ctx.person is not None
     outcome = await introductions.ask(
         ctx.session,
@@ -125,7 +134,7 @@ async def handle_answers(ctx: Context, value: str) -> Next:
         ctx.toast = ctx._("Sorry, this button does not work.")
     else:
         ctx.toast = ctx._("Asked. You will hear back if they agree.")
-    return "follow.answers"
+    return FollowStep.ANSWERS
 
 
 async def decide(ctx: Context, button: IntroductionButton) -> None:
@@ -162,7 +171,7 @@ async def write(ctx: Context, button: RelayButton) -> None:
         ctx.toast = ctx._("Sorry, this button does not work.")
         return
     ctx.draft(FollowDraft).introduction_id = button.introduction_id
-    await ctx.engine.go(ctx, "follow.relay")
+    await ctx.engine.go(ctx, FollowStep.RELAY)
 
 
 async def ask_relay(ctx: Context) -> Prompt:
@@ -195,10 +204,10 @@ FLOW = Flow(
     name="follow",
     drafts=[FollowDraft],
     steps=[
-        Step("follow.calls", ask_calls, on_choice=handle_calls),
-        Step("follow.answers", ask_answers, on_choice=handle_answers, in_place=True),
+        Step(FollowStep.CALLS, ask_calls, on_choice=handle_calls),
+        Step(FollowStep.ANSWERS, ask_answers, on_choice=handle_answers, in_place=True),
         Step(
-            "follow.relay",
+            FollowStep.RELAY,
             ask_relay,
             on_choice=handle_relay_cancel,
             on_text=handle_relay_text,

@@ -36,6 +36,7 @@ from flows.engine import (
     Prompt,
     Reply,
     Step,
+    StepName,
 )
 from flows.i18n import N_, Translator
 from flows.staff import (
@@ -61,6 +62,30 @@ from storage.models import (
 from storage.queries import people, verified
 from storage.queries.consultations import consultation_for_update
 
+
+class ConsultStep(StepName):
+    """/consult's questions, a resident's answers, and /results' follow-ups."""
+
+    ANONYMOUS = "consult.anonymous"
+    ANSWER = "consult.answer"
+    AUDIENCE = "consult.audience"
+    CONFIRM_CLOSE = "consult.confirm_close"
+    COUNCIL = "consult.council"
+    DEADLINE = "consult.deadline"
+    FOLLOW_UP = "consult.follow_up"
+    KIND = "consult.kind"
+    LIVE = "consult.live"
+    OPENS = "consult.opens"
+    OPTIONS = "consult.options"
+    PLACE = "consult.place"
+    PREVIEW = "consult.preview"
+    SKILL_CATEGORY = "consult.skill_category"
+    SKILLS = "consult.skills"
+    TEXT = "consult.text"
+    TITLE = "consult.title"
+    WHERE = "consult.where"
+
+
 KINDS = {
     QuestionKind.SINGLE: N_("One choice"),
     QuestionKind.MULTIPLE: N_("Several choices"),
@@ -84,7 +109,7 @@ def cancel_row(ctx: Context) -> list[Option]:
 async def new_consultation(ctx: Context) -> Next:
     ctx.drop(ConsultationDraft)
     return await start_in_council(
-        ctx, ConsultationDraft, "consult.title", "consult.council", ORGANISING
+        ctx, ConsultationDraft, ConsultStep.TITLE, ConsultStep.COUNCIL, ORGANISING
     )
 
 
@@ -100,7 +125,7 @@ async def ask_council(ctx: Context) -> Prompt:
 
 async def handle_council(ctx: Context, value: str) -> Next:
     ctx.draft(ConsultationDraft).council_id = int(value)
-    return "consult.title"
+    return ConsultStep.TITLE
 
 
 async def cancel(ctx: Context, _value: str) -> Next:
@@ -118,7 +143,7 @@ async def ask_title(ctx: Context) -> Prompt:
 
 async def handle_title(ctx: Context, text: str) -> Next:
     ctx.draft(ConsultationDraft).title = text
-    return "consult.kind"
+    return ConsultStep.KIND
 
 
 def drafted(ctx: Context) -> list[service.NewQuestion]:
@@ -141,9 +166,9 @@ async def handle_kind(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "enough":
-        return "consult.audience"
+        return ConsultStep.AUDIENCE
     ctx.draft(ConsultationDraft).kind = QuestionKind(value)
-    return "consult.text"
+    return ConsultStep.TEXT
 
 
 async def ask_text(ctx: Context) -> Prompt:
@@ -158,7 +183,7 @@ async def handle_text(ctx: Context, text: str) -> Next:
     kind = draft.kind
     if kind in (QuestionKind.SINGLE, QuestionKind.MULTIPLE):
         draft.text = text
-        return "consult.options"
+        return ConsultStep.OPTIONS
     return add_question(ctx, kind, text, [])
 
 
@@ -166,7 +191,9 @@ def add_question(ctx: Context, kind: QuestionKind, text: str, options: list[str]
     draft = ctx.draft(ConsultationDraft)
     draft.questions.append(service.NewQuestion(kind, text, options))
     draft.kind, draft.text = QuestionKind.SINGLE, ""
-    return "consult.audience" if len(draft.questions) >= service.MAX_QUESTIONS else "consult.kind"
+    return (
+        ConsultStep.AUDIENCE if len(draft.questions) >= service.MAX_QUESTIONS else ConsultStep.KIND
+    )
 
 
 async def ask_options(ctx: Context) -> Prompt:
@@ -187,7 +214,7 @@ async def handle_options(ctx: Context, text: str) -> Next:
                 "Please write 2 to {most} choices, one per line, each under {length} characters."
             ).format(most=ctx.t.number(service.MAX_OPTIONS), length=ctx.t.number(OPTION_LENGTH))
         )
-        return "consult.options"
+        return ConsultStep.OPTIONS
     draft = ctx.draft(ConsultationDraft)
     return add_question(ctx, draft.kind, draft.text, options)
 
@@ -204,10 +231,10 @@ async def ask_audience(ctx: Context) -> Prompt:
 async def handle_audience(ctx: Context, value: str) -> Next:
     ctx.draft(ConsultationDraft).audience = Audience(value)
     if value == Audience.NEIGHBOURHOOD:
-        return "consult.place"
+        return ConsultStep.PLACE
     if value == Audience.SKILLS:
-        return "consult.skills"
-    return "consult.anonymous"
+        return ConsultStep.SKILLS
+    return ConsultStep.ANONYMOUS
 
 
 async def ask_place(ctx: Context) -> Prompt:
@@ -221,16 +248,16 @@ async def ask_place(ctx: Context) -> Prompt:
 async def handle_place(ctx: Context, value: str) -> Next:
     found = await council(ctx)
     if found is None or not value.isdigit() or int(value) >= len(found.neighbourhoods):
-        return "consult.place"
+        return ConsultStep.PLACE
     ctx.draft(ConsultationDraft).place = found.neighbourhoods[int(value)]
-    return "consult.anonymous"
+    return ConsultStep.ANONYMOUS
 
 
 async def skills_done(ctx: Context) -> Next:
     draft = ctx.draft(ConsultationDraft)
     if not draft.skills:
         draft.audience = Audience.ALL  # none ticked: everyone
-    return "consult.anonymous"
+    return ConsultStep.ANONYMOUS
 
 
 async def ask_anonymous(ctx: Context) -> Prompt:
@@ -245,7 +272,7 @@ async def ask_anonymous(ctx: Context) -> Prompt:
 
 async def handle_anonymous(ctx: Context, value: str) -> Next:
     ctx.draft(ConsultationDraft).anonymous = value == "yes"
-    return "consult.live"
+    return ConsultStep.LIVE
 
 
 async def ask_live(ctx: Context) -> Prompt:
@@ -260,7 +287,7 @@ async def ask_live(ctx: Context) -> Prompt:
 
 async def handle_live(ctx: Context, value: str) -> Next:
     ctx.draft(ConsultationDraft).live = value == "yes"
-    return "consult.opens"
+    return ConsultStep.OPENS
 
 
 async def ask_opens(ctx: Context) -> Prompt:
@@ -272,7 +299,7 @@ async def ask_opens(ctx: Context) -> Prompt:
 
 async def handle_opens(ctx: Context, value: str) -> Next:
     ctx.draft(ConsultationDraft).opens_tomorrow = value == "tomorrow"
-    return "consult.deadline"
+    return ConsultStep.DEADLINE
 
 
 def next_friday_evening(found: Council | None, now: datetime) -> datetime:
@@ -307,7 +334,7 @@ async def ask_deadline(ctx: Context) -> Prompt:
 
 async def handle_deadline(ctx: Context, value: str) -> Next:
     ctx.draft(ConsultationDraft).days = value
-    return "consult.preview"
+    return ConsultStep.PREVIEW
 
 
 def consultation_written(ctx: Context, found: Council | None) -> service.NewConsultation:
@@ -401,10 +428,10 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "audience":
-        return "consult.audience"
+        return ConsultStep.AUDIENCE
     if value in ("everyone", "verified"):
         ctx.draft(ConsultationDraft).everyone = value == "everyone"
-        return "consult.preview"
+        return ConsultStep.PREVIEW
     found = await council(ctx)
     if found is None:
         ctx.drop(ConsultationDraft)
@@ -412,7 +439,7 @@ async def handle_preview(ctx: Context, value: str) -> Next:
         return END
     new = consultation_written(ctx, found)
     if not new.questions:
-        return "consult.kind"
+        return ConsultStep.KIND
     report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
     consultation = await service.create(ctx.session, found, new, ctx.person, report_to)
     ctx.drop(ConsultationDraft)
@@ -443,7 +470,7 @@ async def start_answering(ctx: Context, button: AnswerButton) -> None:
     await service.ballot_for(ctx.session, consultation, ctx.person)
     ctx.drop(BallotDraft)
     ctx.draft(BallotDraft).consultation_id = consultation.id
-    await ctx.engine.go(ctx, "consult.answer")
+    await ctx.engine.go(ctx, ConsultStep.ANSWER)
 
 
 async def answering(ctx: Context) -> tuple[Consultation, Ballot, list[Question], int] | None:
@@ -513,7 +540,7 @@ async def handle_answer_choice(ctx: Context, value: str) -> Next:
     if value == "back":
         ballot_draft = ctx.draft(BallotDraft)
         ballot_draft.question, ballot_draft.ticked = max(index - 1, 0), None
-        return "consult.answer"
+        return ConsultStep.ANSWER
     if value == "skip":
         await service.record(ctx.session, ballot, question)
         return await next_question(ctx, index, len(questions))
@@ -531,7 +558,7 @@ async def handle_answer_choice(ctx: Context, value: str) -> Next:
             else set((await service.given(ctx.session, ballot, question))[0])
         )
         ctx.draft(BallotDraft).ticked = sorted(before ^ {option})
-        return "consult.answer"
+        return ConsultStep.ANSWER
     await service.record(ctx.session, ballot, question, [option])
     return await next_question(ctx, index, len(questions))
 
@@ -544,7 +571,7 @@ async def handle_answer_text(ctx: Context, text: str) -> Next:
     question = questions[index]
     if question.kind is not QuestionKind.TEXT:
         ctx.say(ctx._("Please answer with the buttons below."))
-        return "consult.answer"
+        return ConsultStep.ANSWER
     await service.record(ctx.session, ballot, question, text=text)
     return await next_question(ctx, index, len(questions))
 
@@ -559,7 +586,7 @@ async def next_question(ctx: Context, index: int, count: int) -> Next:
     if index + 1 < count:
         ballot_draft = ctx.draft(BallotDraft)
         ballot_draft.question, ballot_draft.ticked = index + 1, None
-        return "consult.answer"
+        return ConsultStep.ANSWER
     consultation = await ctx.session.get_one(Consultation, ctx.draft(BallotDraft).consultation_id)
     found = await ctx.session.get_one(Council, consultation.council_id)
     assert ctx.person is not None
@@ -568,7 +595,7 @@ async def next_question(ctx: Context, index: int, count: int) -> Next:
         and (await service.neighbourhood_of(ctx.session, found.id, ctx.person.id)) is None
         and not await said_nothing(ctx, found)
     ):
-        return "consult.where"
+        return ConsultStep.WHERE
     return await finish(ctx, consultation, found)
 
 
@@ -705,11 +732,11 @@ async def organiser_action(ctx: Context, button: ConsultationButton) -> None:
         return
     if op is ConsultationOp.CLOSE and consultation.status is ConsultationStatus.OPEN:
         ctx.draft(ConsultationDraft).edit_id = consultation.id
-        await ctx.engine.go(ctx, "consult.confirm_close")
+        await ctx.engine.go(ctx, ConsultStep.CONFIRM_CLOSE)
         return
     if op is ConsultationOp.FOLLOW and consultation.status is ConsultationStatus.CLOSED:
         ctx.draft(ConsultationDraft).edit_id = consultation.id
-        await ctx.engine.go(ctx, "consult.follow_up")
+        await ctx.engine.go(ctx, ConsultStep.FOLLOW_UP)
         return
     ctx.say(ctx._("This consultation can no longer be changed."))
 
@@ -834,49 +861,51 @@ FLOW = Flow(
     personal_data=[data.ANSWERS, data.ORGANISED],
     on_join=service.invite_newcomer,
     steps=[
-        Step("consult.council", ask_council, on_choice=handle_council),
+        Step(ConsultStep.COUNCIL, ask_council, on_choice=handle_council),
         Step(
-            "consult.title",
+            ConsultStep.TITLE,
             ask_title,
             on_choice=cancel,
             on_text=handle_title,
             max_text_length=200,
         ),
-        Step("consult.kind", ask_kind, on_choice=handle_kind),
-        Step("consult.text", ask_text, on_choice=cancel, on_text=handle_text, max_text_length=300),
+        Step(ConsultStep.KIND, ask_kind, on_choice=handle_kind),
         Step(
-            "consult.options",
+            ConsultStep.TEXT, ask_text, on_choice=cancel, on_text=handle_text, max_text_length=300
+        ),
+        Step(
+            ConsultStep.OPTIONS,
             ask_options,
             on_choice=cancel,
             on_text=handle_options,
             max_text_length=1000,
         ),
-        Step("consult.audience", ask_audience, on_choice=handle_audience),
-        Step("consult.place", ask_place, on_choice=handle_place),
+        Step(ConsultStep.AUDIENCE, ask_audience, on_choice=handle_audience),
+        Step(ConsultStep.PLACE, ask_place, on_choice=handle_place),
         *picker.skill_steps(
-            "consult.skills",
+            ConsultStep.SKILLS,
             draft=ConsultationDraft,
-            category_step="consult.skill_category",
+            category_step=ConsultStep.SKILL_CATEGORY,
             question=N_("Which skills? Members of the directory with one of them are asked."),
             on_done=skills_done,
         ),
-        Step("consult.anonymous", ask_anonymous, on_choice=handle_anonymous),
-        Step("consult.live", ask_live, on_choice=handle_live),
-        Step("consult.opens", ask_opens, on_choice=handle_opens),
-        Step("consult.deadline", ask_deadline, on_choice=handle_deadline),
-        Step("consult.preview", ask_preview, on_choice=handle_preview),
+        Step(ConsultStep.ANONYMOUS, ask_anonymous, on_choice=handle_anonymous),
+        Step(ConsultStep.LIVE, ask_live, on_choice=handle_live),
+        Step(ConsultStep.OPENS, ask_opens, on_choice=handle_opens),
+        Step(ConsultStep.DEADLINE, ask_deadline, on_choice=handle_deadline),
+        Step(ConsultStep.PREVIEW, ask_preview, on_choice=handle_preview),
         Step(
-            "consult.answer",
+            ConsultStep.ANSWER,
             ask_answer,
             on_choice=handle_answer_choice,
             on_text=handle_answer_text,
             max_text_length=service.TEXT_LIMIT,
             in_place=True,
         ),
-        Step("consult.where", ask_where, on_choice=handle_where, in_place=True),
-        Step("consult.confirm_close", ask_confirm_close, on_choice=handle_confirm_close),
+        Step(ConsultStep.WHERE, ask_where, on_choice=handle_where, in_place=True),
+        Step(ConsultStep.CONFIRM_CLOSE, ask_confirm_close, on_choice=handle_confirm_close),
         Step(
-            "consult.follow_up",
+            ConsultStep.FOLLOW_UP,
             ask_follow_up,
             on_choice=cancel_follow_up,
             on_text=handle_follow_up,

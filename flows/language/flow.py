@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from flows.engine import END, ChatDraft, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import (
+    END,
+    ChatDraft,
+    Command,
+    Context,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Step,
+    StepName,
+)
 from flows.i18n import N_, SHIPPED_LOCALES, language_name
+
+
+class LanguageStep(StepName):
+    """Choosing a language."""
+
+    CHOOSE = "language.choose"
 
 
 async def choose(ctx: Context) -> Next:
     """Offer the languages, then come back to the question the person was on."""
     current = ctx.conversation.step
-    if current and current != "language.choose":
+    if current and current != LanguageStep.CHOOSE:
         ctx.draft(ChatDraft).return_to = current
-    return "language.choose"
+    return LanguageStep.CHOOSE
 
 
 async def ask_language(ctx: Context) -> Prompt:
@@ -32,12 +49,12 @@ async def handle_language(ctx: Context, locale: str) -> Next:
         ctx._("Done: I will write to you in {language}.").format(language=language_name(locale))
     )
     back, chat.return_to = chat.return_to, None
-    return back if back in ctx.engine.steps else END
+    return ctx.engine.steps[back].name if back in ctx.engine.steps else END
 
 
 FLOW = Flow(
     name="language",
-    steps=[Step("language.choose", ask_language, on_choice=handle_language)],
+    steps=[Step(LanguageStep.CHOOSE, ask_language, on_choice=handle_language)],
     commands=[
         Command(
             "language",

@@ -10,11 +10,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flows.drafts import Draft
-from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.linking import data, service
 from flows.linking.service import Linked
 from storage.models import utcnow
+
+
+class LinkStep(StepName):
+    """Choosing the app the council writes to."""
+
+    PREFERRED = "link.preferred"
+
 
 CHANNEL_NAMES = {
     "telegram": N_("Telegram"),
@@ -81,7 +88,7 @@ async def take_code(ctx: Context, code: str) -> Next:
     draft.failures = []
     if linking.outcome is Linked.ALREADY:
         ctx.say(ctx._("This app is already linked to your profile."))
-        return "link.preferred"
+        return LinkStep.PREFERRED
     if linking.outcome is Linked.OTHER_PERSON:
         ctx.say(
             ctx._(
@@ -99,7 +106,7 @@ async def take_code(ctx: Context, code: str) -> Next:
             name=linking.person.first_name or "👋"
         )
     )
-    return "link.preferred"
+    return LinkStep.PREFERRED
 
 
 async def ask_preferred(ctx: Context) -> Prompt:
@@ -117,7 +124,7 @@ async def handle_preferred(ctx: Context, value: str) -> Next:
     assert ctx.person is not None
     chosen = await service.prefer(ctx.session, ctx.person, int(value))
     if chosen is None:
-        return "link.preferred"
+        return LinkStep.PREFERRED
     ctx.say(
         ctx._("Done: the council's messages will reach you on {app}.").format(
             app=channel_name(ctx, chosen.channel)
@@ -131,7 +138,7 @@ FLOW = Flow(
     drafts=[LinkDraft],
     retention=data.RETENTION,
     personal_data=[data.LINK_CODES],
-    steps=[Step("link.preferred", ask_preferred, on_choice=handle_preferred)],
+    steps=[Step(LinkStep.PREFERRED, ask_preferred, on_choice=handle_preferred)],
     commands=[
         Command(
             "link",

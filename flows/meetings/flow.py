@@ -31,6 +31,7 @@ from flows.engine import (
     Reply,
     Step,
     StepChoice,
+    StepName,
     StepText,
 )
 from flows.i18n import N_
@@ -49,6 +50,36 @@ from flows.staff import (
 )
 from flows.talents import picker
 from storage.models import Call, Council, Meeting, MeetingStatus, utcnow
+
+
+class MeetingStep(StepName):
+    """/meeting's questions, a resident's answer to an invitation, /meetings' changes."""
+
+    ATTENDANCE = "meetings.attendance"
+    AUDIENCE = "meetings.audience"
+    CALL = "meetings.call"
+    CAPACITY = "meetings.capacity"
+    CONFIRM_CANCEL = "meetings.confirm_cancel"
+    COUNCIL = "meetings.council"
+    DAY = "meetings.day"
+    DEADLINE = "meetings.deadline"
+    DESCRIPTION = "meetings.description"
+    DURATION = "meetings.duration"
+    EDIT_DAY = "meetings.edit_day"
+    EDIT_PLACE = "meetings.edit_place"
+    EDIT_TIME = "meetings.edit_time"
+    GUESTS = "meetings.guests"
+    LOCATION = "meetings.location"
+    NEEDS = "meetings.needs"
+    NOTE = "meetings.note"
+    PLACE = "meetings.place"
+    PREVIEW = "meetings.preview"
+    REMINDERS = "meetings.reminders"
+    SKILL_CATEGORY = "meetings.skill_category"
+    SKILLS = "meetings.skills"
+    TIME = "meetings.time"
+    TITLE = "meetings.title"
+
 
 DAYS_SHOWN = 28
 FIRST_HOUR, LAST_HOUR = 8, 21
@@ -87,7 +118,7 @@ def cancel_option(ctx: Context) -> list[Option]:
 async def new_meeting(ctx: Context) -> Next:
     ctx.drop(MeetingDraft)
     return await start_in_council(
-        ctx, MeetingDraft, "meetings.title", "meetings.council", ORGANISING
+        ctx, MeetingDraft, MeetingStep.TITLE, MeetingStep.COUNCIL, ORGANISING
     )
 
 
@@ -104,7 +135,7 @@ async def ask_council(ctx: Context) -> Prompt:
 
 async def handle_council(ctx: Context, value: str) -> Next:
     ctx.draft(MeetingDraft).council_id = int(value)
-    return "meetings.title"
+    return MeetingStep.TITLE
 
 
 async def cancel(ctx: Context, _value: str) -> Next:
@@ -119,7 +150,7 @@ async def ask_title(ctx: Context) -> Prompt:
 
 async def handle_title(ctx: Context, text: str) -> Next:
     ctx.draft(MeetingDraft).title = text
-    return "meetings.description"
+    return MeetingStep.DESCRIPTION
 
 
 async def ask_description(ctx: Context) -> Prompt:
@@ -131,14 +162,14 @@ async def ask_description(ctx: Context) -> Prompt:
 
 async def handle_description_text(ctx: Context, text: str) -> Next:
     ctx.draft(MeetingDraft).text = text
-    return "meetings.place"
+    return MeetingStep.PLACE
 
 
 async def handle_description_choice(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     ctx.draft(MeetingDraft).text = ""
-    return "meetings.place"
+    return MeetingStep.PLACE
 
 
 async def ask_place(ctx: Context) -> Prompt:
@@ -147,7 +178,7 @@ async def ask_place(ctx: Context) -> Prompt:
 
 async def handle_place(ctx: Context, text: str) -> Next:
     ctx.draft(MeetingDraft).place = text
-    return "meetings.location"
+    return MeetingStep.LOCATION
 
 
 async def ask_location(ctx: Context) -> Prompt:
@@ -160,13 +191,13 @@ async def ask_location(ctx: Context) -> Prompt:
 async def handle_location(ctx: Context, latitude: float, longitude: float) -> Next:
     draft = ctx.draft(MeetingDraft)
     draft.latitude, draft.longitude = latitude, longitude
-    return "meetings.day"
+    return MeetingStep.DAY
 
 
 async def skip_location(ctx: Context, _value: str) -> Next:
     draft = ctx.draft(MeetingDraft)
     draft.latitude = draft.longitude = None
-    return "meetings.day"
+    return MeetingStep.DAY
 
 
 def today(ctx: Context, found: Council | None) -> date:
@@ -226,7 +257,7 @@ async def ask_day(ctx: Context) -> Prompt:
     )
 
 
-def day_handlers(this: str, then: str) -> tuple[StepChoice, StepText]:
+def day_handlers(this: StepName, then: StepName) -> tuple[StepChoice, StepText]:
     """A day tapped or typed ("5/12"), remembered; then the step `then`."""
 
     async def on_choice(ctx: Context, value: str) -> Next:
@@ -247,7 +278,7 @@ def day_handlers(this: str, then: str) -> tuple[StepChoice, StepText]:
 
 
 def time_handlers(
-    this: str, chosen: Callable[[Context, str], Awaitable[Next]]
+    this: StepName, chosen: Callable[[Context, str], Awaitable[Next]]
 ) -> tuple[StepChoice, StepText]:
     """An hour tapped or typed ("14h30"), handed to `chosen` as "HH:MM"."""
 
@@ -278,9 +309,9 @@ async def chosen_time(ctx: Context, value: str) -> Next:
     start = local_start(found, draft.day, hour)
     if start is None or start <= utcnow():
         ctx.say(ctx._("That moment has passed. Please choose another day or time."))
-        return "meetings.day"
+        return MeetingStep.DAY
     draft.start = hour
-    return "meetings.duration"
+    return MeetingStep.DURATION
 
 
 def local_start(found: Council | None, day: date | None, hour: time | None) -> datetime | None:
@@ -299,7 +330,7 @@ async def ask_duration(ctx: Context) -> Prompt:
 
 async def handle_duration(ctx: Context, value: str) -> Next:
     ctx.draft(MeetingDraft).minutes = int(value)
-    return "meetings.capacity"
+    return MeetingStep.CAPACITY
 
 
 async def ask_capacity(ctx: Context) -> Prompt:
@@ -314,15 +345,15 @@ async def ask_capacity(ctx: Context) -> Prompt:
 
 async def handle_capacity_choice(ctx: Context, value: str) -> Next:
     ctx.draft(MeetingDraft).capacity = int(value)
-    return "meetings.audience"
+    return MeetingStep.AUDIENCE
 
 
 async def handle_capacity_text(ctx: Context, text: str) -> Next:
     if not text.isdigit() or not 0 < int(text) <= 100_000:
         ctx.say(ctx._("Please write a number of places, like 25."))
-        return "meetings.capacity"
+        return MeetingStep.CAPACITY
     ctx.draft(MeetingDraft).capacity = int(text)
-    return "meetings.audience"
+    return MeetingStep.AUDIENCE
 
 
 async def ask_audience(ctx: Context) -> Prompt:
@@ -335,17 +366,17 @@ async def ask_audience(ctx: Context) -> Prompt:
 async def handle_audience(ctx: Context, value: str) -> Next:
     ctx.draft(MeetingDraft).audience = Audience(value)
     if value == Audience.SKILLS:
-        return "meetings.skills"
+        return MeetingStep.SKILLS
     if value == Audience.CALL:
-        return "meetings.call"
-    return "meetings.deadline"
+        return MeetingStep.CALL
+    return MeetingStep.DEADLINE
 
 
 async def skills_done(ctx: Context) -> Next:
     draft = ctx.draft(MeetingDraft)
     if not draft.skills:
         draft.audience = Audience.ALL  # none ticked: everyone
-    return "meetings.deadline"
+    return MeetingStep.DEADLINE
 
 
 async def ask_call(ctx: Context) -> Prompt:
@@ -371,7 +402,7 @@ async def handle_call(ctx: Context, value: str) -> Next:
         ctx.draft(MeetingDraft).audience = Audience.ALL
     else:
         ctx.draft(MeetingDraft).call_id = int(value)
-    return "meetings.deadline"
+    return MeetingStep.DEADLINE
 
 
 def start_of_draft(ctx: Context, found: Council | None) -> datetime | None:
@@ -392,7 +423,7 @@ async def ask_deadline(ctx: Context) -> Prompt:
 
 async def handle_deadline(ctx: Context, value: str) -> Next:
     ctx.draft(MeetingDraft).deadline_days = int(value)
-    return "meetings.reminders"
+    return MeetingStep.REMINDERS
 
 
 async def ask_reminders(ctx: Context) -> Prompt:
@@ -413,12 +444,12 @@ async def ask_reminders(ctx: Context) -> Prompt:
 
 async def handle_reminders(ctx: Context, value: str) -> Next:
     if value == picker.DONE:
-        return "meetings.preview"
+        return MeetingStep.PREVIEW
     if value == "note":
-        return "meetings.note"
+        return MeetingStep.NOTE
     draft = ctx.draft(MeetingDraft)
     draft.reminders = sorted(set(draft.reminders) ^ {int(value)}, reverse=True)
-    return "meetings.reminders"
+    return MeetingStep.REMINDERS
 
 
 async def ask_note(ctx: Context) -> Prompt:
@@ -430,12 +461,12 @@ async def ask_note(ctx: Context) -> Prompt:
 
 async def handle_note_text(ctx: Context, text: str) -> Next:
     ctx.draft(MeetingDraft).note = text
-    return "meetings.reminders"
+    return MeetingStep.REMINDERS
 
 
 async def handle_note_skip(ctx: Context, _value: str) -> Next:
     ctx.draft(MeetingDraft).note = ""
-    return "meetings.reminders"
+    return MeetingStep.REMINDERS
 
 
 def meeting_written(ctx: Context, found: Council | None) -> service.NewMeeting | None:
@@ -516,7 +547,7 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "audience":
-        return "meetings.audience"
+        return MeetingStep.AUDIENCE
     found = await council(ctx)
     new = meeting_written(ctx, found)
     if found is None or new is None:
@@ -525,7 +556,7 @@ async def handle_preview(ctx: Context, value: str) -> Next:
         return END
     if new.starts_at <= utcnow():
         ctx.say(ctx._("That moment has passed. Please choose another day or time."))
-        return "meetings.day"
+        return MeetingStep.DAY
     report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
     outcome, _meeting = await service.send(ctx.session, found, new, ctx.person, report_to)
     ctx.drop(MeetingDraft)
@@ -577,7 +608,7 @@ async def answer(ctx: Context, button: RsvpButton) -> None:
         return
     ctx.drop(RsvpDraft)
     ctx.draft(RsvpDraft).meeting_id = meeting.id
-    await ctx.engine.go(ctx, "meetings.guests")
+    await ctx.engine.go(ctx, MeetingStep.GUESTS)
 
 
 async def answered_meeting(ctx: Context) -> Meeting | None:
@@ -600,12 +631,12 @@ async def handle_guests(ctx: Context, value: str) -> Next:
     )
     if outcome is Extra.FULL:
         ctx.say(ctx._("Sorry, there are not enough places left for them."))
-        return "meetings.guests"
+        return MeetingStep.GUESTS
     if outcome is Extra.NOT_COMING:
         ctx.drop(RsvpDraft)
         return END
     ctx.draft(RsvpDraft).needs = []
-    return "meetings.needs"
+    return MeetingStep.NEEDS
 
 
 async def ask_needs(ctx: Context) -> Prompt:
@@ -624,7 +655,7 @@ async def handle_needs(ctx: Context, value: str) -> Next:
     if value != picker.DONE:
         draft.needs = sorted(set(draft.needs) ^ {value})
         await service.set_needs(ctx.session, draft.meeting_id, ctx.person, draft.needs)
-        return "meetings.needs"
+        return MeetingStep.NEEDS
     meeting = await answered_meeting(ctx)
     ctx.drop(RsvpDraft)
     if meeting is not None:
@@ -714,10 +745,10 @@ async def organiser_action(ctx: Context, button: MeetingButton) -> None:
         ctx.say(ctx._("Attendance can be marked once the meeting has started."))
         return
     steps = {
-        MeetingOp.TIME: "meetings.edit_day",
-        MeetingOp.PLACE: "meetings.edit_place",
-        MeetingOp.CANCEL: "meetings.confirm_cancel",
-        MeetingOp.ATTEND: "meetings.attendance",
+        MeetingOp.TIME: MeetingStep.EDIT_DAY,
+        MeetingOp.PLACE: MeetingStep.EDIT_PLACE,
+        MeetingOp.CANCEL: MeetingStep.CONFIRM_CANCEL,
+        MeetingOp.ATTEND: MeetingStep.ATTENDANCE,
     }
     await ctx.engine.go(ctx, steps[op])
 
@@ -790,7 +821,7 @@ async def moved(ctx: Context, value: str) -> Next:
     start = local_start(found, ctx.draft(MeetingDraft).day, parse_time(value))
     if start is None or start <= utcnow():
         ctx.say(ctx._("That moment has passed. Please choose another day or time."))
-        return "meetings.edit_day"
+        return MeetingStep.EDIT_DAY
     changed = await service.change(ctx.session, meeting, starts_at=start)
     ctx.drop(MeetingDraft)
     if changed:
@@ -898,14 +929,14 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
         return END
     if value in ("prev", "next"):
         draft.page = max(draft.page + (1 if value == "next" else -1), 0)
-        return "meetings.attendance"
+        return MeetingStep.ATTENDANCE
     guest = next(
         (g for g in await service.roster(ctx.session, meeting.id) if str(g.person_id) == value),
         None,
     )
     if guest is not None:
         await service.set_attended(ctx.session, meeting, guest.person_id, not guest.attended)
-    return "meetings.attendance"
+    return MeetingStep.ATTENDANCE
 
 
 FLOW = Flow(
@@ -920,77 +951,77 @@ FLOW = Flow(
     personal_data=[data.INVITATIONS, data.ORGANISED],
     on_join=service.invite_newcomer,
     steps=[
-        Step("meetings.council", ask_council, on_choice=handle_council),
+        Step(MeetingStep.COUNCIL, ask_council, on_choice=handle_council),
         Step(
-            "meetings.title",
+            MeetingStep.TITLE,
             ask_title,
             on_choice=cancel,
             on_text=handle_title,
             max_text_length=120,
         ),
         Step(
-            "meetings.description",
+            MeetingStep.DESCRIPTION,
             ask_description,
             on_choice=handle_description_choice,
             on_text=handle_description_text,
             max_text_length=1000,
         ),
         Step(
-            "meetings.place",
+            MeetingStep.PLACE,
             ask_place,
             on_choice=cancel,
             on_text=handle_place,
             max_text_length=300,
         ),
         Step(
-            "meetings.location", ask_location, on_choice=skip_location, on_location=handle_location
+            MeetingStep.LOCATION, ask_location, on_choice=skip_location, on_location=handle_location
         ),
-        Step("meetings.day", ask_day, *day_handlers("meetings.day", "meetings.time")),
-        Step("meetings.time", ask_time, *time_handlers("meetings.time", chosen_time)),
-        Step("meetings.duration", ask_duration, on_choice=handle_duration),
+        Step(MeetingStep.DAY, ask_day, *day_handlers(MeetingStep.DAY, MeetingStep.TIME)),
+        Step(MeetingStep.TIME, ask_time, *time_handlers(MeetingStep.TIME, chosen_time)),
+        Step(MeetingStep.DURATION, ask_duration, on_choice=handle_duration),
         Step(
-            "meetings.capacity",
+            MeetingStep.CAPACITY,
             ask_capacity,
             on_choice=handle_capacity_choice,
             on_text=handle_capacity_text,
             max_text_length=10,
         ),
-        Step("meetings.audience", ask_audience, on_choice=handle_audience),
+        Step(MeetingStep.AUDIENCE, ask_audience, on_choice=handle_audience),
         *picker.skill_steps(
-            "meetings.skills",
+            MeetingStep.SKILLS,
             draft=MeetingDraft,
-            category_step="meetings.skill_category",
+            category_step=MeetingStep.SKILL_CATEGORY,
             question=N_("Which skills? Members of the directory with one of them are invited."),
             on_done=skills_done,
         ),
-        Step("meetings.call", ask_call, on_choice=handle_call),
-        Step("meetings.deadline", ask_deadline, on_choice=handle_deadline),
-        Step("meetings.reminders", ask_reminders, on_choice=handle_reminders, in_place=True),
+        Step(MeetingStep.CALL, ask_call, on_choice=handle_call),
+        Step(MeetingStep.DEADLINE, ask_deadline, on_choice=handle_deadline),
+        Step(MeetingStep.REMINDERS, ask_reminders, on_choice=handle_reminders, in_place=True),
         Step(
-            "meetings.note",
+            MeetingStep.NOTE,
             ask_note,
             on_choice=handle_note_skip,
             on_text=handle_note_text,
             max_text_length=300,
         ),
-        Step("meetings.preview", ask_preview, on_choice=handle_preview),
-        Step("meetings.guests", ask_guests, on_choice=handle_guests),
-        Step("meetings.needs", ask_needs, on_choice=handle_needs, in_place=True),
+        Step(MeetingStep.PREVIEW, ask_preview, on_choice=handle_preview),
+        Step(MeetingStep.GUESTS, ask_guests, on_choice=handle_guests),
+        Step(MeetingStep.NEEDS, ask_needs, on_choice=handle_needs, in_place=True),
         Step(
-            "meetings.edit_day",
+            MeetingStep.EDIT_DAY,
             ask_edit_day,
-            *day_handlers("meetings.edit_day", "meetings.edit_time"),
+            *day_handlers(MeetingStep.EDIT_DAY, MeetingStep.EDIT_TIME),
         ),
-        Step("meetings.edit_time", ask_edit_time, *time_handlers("meetings.edit_time", moved)),
+        Step(MeetingStep.EDIT_TIME, ask_edit_time, *time_handlers(MeetingStep.EDIT_TIME, moved)),
         Step(
-            "meetings.edit_place",
+            MeetingStep.EDIT_PLACE,
             ask_edit_place,
             on_choice=cancel_edit,
             on_text=handle_edit_place,
             max_text_length=300,
         ),
-        Step("meetings.confirm_cancel", ask_confirm_cancel, on_choice=handle_confirm_cancel),
-        Step("meetings.attendance", ask_attendance, on_choice=handle_attendance, in_place=True),
+        Step(MeetingStep.CONFIRM_CANCEL, ask_confirm_cancel, on_choice=handle_confirm_cancel),
+        Step(MeetingStep.ATTENDANCE, ask_attendance, on_choice=handle_attendance, in_place=True),
     ],
     commands=[
         Command(

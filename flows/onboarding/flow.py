@@ -5,15 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flows.drafts import Draft
-from flows.engine import END, ChatDraft, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import (
+    END,
+    ChatDraft,
+    Command,
+    Context,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Step,
+    StepName,
+)
 from flows.help.flow import summary
 from flows.i18n import N_
+from flows.language.flow import LanguageStep
 from flows.onboarding import service
 from flows.subscription import service as subscription
 from flows.verification import service as verification_service
 from flows.verification.flow import redeem_for
 from storage.models import Council
 from storage.queries import councils
+
+
+class OnboardingStep(StepName):
+    """Joining a council."""
+
+    CHOOSE_COUNCIL = "onboarding.choose_council"
+    CONSENT = "onboarding.consent"
+
 
 DISPLAYED_SLUG_LENGTH = 40
 LINK_SEPARATOR = "__"  # council slugs have no underscore
@@ -62,9 +82,9 @@ async def start(ctx: Context) -> Next:
             council = available[0]
     ctx.draft(ChatDraft).locale = ctx.t.locale
     if council is None:
-        return "onboarding.choose_council"
+        return OnboardingStep.CHOOSE_COUNCIL
     draft.council_id = council.id
-    return "onboarding.consent"
+    return OnboardingStep.CONSENT
 
 
 async def welcome_back(ctx: Context, council: Council | None) -> Next:
@@ -115,9 +135,9 @@ async def handle_council(ctx: Context, value: str) -> Next:
     """Remember the chosen council, then ask for consent."""
     council = await councils.by_id(ctx.session, int(value))
     if council is None:  # removed since the buttons were sent
-        return "onboarding.choose_council"
+        return OnboardingStep.CHOOSE_COUNCIL
     ctx.draft(OnboardingDraft).council_id = council.id
-    return "onboarding.consent"
+    return OnboardingStep.CONSENT
 
 
 async def ask_consent(ctx: Context) -> Prompt:
@@ -146,8 +166,8 @@ async def ask_consent(ctx: Context) -> Prompt:
 async def handle_consent(ctx: Context, value: str) -> Next:
     """Register the person on yes; keep nothing on no."""
     if value == "language":
-        ctx.draft(ChatDraft).return_to = "onboarding.consent"
-        return "language.choose"
+        ctx.draft(ChatDraft).return_to = OnboardingStep.CONSENT
+        return LanguageStep.CHOOSE
     if value == "no":
         ctx.drop_all()
         ctx.say(
@@ -160,7 +180,7 @@ async def handle_consent(ctx: Context, value: str) -> Next:
     draft = ctx.draft(OnboardingDraft)
     council = await councils.by_id(ctx.session, draft.council_id)
     if council is None:
-        return "onboarding.choose_council"
+        return OnboardingStep.CHOOSE_COUNCIL
     inbound = ctx.inbound
     ctx.person = await service.register(
         ctx.session,
@@ -186,8 +206,8 @@ FLOW = Flow(
     name="onboarding",
     drafts=[OnboardingDraft],
     steps=[
-        Step("onboarding.choose_council", ask_council, on_choice=handle_council),
-        Step("onboarding.consent", ask_consent, on_choice=handle_consent),
+        Step(OnboardingStep.CHOOSE_COUNCIL, ask_council, on_choice=handle_council),
+        Step(OnboardingStep.CONSENT, ask_consent, on_choice=handle_consent),
     ],
     commands=[
         Command(

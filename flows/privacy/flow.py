@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import json
 
-from flows.engine import END, STAY, Attachment, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import (
+    END,
+    STAY,
+    Attachment,
+    Command,
+    Context,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Step,
+    StepName,
+)
 from flows.i18n import N_
 from flows.privacy import retention, service
+
+
+class PrivacyStep(StepName):
+    """Erasing oneself."""
+
+    CONFIRM_FORGET = "privacy.confirm_forget"
 
 
 async def send_my_data(ctx: Context) -> Next:
@@ -33,7 +51,7 @@ async def forget(ctx: Context) -> Next:
     if ctx.person is None:
         ctx.say(ctx._("There is nothing to erase: we keep nothing about you."))
         return STAY
-    return "privacy.confirm_forget"
+    return PrivacyStep.CONFIRM_FORGET
 
 
 async def ask_confirm_forget(ctx: Context) -> Prompt:
@@ -68,7 +86,7 @@ async def handle_confirm_forget(ctx: Context, value: str) -> Next:
 FLOW = Flow(
     name="privacy",
     retention=retention.RULES,
-    steps=[Step("privacy.confirm_forget", ask_confirm_forget, on_choice=handle_confirm_forget)],
+    steps=[Step(PrivacyStep.CONFIRM_FORGET, ask_confirm_forget, on_choice=handle_confirm_forget)],
     commands=[
         Command(
             "mydata",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from flows.engine import Context, Next, Option, Prompt, Step
+from flows.engine import Context, Next, Option, Prompt, Step, StepName
 from flows.staff import StaffDraft
 from flows.talents.catalogue import category_label, skill_label
 from storage.models import Skill
@@ -64,10 +64,10 @@ def toggled(chosen: Collection[int], value: str) -> list[int]:
 
 
 def skill_steps(
-    name: str,
+    name: StepName,
     *,
     draft: type[SkillsDraft],
-    category_step: str,
+    category_step: StepName,
     question: str,
     on_done: Callable[[Context], Awaitable[Next]],
 ) -> tuple[Step, Step]:

@@ -6,7 +6,7 @@ The council is checked again at every step: button data can be forged, roles rev
 
 from __future__ import annotations
 
-from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.staff import council_in_use, council_options, start_in_council
 from flows.talents.catalogue import category_label, skill_label
@@ -15,6 +15,18 @@ from flows.talents.flow import AVAILABILITY
 from storage.models import Council, Role
 from storage.queries import talents
 
+
+class SearchStep(StepName):
+    """/search's questions and results."""
+
+    COUNCIL = "search.council"
+    PLACE = "search.place"
+    RESULTS = "search.results"
+    SKILL = "search.skill"
+    SKILL_IN_CATEGORY = "search.skill_in_category"
+    WHEN = "search.when"
+
+
 PAGE_SIZE = 10
 ANY = "any"
 
@@ -22,7 +34,7 @@ ANY = "any"
 async def start_search(ctx: Context) -> Next:
     """Search in the coordinator's council, asking which if several."""
     ctx.drop(SearchDraft)
-    return await start_in_council(ctx, SearchDraft, "search.skill", "search.council")
+    return await start_in_council(ctx, SearchDraft, SearchStep.SKILL, SearchStep.COUNCIL)
 
 
 async def council(ctx: Context) -> Council | None:
@@ -42,7 +54,7 @@ async def ask_council(ctx: Context) -> Prompt:
 
 async def handle_council(ctx: Context, value: str) -> Next:
     ctx.draft(SearchDraft).council_id = int(value)
-    return "search.skill"
+    return SearchStep.SKILL
 
 
 async def ask_skill(ctx: Context) -> Prompt:
@@ -62,9 +74,9 @@ async def handle_skill(ctx: Context, value: str) -> Next:
         return refused(ctx)
     if value.startswith("cat:"):
         ctx.draft(SearchDraft).category = value.removeprefix("cat:")
-        return "search.skill_in_category"
+        return SearchStep.SKILL_IN_CATEGORY
     ctx.draft(SearchDraft).skill_id = None
-    return "search.when"
+    return SearchStep.WHEN
 
 
 async def ask_skill_in_category(ctx: Context) -> Prompt:
@@ -82,9 +94,9 @@ async def ask_skill_in_category(ctx: Context) -> Prompt:
 
 async def handle_skill_in_category(ctx: Context, value: str) -> Next:
     if value == "back":
-        return "search.skill"
+        return SearchStep.SKILL
     ctx.draft(SearchDraft).skill_id = int(value)
-    return "search.when"
+    return SearchStep.WHEN
 
 
 async def ask_when(ctx: Context) -> Prompt:
@@ -99,7 +111,7 @@ async def handle_when(ctx: Context, value: str) -> Next:
         return refused(ctx)
     draft = ctx.draft(SearchDraft)
     draft.when, draft.page = (None if value == ANY else value), 0
-    return "search.place" if found.neighbourhoods else "search.results"
+    return SearchStep.PLACE if found.neighbourhoods else SearchStep.RESULTS
 
 
 async def ask_place(ctx: Context) -> Prompt:
@@ -115,7 +127,7 @@ async def handle_place(ctx: Context, value: str) -> Next:
     if found is None:
         return refused(ctx)
     ctx.draft(SearchDraft).place = None if value == ANY else found.neighbourhoods[int(value)]
-    return "search.results"
+    return SearchStep.RESULTS
 
 
 async def ask_results(ctx: Context) -> Prompt:
@@ -178,27 +190,27 @@ async def handle_results(ctx: Context, value: str) -> Next:
         ctx.drop(SearchDraft)
         return END
     if value == "new":
-        return "search.skill"
+        return SearchStep.SKILL
     draft = ctx.draft(SearchDraft)
     draft.page = max(draft.page + (1 if value == "next" else -1), 0)
-    return "search.results"
+    return SearchStep.RESULTS
 
 
 FLOW = Flow(
     name="search",
     drafts=[SearchDraft],
     steps=[
-        Step("search.council", ask_council, on_choice=handle_council),
-        Step("search.skill", ask_skill, on_choice=handle_skill, in_place=True),
+        Step(SearchStep.COUNCIL, ask_council, on_choice=handle_council),
+        Step(SearchStep.SKILL, ask_skill, on_choice=handle_skill, in_place=True),
         Step(
-            "search.skill_in_category",
+            SearchStep.SKILL_IN_CATEGORY,
             ask_skill_in_category,
             on_choice=handle_skill_in_category,
             in_place=True,
         ),
-        Step("search.when", ask_when, on_choice=handle_when),
-        Step("search.place", ask_place, on_choice=handle_place),
-        Step("search.results", ask_results, on_choice=handle_results, in_place=True),
+        Step(SearchStep.WHEN, ask_when, on_choice=handle_when),
+        Step(SearchStep.PLACE, ask_place, on_choice=handle_place),
+        Step(SearchStep.RESULTS, ask_results, on_choice=handle_results, in_place=True),
     ],
     commands=[
         Command(

@@ -9,11 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flows.drafts import Draft
-from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.verification import data, service
 from flows.verification.service import Redeemed
 from storage.models import utcnow
+
+
+class VerifyStep(StepName):
+    """Typing a verification code."""
+
+    CODE = "verify.code"
+
 
 FAILURE_WINDOW_SECONDS = 3600
 HOW_TO_COUNT = N_(
@@ -33,10 +40,10 @@ async def verify(ctx: Context) -> Next:
     """Take the code given with the command, or ask for it."""
     typed = ctx.inbound.argument.strip()
     if not typed:
-        return "verify.code"
+        return VerifyStep.CODE
     await redeem_for(ctx, typed)
     # Sent in the middle of something else (answering a consultation): carry on there.
-    return END if ctx.conversation.step in (None, "verify.code") else STAY
+    return END if ctx.conversation.step in (None, VerifyStep.CODE) else STAY
 
 
 async def ask_code(ctx: Context) -> Prompt:
@@ -109,7 +116,7 @@ FLOW = Flow(
     personal_data=[data.INVITE_CODES],
     steps=[
         Step(
-            "verify.code",
+            VerifyStep.CODE,
             ask_code,
             on_choice=cancel,
             on_text=handle_code,
