@@ -22,7 +22,9 @@ from bot.settings import Settings
 from bot.web import build_web_app
 from flows import retention
 from flows.broadcasts.report import Price
+from flows.digest import service as digest
 from flows.engine import Engine, Flow, FlowConfig
+from flows.privacy import inactive
 from flows.registry import FLOWS
 from storage.db import create_engine, session_factory
 
@@ -121,7 +123,12 @@ class CoupDePouce:
         )
         self.scheduler = Scheduler(
             self.sessions,
-            [*(job for flow in flows for job in flow.jobs), retention.job(flows)],
+            [
+                *(job for flow in flows for job in flow.jobs),
+                digest.job(flows),
+                retention.job(flows),
+                inactive.job(flows),
+            ],
             self.dispatcher.wake,
         )
         self._runner: web.AppRunner | None = None

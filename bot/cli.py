@@ -187,13 +187,42 @@ def council_list() -> None:
 
     async def listing(session: AsyncSession) -> list[str]:
         return [
-            f"{c.slug}\t{c.name}\t{c.timezone}\t{c.locale}"
+            f"{c.slug}\t{c.name}\t{c.timezone}\t{c.locale}\t"
+            + (f"silent members kept {c.inactive_months} months" if c.inactive_months else "")
             for c in await councils.all_councils(session)
         ]
 
     lines = with_session(config, listing)
     typer.echo(
         "\n".join(lines) if lines else "no council yet: add one with `coupdepouce council add`"
+    )
+
+
+@council_app.command("keep")
+def council_keep(
+    slug: Annotated[str, typer.Argument(help="The council.")],
+    months: Annotated[
+        int,
+        typer.Argument(
+            help="How long a silent member is kept (warned a month before; 0: for ever)."
+        ),
+    ],
+) -> None:
+    """Choose how long the council keeps members who no longer write or tap."""
+    if not 0 <= months <= 120:
+        fail("the period is 0 (keep for ever) to 120 months")
+    config = settings()
+    upgrade_database(config)
+
+    async def keep(session: AsyncSession) -> None:
+        council = await _council(session, slug)
+        council.inactive_months = months
+
+    with_session(config, keep)
+    typer.echo(
+        f"council {slug} keeps silent members for {months} months"
+        if months
+        else f"council {slug} keeps silent members for ever"
     )
 
 

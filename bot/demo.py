@@ -175,8 +175,8 @@ async def seed_council(session: AsyncSession, now: datetime) -> Council:
     questions = await consultations.questions_of(session, consultation.id)
     for someone, (day_choice, interest) in zip(residents, ANSWERS, strict=False):
         ballot = await consultations.ballot_for(session, consultation, someone)
-        await consultations.record(session, ballot, questions[0], [day_choice])
-        await consultations.record(session, ballot, questions[1], [interest])
+        await consultations.record(session, someone, ballot, questions[0], [day_choice])
+        await consultations.record(session, someone, ballot, questions[1], [interest])
     return council
 
 

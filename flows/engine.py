@@ -32,6 +32,7 @@ from flows.i18n import Translator, negotiate
 
 if TYPE_CHECKING:
     from flows.broadcasts.report import Price
+    from flows.sections import DashboardSection, DigestSection
 from storage.db import scrub, session_scope
 from storage.models import Conversation, Council, Person, ProcessedEvent, Role, utcnow
 from storage.queries import people
@@ -126,6 +127,9 @@ class Outcome:
     locale: str | None = None  # the language the replies are written in
     erased: bool = False  # the person was forgotten: the channel keeps nothing of this either
     member: bool = False  # the sender is a person (has consented) once the event is handled
+    # What was said is not to be kept beyond the question in hand (an anonymous ballot's
+    # answers): a channel that keeps the conversation lets it go once the question is past.
+    off_the_record: bool = False
 
 
 # --- How flows are written -----------------------------------------------------------------
@@ -262,12 +266,14 @@ class PersonalData:
     """A capability's declaration of what it keeps about a person: shown by /mydata under
     `key`, held in `tables` (every table that points to a person is declared by one
     capability: a test walks the models). What /forget does with it is said by the tables'
-    foreign keys (deleted with the person, or kept pointing to nobody)."""
+    foreign keys (deleted with the person, or kept pointing to nobody), and by `erase` for
+    what points to them otherwise (run before the person is deleted)."""
 
     key: str
     tables: tuple[str, ...]  # table names
     collect: Collect
     summary: Summarise | None = None
+    erase: Callable[[AsyncSession, Person], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -300,8 +306,8 @@ class Retention:
 
 @dataclass(frozen=True)
 class Flow:
-    """One capability: its conversation (steps, commands, buttons), its scheduled jobs, and
-    what it keeps about people."""
+    """One capability: its conversation (steps, commands, buttons), its scheduled jobs, what
+    it keeps about people, and what it adds to the digest and the dashboard."""
 
     name: str
     steps: Sequence[Step] = ()
@@ -315,6 +321,8 @@ class Flow:
     retention: Sequence[Retention] = ()
     exports: Sequence[Export] = ()
     drafts: Sequence[type[Draft]] = ()  # what its conversations keep while they go on
+    digest: Sequence[DigestSection[Any]] = ()  # its part of the council's digest
+    dashboard: Sequence[DashboardSection] = ()  # its pages among the council's pages
 
 
 @dataclass
@@ -353,6 +361,7 @@ class Context:
     toast: str | None = None  # a short notice for the tapped button
     tapped: bool = False  # a button of the current question was tapped: its message can be redrawn
     memo: dict[str, Any] = field(default_factory=dict)  # what a step loaded, for the next one
+    off_the_record: bool = False  # see Outcome.off_the_record
     # The drafts read in this event (None: dropped), written back when it has been handled.
     drafts: dict[type[Draft], Draft | None] = field(default_factory=dict)
 
@@ -529,6 +538,8 @@ class Engine:
             person = await people.person_by_identity(session, inbound.channel, inbound.sender_id)
             if person is not None and conversation.person_id != person.id:
                 conversation.person_id = person.id
+            if person is not None:
+                seen(person)
             ctx = Context(
                 session=session,
                 inbound=inbound,
@@ -547,6 +558,7 @@ class Engine:
             outcome.toast = ctx.toast or outcome.toast
             outcome.erased = ctx.drop_conversation
             outcome.member = ctx.person is not None
+            outcome.off_the_record = ctx.off_the_record
             if along is not None:
                 await along(session, outcome)
             if ctx.drop_conversation or (
@@ -713,6 +725,16 @@ class Engine:
         replace = ctx.tapped and step.in_place and not ctx.replies and prompt.attachment is None
         ctx.tapped = False
         ctx.replies.append(Reply(prompt.text, choices, prompt.attachment, replace=replace))
+
+
+SEEN_EVERY = timedelta(days=1)
+
+
+def seen(person: Person, now: datetime | None = None) -> None:
+    """The person wrote or tapped: they are active (written at most once a day)."""
+    now = now or utcnow()
+    if person.last_seen_at is None or person.last_seen_at <= now - SEEN_EVERY:
+        person.last_seen_at = now
 
 
 def _handlers(flow: Flow) -> list[Callable[..., Any]]:

@@ -8,7 +8,6 @@ from flows.calls.flow import FLOW as CALLS
 from flows.calls.follow import FLOW as FOLLOW
 from flows.consultations.flow import FLOW as CONSULTATIONS
 from flows.dashboard.flow import FLOW as DASHBOARD
-from flows.digest.flow import FLOW as DIGEST
 from flows.engine import Flow
 from flows.help.flow import FLOW as HELP
 from flows.language.flow import FLOW as LANGUAGE
@@ -37,6 +36,5 @@ FLOWS: tuple[Flow, ...] = (
     FOLLOW,
     MEETINGS,
     CONSULTATIONS,
-    DIGEST,
     DASHBOARD,
 )

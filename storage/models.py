@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime, time
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -108,6 +110,9 @@ class Council(Base):
     # In results, a breakdown cell with fewer respondents than this is merged or hidden.
     small_group_threshold: Mapped[int] = mapped_column(Integer, default=5)
     digest_days: Mapped[int] = mapped_column(Integer, default=7)  # 0: no digest
+    # A member silent this long is warned, then erased a month later unless they tap to
+    # stay (0: never).
+    inactive_months: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
     next_digest_at: Mapped[datetime | None]
     last_digest_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -133,6 +138,8 @@ class Person(Base):
     consent_version: Mapped[str] = mapped_column(String(16))
     consented_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When they last wrote or tapped, on any channel (to the day: written at most daily).
+    last_seen_at: Mapped[datetime | None]
     # A web chat person counts once the council vouches for them: an invitation code, a
     # link from Telegram or WhatsApp (whose accounts are tied to a phone), a coordinator.
     verified_at: Mapped[datetime | None]
@@ -191,6 +198,8 @@ class Membership(Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Where they live, if they said (asked once, for results by neighbourhood).
     neighbourhood: Mapped[str | None] = mapped_column(String(100))
+    # When they were told that, silent so long, they would soon be erased (None: not yet).
+    inactivity_warned_at: Mapped[datetime | None]
 
     person: Mapped[Person] = relationship(back_populates="memberships")
     council: Mapped[Council] = relationship()
@@ -667,6 +676,9 @@ class Consultation(Base):
     organiser_locale: Mapped[str] = mapped_column(String(16), default="fr")
     title: Mapped[str] = mapped_column(String(200))
     anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Anonymous consultations: the key that turns a person into their ballot's `voter` while
+    # the consultation is open. Erased at closing: from then on nothing joins the two.
+    ballot_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     live_results: Mapped[bool] = mapped_column(Boolean, default=False)  # shown to respondents
     # Whether answers of unverified web chat members count (they are counted apart if not).
     counts_unverified: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -702,27 +714,44 @@ class Question(Base):
     options: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
+def random_id() -> int:
+    """A row id that says nothing of when the row was written (ballots, participants)."""
+    return secrets.randbelow(2**62) + 1
+
+
 class Ballot(Base):
-    """One respondent's answers. In an anonymous consultation `person_id` is erased at
-    closing: what was answered then points to nobody."""
+    """One respondent's answers. In an anonymous consultation it never holds a person: while
+    the consultation is open, `voter` is a keyed hash of the person (see `Consultation.
+    ballot_key`), so that they can come back and change their answers; at closing both the
+    key and `voter` are erased. Ids are random, so their order does not tell the order of
+    answers either. Named consultations keep `person_id`."""
 
     __tablename__ = "ballots"
-    __table_args__ = (UniqueConstraint("consultation_id", "person_id"),)
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "person_id"),
+        UniqueConstraint("consultation_id", "voter"),
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+        default=random_id,
+    )
     consultation_id: Mapped[int] = mapped_column(
         ForeignKey("consultations.id", ondelete="CASCADE"), index=True
     )
     person_id: Mapped[int | None] = mapped_column(
         ForeignKey("persons.id", ondelete="SET NULL"), index=True
     )
+    voter: Mapped[str | None] = mapped_column(String(64))
     neighbourhood: Mapped[str | None] = mapped_column(String(100))
     # Which questions it answers, one bit per question position: respondents per question
     # and neighbourhood are then counted from the ballots, not from a million answers.
     answered: Mapped[int] = mapped_column(Integer, default=0)
     # The respondent counted as a verified member when they last answered (kept up to date
-    # while the consultation is open, and at closing, when an anonymous ballot forgets its
-    # person). Unless the consultation counts everyone, an unverified ballot is left aside.
+    # while the consultation is open, and at closing). Unless the consultation counts
+    # everyone, an unverified ballot is left aside.
     verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
@@ -737,7 +766,11 @@ class Response(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    ballot_id: Mapped[int] = mapped_column(ForeignKey("ballots.id", ondelete="CASCADE"), index=True)
+    ballot_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("ballots.id", ondelete="CASCADE"),
+        index=True,
+    )
     question_id: Mapped[int] = mapped_column(
         ForeignKey("consultation_questions.id", ondelete="CASCADE")
     )
@@ -747,13 +780,20 @@ class Response(Base):
 
 
 class Participant(Base):
-    """Who took part in a consultation (to tell them the results), kept apart from what
-    they answered. Written at closing for anonymous consultations, in person order."""
+    """Who took part in a consultation (to tell them the results, and who has answered),
+    kept apart from what they answered: nothing here joins a ballot. Written at the first
+    answer with a random id; an anonymous consultation's rows are written again at closing,
+    in person order, so that not even their storage order tells when someone answered."""
 
     __tablename__ = "consultation_participants"
     __table_args__ = (UniqueConstraint("consultation_id", "person_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+        default=random_id,
+    )
     consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
     neighbourhood: Mapped[str | None] = mapped_column(String(100))

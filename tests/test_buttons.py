@@ -17,6 +17,7 @@ from flows.consultations.buttons import AnswerButton as ConsultationAnswerButton
 from flows.consultations.buttons import ConsultationButton, ConsultationOp
 from flows.engine import Action, Context, ConversationChoice, Engine, Flow
 from flows.meetings.buttons import MeetingButton, MeetingOp, RsvpAnswer, RsvpButton
+from flows.privacy.buttons import StayButton
 from flows.registry import FLOWS
 from flows.talents.buttons import Refresh, RefreshButton
 from storage.models import Answer, Council, Rsvp
@@ -50,6 +51,7 @@ def test_the_flows_buttons_keep_the_format_of_buttons_already_sent() -> None:
     assert RefreshButton(5, Refresh.EDIT).pack() == "tref:5:edit"
     assert ConsultationAnswerButton(7).pack() == "cons:7"
     assert ConsultationButton(7, ConsultationOp.FOLLOW).pack() == "cso:7:follow"
+    assert StayButton(8).pack() == "stay:8"
     assert ConversationChoice(3, "14:30").pack() == "c:3:14:30"
     assert RsvpAnswer.DECLINED.rsvp is Rsvp.DECLINED
 
@@ -193,6 +195,7 @@ async def test_forged_taps_are_refused_kindly_before_any_handler(
         "relay:",
         "bstop:-",
         "tref:1:ok:1",
+        "stay:me",
     ],
 )
 async def test_forged_data_for_the_flows_buttons_is_refused(

@@ -44,10 +44,13 @@ async def test_council_add_and_list(database_url: str) -> None:
         "council", "add", "centre", "--name", "Conseil du Centre", "--locale", "ar", env=env
     )
     assert code == 0, err
+    code, out, err = await run_cli("council", "keep", "centre", "6", env=env)
+    assert (code, out.strip()) == (0, "council centre keeps silent members for 6 months"), err
     code, out, _ = await run_cli("council", "list", env=env)
     assert out.splitlines() == [  # by name
-        "quartier-nord\tConseil citoyen Quartier Nord\tEurope/Paris\tfr",
-        "centre\tConseil du Centre\tEurope/Paris\tar",
+        "quartier-nord\tConseil citoyen Quartier Nord\tEurope/Paris\tfr\t"
+        "silent members kept 24 months",
+        "centre\tConseil du Centre\tEurope/Paris\tar\tsilent members kept 6 months",
     ]
 
 
@@ -61,6 +64,8 @@ async def test_council_add_and_list(database_url: str) -> None:
         (["role", "grant", "nowhere", "123", "coordinator"], "no council"),
         (["role", "grant", "quartier-nord", "123", "mayor"], "coordinator or organiser"),
         (["invite", "nowhere"], "no council"),
+        (["council", "keep", "quartier-nord", "500"], "0 (keep for ever) to 120 months"),
+        (["council", "keep", "nowhere", "12"], "no council"),
         (["invite", "quartier-nord"], "TELEGRAM_BOT_USERNAME"),
     ],
 )

@@ -46,9 +46,9 @@ async def answer(
     questions = await service.questions_of(session, asked.id)
     for question, given in zip(questions, answers, strict=True):
         if isinstance(given, str):
-            await service.record(session, ballot, question, text=given)
+            await service.record(session, person, ballot, question, text=given)
         elif given is not None:
-            await service.record(session, ballot, question, [given])
+            await service.record(session, person, ballot, question, [given])
 
 
 async def seed_consultations(database_url: str, council: Council) -> None:

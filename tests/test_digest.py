@@ -13,13 +13,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
+from flows.calls import digest as calls_digest
+from flows.consultations import service as consultations
 from flows.councils import create as create_council
 from flows.digest import service
-from flows.digest.flow import DIGESTS
 from flows.i18n import Translator
+from flows.registry import FLOWS
 from storage.models import (
     Answer,
-    Ballot,
     Call,
     CallAnswer,
     CallStatus,
@@ -33,7 +34,6 @@ from storage.models import (
     Person,
     Question,
     QuestionKind,
-    Response,
     Rsvp,
     TalentProfile,
     utcnow,
@@ -49,6 +49,7 @@ NADIA = 63_001  # the coordinator who registers the group
 RESIDENTS = [63_101, 63_102, 63_103, 63_104, 63_105]
 OUTSIDERS = [63_201, 63_202]  # residents of another council
 GROUP = -1_006_300
+DIGESTS = service.job(FLOWS)  # as the application schedules it
 
 
 def text_of(message: SentMessage) -> str:
@@ -198,6 +199,7 @@ async def seed_activity(app: CoupDePouce, council_id: int, due: datetime) -> See
             closes_at=seeded.consultation_closes,
             status=ConsultationStatus.OPEN,
             audience_size=5,
+            ballot_key=b"k" * 32,
         )
         session.add(consultation)
         await session.flush()
@@ -212,11 +214,10 @@ async def seed_activity(app: CoupDePouce, council_id: int, due: datetime) -> See
         session.add(question)
         await session.flush()
         for person, option in ((anna, 0), (bob, 1), (chloe, 0), (david, None)):
-            ballot = Ballot(consultation_id=consultation.id, person_id=person.id)
-            session.add(ballot)
-            await session.flush()
-            if option is not None:  # david opened it and answered nothing: not counted
-                session.add(Response(ballot_id=ballot.id, question_id=question.id, option=option))
+            ballot = await consultations.ballot_for(session, consultation, person)
+            # David opened it and answered nothing: not counted.
+            chosen = [] if option is None else [option]
+            await consultations.record(session, person, ballot, question, chosen)
 
     await in_transaction(app, seed)
     return seeded
@@ -548,13 +549,13 @@ def test_long_lists_are_cut_short() -> None:
     """Five of each kind at most, and how many more."""
     now = utcnow()
     council = Council(name="Conseil citoyen Quartier Nord", timezone="Europe/Paris", digest_days=7)
-    news = service.News(
-        open_calls=[
-            service.OpenCall(f"Appel {n}", now + timedelta(days=n), n, 0, fresh=True)
+    news = calls_digest.CallNews(
+        open=[
+            calls_digest.OpenCall(f"Appel {n}", now + timedelta(days=n), n, 0, fresh=True)
             for n in range(1, 9)
         ]
     )
-    lines = service.write(EN, council, news).splitlines()
+    lines = service.write(EN, council, [(calls_digest.SECTION, news)]).splitlines()
     assert lines[:4] == [
         "📰 News of the week — Conseil citoyen Quartier Nord",
         "",

@@ -126,7 +126,7 @@ async def consultation_with_answers(sessions: async_sessionmaker[AsyncSession]) 
         (asked,) = await consultations.questions_of(session, consultation.id)
         for person in people:
             ballot = await consultations.ballot_for(session, consultation, person)
-            await consultations.record(session, ballot, asked, [0])
+            await consultations.record(session, person, ballot, asked, [0])
         return consultation.id
 
     return int(await in_transaction(sessions, seed))

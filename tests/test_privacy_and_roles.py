@@ -242,7 +242,12 @@ async def test_a_capability_shows_what_it_keeps_in_mydata_by_declaring_it(
             name="Amina", language="Français"
         ),
         "• " + FR._("How we reach you: {channels}").format(channels="Telegram"),
-        "• " + FR._("Your councils: {councils}").format(councils=council.name),
+        "• "
+        + FR._("Your councils: {councils}").format(
+            councils=FR._("{council} (since {date})").format(
+                council=council.name, date=FR.day(utcnow(), council.timezone, format="long")
+            )
+        ),
         "• Something about Amina",
     ]
     # And what the shipped capabilities declare is there too, empty for a newcomer.

@@ -151,7 +151,7 @@ async def seed(session: AsyncSession, council: Council) -> Consultation:
     [question] = await consultations.questions_of(session, asked.id)
     for person, text in zip(residents, TEXTS, strict=False):
         ballot = await consultations.ballot_for(session, asked, person)
-        await consultations.record(session, ballot, question, text=text)
+        await consultations.record(session, person, ballot, question, text=text)
     await session.flush()
     return asked
 

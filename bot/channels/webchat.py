@@ -198,7 +198,9 @@ class Keeping:
         mine = self.text if self.choice is None else _label_of(tapped, self.choice)
         if mine and len(mine) > KEPT_CHARS:  # what flows refuse anyway; the history stays light
             mine = mine[: KEPT_CHARS - 1] + "…"
-        if mine:
+        if mine and outcome.off_the_record:
+            shown["mine"] = {"id": None, "text": mine}  # shown on the open pages, not kept
+        elif mine:
             row = await conversation.said(
                 session,
                 self.chat_id,
@@ -214,14 +216,18 @@ class Keeping:
                     session, self.chat_id, sparing=tapped.id if redrawn and tapped else None
                 )
             )
+            if tapped is not None and tapped.payload.get("unkept") and tapped.id in shown["spent"]:
+                tapped = None  # an off-the-record question, gone with its ticks
         direction = _direction(outcome.rtl)
+        # Kept until the next question only: what the person chose shows on it.
+        transient = {"unkept": True} if outcome.off_the_record else {}
         if tapped is not None:
             shown["tapped"] = tapped.id
             if outcome.clear_buttons:
                 tapped.payload = {**tapped.payload, "choices": []}
         for reply, rendered in zip(outcome.replies, shown["replies"], strict=True):
             if reply.replace and redrawn and tapped is not None:
-                tapped.payload = {"dir": direction, **rendered}
+                tapped.payload = {"dir": direction, **rendered, **transient}
                 tapped.spent = False
                 rendered["id"] = tapped.id
             else:
@@ -231,7 +237,7 @@ class Keeping:
                     session,
                     self.chat_id,
                     conversation.BOT,
-                    {"dir": direction, **rendered},
+                    {"dir": direction, **rendered, **transient},
                     mailed=reply.notice is not None,
                     delivered=True,
                 )

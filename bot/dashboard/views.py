@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,41 +25,18 @@ from bot.dashboard.access import (
     viewer,
 )
 from flows import exports
-from flows.broadcasts import service as broadcasts
-from flows.broadcasts.report import progress
-from flows.consultations import results as consultation_results
-from flows.consultations.service import aggregate
-from flows.engine import Flow
+from flows.engine import Attachment, Flow
 from flows.i18n import N_, Translator, first_language, negotiate
-from flows.meetings import export as meeting_export
-from flows.meetings import service as meeting_service
 from flows.registry import FLOWS
-from flows.staff import COORDINATING, ORGANISING
-from flows.talents import export as talent_export
-from flows.talents.catalogue import skill_label
-from flows.talents.flow import AVAILABILITY
-from flows.verification import service as verification
+from flows.sections import DashboardSection, Page, Redirect, View, dashboard_sections
+from flows.sections import Visit as SectionVisit
+from flows.staff import ORGANISING
 from storage.db import session_scope
-from storage.models import (
-    Broadcast,
-    BroadcastStatus,
-    Call,
-    CallStatus,
-    Consultation,
-    ConsultationStatus,
-    Council,
-    Meeting,
-    Membership,
-    Role,
-    TalentProfile,
-    utcnow,
-)
-from storage.queries import councils, dashboard, outbox, talents, verified
+from storage.models import Council, Membership, Role, utcnow
+from storage.queries import councils, dashboard
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 50
-MEMBERS_LISTED = 200
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("bot.dashboard", "templates"),
     autoescape=True,
@@ -68,33 +45,6 @@ TEMPLATES = jinja2.Environment(
     lstrip_blocks=True,
 )
 
-# Each section of a council's pages, and the roles that may see it.
-SECTIONS: tuple[tuple[str, str, frozenset[Role]], ...] = (
-    ("directory", N_("Directory"), COORDINATING),
-    ("calls", N_("Calls for talents"), COORDINATING),
-    ("meetings", N_("Meetings"), ORGANISING),
-    ("consultations", N_("Consultations"), ORGANISING),
-    ("broadcasts", N_("Broadcasts"), COORDINATING),
-    ("members", N_("Members to verify"), COORDINATING),
-)
-RSVP_LABELS = {
-    "coming": N_("Coming"),
-    "maybe": N_("Maybe"),
-    "declined": N_("Not coming"),
-    "waiting": N_("Waiting list"),
-}
-CALL_ANSWER_LABELS = {
-    "yes": N_("Can help"),
-    "maybe": N_("Maybe"),
-    "no": N_("Not this time"),
-}
-STATUS_LABELS = {
-    CallStatus.OPEN.value: N_("open"),
-    CallStatus.CLOSED.value: N_("closed"),
-    ConsultationStatus.SCHEDULED.value: N_("opens later"),
-    "cancelled": N_("cancelled"),
-    "scheduled": N_("planned"),
-}
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -135,7 +85,9 @@ class Dashboard:
         flows: Sequence[Flow] = FLOWS,
     ) -> None:
         self.sessions = sessions
-        self.exports = exports.available(flows)  # what the capabilities declare
+        # What the capabilities declare: their pages and their exports.
+        self.sections = dashboard_sections(flows)
+        self.exports = exports.available(flows)
         self.admin_ids = admin_ids
         self.session_length = timedelta(hours=session_hours)
 
@@ -146,22 +98,15 @@ class Dashboard:
         app.router.add_post("/dashboard/login/{token}", self.login)
         app.router.add_post("/dashboard/logout", self.logout)
         app.router.add_get("/dashboard/{slug}/", self.council_page(self.overview, ORGANISING))
-        for name, _label, roles in SECTIONS:
-            app.router.add_get(
-                f"/dashboard/{{slug}}/{name}", self.council_page(getattr(self, name), roles)
-            )
-        app.router.add_get(
-            "/dashboard/{slug}/consultations/{id:\\d+}/chart-{number:\\d+}.png",
-            self.council_page(self.chart, ORGANISING),
-        )
-        app.router.add_post(
-            "/dashboard/{slug}/broadcasts/{id:\\d+}/stop",
-            self.council_page(self.stop_broadcast, COORDINATING),
-        )
-        app.router.add_post(
-            "/dashboard/{slug}/members/{id:\\d+}/verify",
-            self.council_page(self.verify_member, COORDINATING),
-        )
+        for section in self.sections:
+            path = f"/dashboard/{{slug}}/{section.name}"
+            app.router.add_get(path, self.council_page(shown(section, section.view), section.roles))
+            for route in section.routes:
+                handler = self.council_page(shown(section, route.view), section.roles)
+                if route.method == "GET":  # and HEAD, as for every page
+                    app.router.add_get(f"{path}/{route.path}", handler)
+                else:
+                    app.router.add_route(route.method, f"{path}/{route.path}", handler)
         app.router.add_get(
             "/dashboard/{slug}/export/{kind}.csv", self.council_page(self.export, ORGANISING)
         )
@@ -300,9 +245,9 @@ class Dashboard:
                     who,
                     council=council,
                     sections=[
-                        (name, t._(label))
-                        for name, label, allowed in SECTIONS
-                        if who.may(council, allowed)
+                        (section.name, t._(section.label))
+                        for section in self.sections
+                        if who.may(council, section.roles)
                     ],
                     **context,
                 )
@@ -310,289 +255,22 @@ class Dashboard:
         return checked
 
     async def overview(self, v: Visit) -> Rendered:
-        now = utcnow()
-
-        async def count(query: Any) -> int:
-            return int(await v.session.scalar(query) or 0)
-
-        figures = [
-            (
-                v.t._("Members"),
-                await count(select(func.count()).where(Membership.council_id == v.council.id)),
-            ),
-            (
-                v.t._("In the directory"),
-                await count(select(func.count()).where(TalentProfile.council_id == v.council.id)),
-            ),
-            (
-                v.t._("Open calls"),
-                await count(
-                    select(func.count()).where(
-                        Call.council_id == v.council.id, Call.status == CallStatus.OPEN
-                    )
-                ),
-            ),
-            (
-                v.t._("Meetings to come"),
-                await count(
-                    select(func.count()).where(
-                        Meeting.council_id == v.council.id, Meeting.starts_at > now
-                    )
-                ),
-            ),
-            (
-                v.t._("Open consultations"),
-                await count(
-                    select(func.count()).where(
-                        Consultation.council_id == v.council.id,
-                        Consultation.status == ConsultationStatus.OPEN,
-                    )
-                ),
-            ),
-        ]
+        members = await v.session.scalar(
+            select(func.count()).where(Membership.council_id == v.council.id)
+        )
+        figures = [(v.t._("Members"), int(members or 0))]
+        for section in self.sections:
+            if section.figures is not None:
+                figures += [
+                    (v.t._(figure.label), figure.value)
+                    for figure in await section.figures(v.session, v.council)
+                ]
         downloads = [
             (kind, v.t._(export.title))
             for kind, export in self.exports.items()
             if v.who.may(v.council, export.roles)
         ]
         return "overview.html", {"figures": figures, "exports": downloads}
-
-    async def directory(self, v: Visit) -> Rendered:
-        skills = list(await talents.skills(v.session, v.council.id))
-        names = {skill.id: skill_label(skill, v.t) for skill in skills}
-        query = v.request.query
-        skill_id = _int(query.get("skill"))
-        when = query.get("when", "")
-        place = query.get("neighbourhood", "")
-        page_number = max(0, _int(query.get("page")) or 0)
-        criteria = talents.Criteria(
-            council_id=v.council.id,
-            skill_id=skill_id if skill_id in names else None,
-            weekdays=when == "weekdays",
-            evenings=when == "evenings",
-            weekends=when == "weekends",
-            neighbourhood=place if place in v.council.neighbourhoods else None,
-        )
-        total, found = await talents.search(v.session, criteria, page_number * PAGE_SIZE, PAGE_SIZE)
-        people = [
-            {
-                "first_name": person.first_name,
-                "skills": ", ".join(names[s] for s in person.skill_ids if s in names),
-                "free": ", ".join(
-                    v.t._(label) for key, label in AVAILABILITY.items() if getattr(person, key)
-                ),
-                "neighbourhood": person.neighbourhood or "",
-            }
-            for person in found
-        ]
-        capped = total > talents.COUNT_CAP
-        found_line = (
-            v.t._("More than {count} people found").format(count=v.t.number(talents.COUNT_CAP))
-            if capped
-            else v.t.ngettext("{count} person found", "{count} people found", total).format(
-                count=v.t.number(total)
-            )
-        )
-        filters = {
-            "skill": criteria.skill_id,
-            "when": when,
-            "neighbourhood": criteria.neighbourhood,
-        }
-        more = (page_number + 1) * PAGE_SIZE < total or (capped and len(found) == PAGE_SIZE)
-        return "directory.html", {
-            "people": people,
-            "found_line": found_line,
-            "skills": sorted(names.items(), key=lambda item: item[1]),
-            "availability": [(key, v.t._(label)) for key, label in AVAILABILITY.items()],
-            "filters": filters,
-            "page_number": page_number,
-            "more": more,
-            "query": {key: value for key, value in filters.items() if value},
-        }
-
-    async def calls(self, v: Visit) -> Rendered:
-        rows = await talent_export.call_answers(v.session, v.council)
-        found = list(
-            await v.session.scalars(
-                select(Call).where(Call.council_id == v.council.id).order_by(Call.id)
-            )
-        )
-        listed = []
-        for call, row in reversed(list(zip(found, rows, strict=True))):
-            listed.append(
-                {
-                    "title": call.title,
-                    "status": v.t._(STATUS_LABELS[call.status.value]),
-                    "deadline": v.t.moment(call.deadline, v.council.timezone),
-                    "needed": call.people_needed,
-                    "answers": [
-                        (v.t._(label), [name for name in (row.get(key) or "").split(", ") if name])
-                        for key, label in CALL_ANSWER_LABELS.items()
-                    ],
-                }
-            )
-        return "calls.html", {"calls": listed}
-
-    async def meetings(self, v: Visit) -> Rendered:
-        exported = await meeting_export.meetings(v.session, v.council)
-        by_id = {
-            meeting.id: meeting
-            for meeting in await v.session.scalars(
-                select(Meeting).where(Meeting.council_id == v.council.id)
-            )
-        }
-        listed = []
-        for item in reversed(exported):
-            meeting = by_id[item["meeting_id"]]
-            groups: dict[str, list[dict[str, Any]]] = {key: [] for key in RSVP_LABELS}
-            for answer in item["answers"]:
-                if answer["answer"] in groups:
-                    groups[answer["answer"]].append(answer)
-            listed.append(
-                {
-                    "title": meeting.title,
-                    "when": v.t.moment(meeting.starts_at, v.council.timezone),
-                    "place": meeting.place,
-                    "capacity": meeting.capacity,
-                    "summary": meeting_service.counts_text(
-                        v.t, await meeting_service.counts(v.session, meeting.id)
-                    ),
-                    "cancelled": item["status"] == "cancelled",
-                    "groups": [(v.t._(RSVP_LABELS[key]), groups[key]) for key in RSVP_LABELS],
-                    "attended": [a["first_name"] for a in item["answers"] if a["attended"]],
-                    "started": meeting.starts_at <= utcnow(),
-                }
-            )
-        return "meetings.html", {"meetings": listed, "needs_labels": meeting_service.NEEDS}
-
-    async def consultations(self, v: Visit) -> Rendered:
-        found = list(
-            await v.session.scalars(
-                select(Consultation)
-                .where(Consultation.council_id == v.council.id)
-                .order_by(Consultation.opens_at.desc(), Consultation.id.desc())
-            )
-        )
-        listed = []
-        for consultation in found:
-            results = await results_of(v.session, v.council, consultation)
-            charts = 0
-            if results is not None:
-                charts = sum(1 for q in results["questions"] if q["kind"] != "text")
-            listed.append(
-                {
-                    "id": consultation.id,
-                    "title": consultation.title,
-                    "status": consultation.status.value,
-                    "status_label": v.t._(STATUS_LABELS.get(consultation.status.value, N_("open"))),
-                    "closes": v.t.moment(consultation.closes_at, v.council.timezone),
-                    "summary": (
-                        consultation_results.summary(
-                            v.t,
-                            consultation,
-                            results,
-                            consultation.status == ConsultationStatus.CLOSED,
-                        )
-                        if results is not None
-                        else ""
-                    ),
-                    "charts": range(1, charts + 1),
-                }
-            )
-        return "consultations.html", {"consultations": listed}
-
-    async def chart(self, v: Visit) -> web.Response:
-        consultation = await v.session.get(Consultation, int(v.request.match_info["id"]))
-        if consultation is None or consultation.council_id != v.council.id:
-            raise web.HTTPNotFound()
-        results = await results_of(v.session, v.council, consultation)
-        files = consultation_results.chart_files(v.t, results) if results is not None else []
-        number = int(v.request.match_info["number"])
-        if not 1 <= number <= len(files):
-            raise web.HTTPNotFound()
-        return web.Response(
-            body=files[number - 1].content,
-            content_type="image/png",
-            headers={"Cache-Control": "no-store"},
-        )
-
-    async def broadcasts(self, v: Visit) -> Rendered:
-        found = list(
-            await v.session.scalars(
-                select(Broadcast)
-                .where(Broadcast.council_id == v.council.id)
-                .order_by(Broadcast.id.desc())
-                .limit(30)
-            )
-        )
-        listed = []
-        for broadcast in found:
-            counts = await outbox.counts(v.session, broadcast.id)
-            payload: dict[str, Any] = broadcast.payloads.get(v.t.locale) or next(
-                iter(broadcast.payloads.values()), {}
-            )
-            text = str(payload.get("text", ""))
-            running = broadcast.status in (BroadcastStatus.PENDING, BroadcastStatus.SENDING)
-            listed.append(
-                {
-                    "id": broadcast.id,
-                    "text": text if len(text) <= 160 else text[:159] + "…",
-                    "started": v.t.datetime(broadcast.created_at, v.council.timezone, "short"),
-                    "progress": _progress_text(v.t, counts, broadcast, v.council),
-                    "done": counts.total - counts.waiting,
-                    "total": counts.total,
-                    "running": running and not counts.finished,
-                }
-            )
-        return "broadcasts.html", {"broadcasts": listed}
-
-    async def stop_broadcast(self, v: Visit) -> web.Response:
-        broadcast = await v.session.get(Broadcast, int(v.request.match_info["id"]))
-        if broadcast is None or broadcast.council_id != v.council.id:
-            raise web.HTTPNotFound()
-        roles = {(v.council, role) for role in v.who.roles.get(v.council.id, frozenset())}
-        await broadcasts.interrupt(v.session, broadcast.id, v.who.person, roles, v.who.is_admin)
-        # Returned, not raised: an exception would roll the transaction back.
-        return web.Response(
-            status=303, headers={"Location": f"/dashboard/{v.council.slug}/broadcasts"}
-        )
-
-    async def members(self, v: Visit) -> Rendered:
-        """Web chat members who do not count yet, for a coordinator who knows them to vouch."""
-        found = await verified.unverified_members(v.session, v.council.id, MEMBERS_LISTED)
-        listed = [
-            {
-                "id": member.person_id,
-                "first_name": member.first_name or "—",
-                "joined": v.t.day(member.joined_at, v.council.timezone, "long"),
-            }
-            for member in found
-        ]
-        done = v.request.query.get("verified", "")
-        return "members.html", {
-            "members": listed,
-            "more": len(found) == MEMBERS_LISTED,
-            "just_verified": done if done.isdigit() else "",
-        }
-
-    async def verify_member(self, v: Visit) -> web.Response:
-        outcome = await verification.approve(v.session, v.council, int(v.request.match_info["id"]))
-        if outcome is verification.Approved.NOT_FOUND:
-            raise web.HTTPNotFound()
-        log.info(
-            "dashboard: person %s verified member %s of %s",
-            v.who.person.id,
-            v.request.match_info["id"],
-            v.council.slug,
-        )
-        # Returned, not raised: an exception would roll the transaction back.
-        return web.Response(
-            status=303,
-            headers={
-                "Location": f"/dashboard/{v.council.slug}/members"
-                f"?verified={v.request.match_info['id']}"
-            },
-        )
 
     async def export(self, v: Visit) -> web.Response:
         kind = v.request.match_info["kind"]
@@ -617,32 +295,50 @@ class Dashboard:
 ROLE_LABELS = {Role.COORDINATOR: N_("coordinator"), Role.ORGANISER: N_("organiser")}
 
 
-async def results_of(
-    session: AsyncSession, council: Council, consultation: Consultation
-) -> Mapping[str, Any] | None:
-    """The figures: stored once closed, computed live while open, none before opening."""
-    if consultation.status == ConsultationStatus.OPEN:
-        return await aggregate(session, consultation, council.small_group_threshold)
-    return consultation.results
+def shown(section: DashboardSection, view: View) -> Handler:
+    """A capability's view as one of the council's pages: what it gives is rendered here
+    (a page in its template, a file, where to go after a form; nothing is "not found")."""
+
+    async def handle(v: Visit) -> Rendered | web.StreamResponse:
+        result = await view(
+            SectionVisit(
+                session=v.session,
+                council=v.council,
+                t=v.t,
+                person=v.who.person,
+                roles=v.who.roles.get(v.council.id, frozenset()),
+                is_admin=v.who.is_admin,
+                query=v.request.query,
+                params=v.request.match_info,
+            )
+        )
+        if result is None:
+            raise web.HTTPNotFound()
+        if isinstance(result, Attachment):
+            return web.Response(
+                body=result.content,
+                content_type=result.mime_type,
+                headers={"Cache-Control": "no-store"},
+            )
+        if isinstance(result, Redirect):
+            # Returned, not raised: an exception would roll the transaction back.
+            return web.Response(
+                status=303, headers={"Location": f"/dashboard/{v.council.slug}/{result.to}"}
+            )
+        return _rendered(section, v.t, result)
+
+    return handle
 
 
-def _progress_text(
-    t: Translator, counts: outbox.Counts, broadcast: Broadcast, council: Council
-) -> str:
-    return progress(
-        t,
-        counts,
-        interrupted=broadcast.status == BroadcastStatus.INTERRUPTED,
-        starts_at=broadcast.not_before if broadcast.not_before > utcnow() else None,
-        timezone=council.timezone,
-    )
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None and value != "" else None
-    except ValueError:
-        return None
+def _rendered(section: DashboardSection, t: Translator, page: Page) -> Rendered:
+    if page.template is not None:
+        return page.template, dict(page.context)
+    return "section.html", {
+        "current": section.name,
+        "title": t._(section.label),
+        "cards": page.cards,
+        "empty": page.empty,
+    }
 
 
 def browser_translator(request: web.Request) -> Translator:

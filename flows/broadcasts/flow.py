@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.broadcasts import data, service
+from flows.broadcasts import dashboard, data, service
 from flows.broadcasts.buttons import StopButton
 from flows.engine import Action, Context, Flow
 
@@ -22,5 +22,8 @@ async def stop_sending(ctx: Context, button: StopButton) -> None:
 
 
 FLOW = Flow(
-    name="broadcasts", personal_data=[data.STARTED], actions=[Action(StopButton, stop_sending)]
+    name="broadcasts",
+    personal_data=[data.STARTED],
+    dashboard=[dashboard.BROADCASTS],
+    actions=[Action(StopButton, stop_sending)],
 )

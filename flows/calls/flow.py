@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
-from flows.calls import data, service
+from flows.calls import dashboard, data, digest, service
 from flows.calls.buttons import AnswerButton
 from flows.calls.drafts import AnswerDraft, CallDraft
 from flows.calls.jobs import CLOSE_CALLS
@@ -342,6 +342,8 @@ FLOW = Flow(
     ],
     retention=data.RETENTION,
     personal_data=[data.ANSWERS, data.INTRODUCTIONS, data.CALLS],
+    digest=[digest.SECTION],
+    dashboard=[dashboard.CALLS],
     steps=[
         Step(CallStep.COUNCIL, ask_council, on_choice=handle_council),
         Step(

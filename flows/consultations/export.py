@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.consultations.service import aggregate
+from flows.consultations.service import figures
 from flows.i18n import Translator
-from storage.models import Consultation, ConsultationStatus, Council
+from storage.models import Consultation, Council
 
 ENGLISH = Translator("en")  # column names and group labels, like the other exports
 
@@ -37,11 +37,7 @@ async def consultations(session: AsyncSession, council: Council) -> list[dict[st
     )
     exported = []
     for consultation in list(await session.scalars(query)):
-        results: dict[str, Any] | None
-        if consultation.status == ConsultationStatus.OPEN:
-            results = await aggregate(session, consultation, council.small_group_threshold)
-        else:
-            results = consultation.results
+        results = await figures(session, consultation, council)
         exported.append(
             {
                 "consultation_id": consultation.id,

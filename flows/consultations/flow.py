@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
-from flows.consultations import data, export, jobs, results, service
+from flows.consultations import dashboard, data, digest, export, jobs, results, service
 from flows.consultations.buttons import AnswerButton, ConsultationButton, ConsultationOp
 from flows.consultations.drafts import BallotDraft, ConsultationDraft
 from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS, Closing
@@ -487,6 +487,8 @@ async def answering(ctx: Context) -> tuple[Consultation, Ballot, list[Question],
         questions = await service.questions_of(ctx.session, consultation.id)
         loaded = ctx.memo["consultation"] = (consultation, ballot, questions)
     consultation, ballot, questions = loaded
+    # What one answers an anonymous consultation is not kept in the conversation either.
+    ctx.off_the_record = consultation.anonymous
     index = min(ctx.draft(BallotDraft).question, len(questions) - 1)
     return consultation, ballot, questions, index
 
@@ -535,6 +537,7 @@ async def handle_answer_choice(ctx: Context, value: str) -> Next:
     current = await answering(ctx)
     if current is None:
         return await too_late(ctx)
+    assert ctx.person is not None  # answering() has checked
     _consultation, ballot, questions, index = current
     question = questions[index]
     if value == "back":
@@ -542,12 +545,12 @@ async def handle_answer_choice(ctx: Context, value: str) -> Next:
         ballot_draft.question, ballot_draft.ticked = max(index - 1, 0), None
         return ConsultStep.ANSWER
     if value == "skip":
-        await service.record(ctx.session, ballot, question)
+        await service.record(ctx.session, ctx.person, ballot, question)
         return await next_question(ctx, index, len(questions))
     if value == "done":
         ticked = ctx.draft(BallotDraft).ticked
         if ticked is not None:
-            await service.record(ctx.session, ballot, question, list(ticked))
+            await service.record(ctx.session, ctx.person, ballot, question, list(ticked))
         return await next_question(ctx, index, len(questions))
     option = int(value[1:])
     if question.kind is QuestionKind.MULTIPLE:
@@ -559,7 +562,7 @@ async def handle_answer_choice(ctx: Context, value: str) -> Next:
         )
         ctx.draft(BallotDraft).ticked = sorted(before ^ {option})
         return ConsultStep.ANSWER
-    await service.record(ctx.session, ballot, question, [option])
+    await service.record(ctx.session, ctx.person, ballot, question, [option])
     return await next_question(ctx, index, len(questions))
 
 
@@ -567,12 +570,13 @@ async def handle_answer_text(ctx: Context, text: str) -> Next:
     current = await answering(ctx)
     if current is None:
         return await too_late(ctx)
+    assert ctx.person is not None  # answering() has checked
     _consultation, ballot, questions, index = current
     question = questions[index]
     if question.kind is not QuestionKind.TEXT:
         ctx.say(ctx._("Please answer with the buttons below."))
         return ConsultStep.ANSWER
-    await service.record(ctx.session, ballot, question, text=text)
+    await service.record(ctx.session, ctx.person, ballot, question, text=text)
     return await next_question(ctx, index, len(questions))
 
 
@@ -627,8 +631,9 @@ async def finish(ctx: Context, consultation: Consultation, found: Council) -> Ne
             + ctx._(HOW_TO_COUNT)
         )
     if consultation.live_results:
-        figures = await service.aggregate(ctx.session, consultation, found.small_group_threshold)
-        ctx.say(results.summary(ctx.t, consultation, figures, final=False))
+        figures = await service.figures(ctx.session, consultation, found)
+        if figures is not None:
+            ctx.say(results.summary(ctx.t, consultation, figures, final=False))
     return END
 
 
@@ -683,7 +688,8 @@ async def card(ctx: Context, consultation: Consultation, found: Council) -> Repl
         lines.append(
             ctx._("Open until {date}.").format(date=ctx.t.moment(consultation.closes_at, zone))
         )
-        figures = await service.aggregate(ctx.session, consultation, found.small_group_threshold)
+        figures = await service.figures(ctx.session, consultation, found)
+        assert figures is not None  # open
         lines.append(results.rate_line(ctx.t, figures))
         lines += results.aside_lines(ctx.t, figures)
     elif consultation.results is not None:
@@ -723,12 +729,9 @@ async def organiser_action(ctx: Context, button: ConsultationButton) -> None:
     op = button.op
     if op is ConsultationOp.SEE and consultation.status is not ConsultationStatus.SCHEDULED:
         final = consultation.status is ConsultationStatus.CLOSED
-        figures = (
-            consultation.results
-            if final and consultation.results
-            else await service.aggregate(ctx.session, consultation, found.small_group_threshold)
-        )
-        ctx.replies += await results.result_replies(ctx.t, consultation, figures, final)
+        figures = await service.figures(ctx.session, consultation, found)
+        if figures is not None:
+            ctx.replies += await results.result_replies(ctx.t, consultation, figures, final)
         return
     if op is ConsultationOp.CLOSE and consultation.status is ConsultationStatus.OPEN:
         ctx.draft(ConsultationDraft).edit_id = consultation.id
@@ -859,6 +862,8 @@ FLOW = Flow(
         )
     ],
     personal_data=[data.ANSWERS, data.ORGANISED],
+    digest=[digest.SECTION],
+    dashboard=[dashboard.CONSULTATIONS],
     on_join=service.invite_newcomer,
     steps=[
         Step(ConsultStep.COUNCIL, ask_council, on_choice=handle_council),

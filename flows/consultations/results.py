@@ -83,6 +83,17 @@ def summary(t: Translator, consultation: Consultation, results: Results, final: 
         title=consultation.title
     )
     lines = ["📊 " + title, rate_line(t, results), *aside_lines(t, results)]
+    if results.get("withheld"):
+        threshold = int(results["threshold"])
+        lines.append(
+            t.ngettext(
+                "The figures show once {count} person has answered, so that no one's answers "
+                "can be told apart.",
+                "The figures show once {count} people have answered, so that no one's answers "
+                "can be told apart.",
+                threshold,
+            ).format(count=t.number(threshold))
+        )
     for number, question in enumerate(results["questions"], start=1):
         whole = question["all"]
         lines += ["", f"{number}. {question['text']}"]
@@ -215,6 +226,8 @@ async def result_replies(
 ) -> list[Reply]:
     """The message, a chart per question (drawn in a worker thread) and the CSV file."""
     replies = [Reply(summary(t, consultation, results, final))]
+    if results.get("withheld"):
+        return replies
     files = await asyncio.to_thread(chart_files, t, results)
     replies += [
         Reply(f"{consultation.title} — {file.filename.removesuffix('.png')}", attachment=file)

@@ -1,14 +1,22 @@
 """Consultations: who is asked, answers saved one by one, and closing with results.
 
 Each answer is written as it is given (nothing is lost if the resident stops half-way).
-At closing the scheduler computes the figures once and keeps them on the consultation;
-in an anonymous consultation the answers then stop pointing to anyone: who took part is
-kept apart (to tell them the results), written in person order, not in answering order.
+At closing the scheduler computes the figures once and keeps them on the consultation.
+
+An anonymous consultation is anonymous by design, not cut loose at closing: its ballots
+never hold a person. While it is open, a ballot is found again (to change answers) by its
+`voter`, a keyed hash of the person under a key of the consultation's own; who took part is
+kept apart, with nothing that joins a ballot. At closing the key and the voters are erased,
+and who took part and the answers are written again in an order that is not the order in
+which people answered: from then on nothing in the database ties an answer to a person.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +57,7 @@ from storage.models import (
     QuestionKind,
     Response,
     TalentProfile,
+    random_id,
     utcnow,
 )
 from storage.queries import verified
@@ -155,6 +164,7 @@ async def create(
         closes_at=new.closes_at,
         status=ConsultationStatus.SCHEDULED,
         audience_size=0,
+        ballot_key=secrets.token_bytes(32) if new.anonymous else None,
     )
     session.add(consultation)
     await session.flush()
@@ -305,20 +315,39 @@ async def may_answer(session: AsyncSession, consultation: Consultation, person: 
     return joined is not None and (joined <= opened or consultation.audience == Audience.ALL)
 
 
+def voter_of(consultation: Consultation, person_id: int) -> str:
+    """Who a person is on an open anonymous consultation's ballots: a keyed hash that the
+    consultation's key alone turns back into them (erased at closing)."""
+    assert consultation.ballot_key is not None, "an open anonymous consultation has its key"
+    return hmac.new(consultation.ballot_key, str(person_id).encode(), hashlib.sha256).hexdigest()
+
+
+def ballot_of(consultation: Consultation, person_id: int) -> ColumnElement[bool]:
+    """The condition that finds a person's ballot: by person if named, by voter if not."""
+    if consultation.anonymous:
+        return and_(
+            Ballot.consultation_id == consultation.id,
+            Ballot.voter == voter_of(consultation, person_id),
+        )
+    return and_(Ballot.consultation_id == consultation.id, Ballot.person_id == person_id)
+
+
 async def ballot_for(session: AsyncSession, consultation: Consultation, person: Person) -> Ballot:
     """The person's ballot, made at their first answer, with their neighbourhood and whether
     they count as a verified member now (read with the ballot, in the same query)."""
     found = (
         await session.execute(
             select(Ballot, verified.is_verified(person.id)).where(
-                Ballot.consultation_id == consultation.id, Ballot.person_id == person.id
+                ballot_of(consultation, person.id)
             )
         )
     ).first()
     if found is None:
+        anonymous = consultation.anonymous
         ballot = Ballot(
             consultation_id=consultation.id,
-            person_id=person.id,
+            person_id=None if anonymous else person.id,
+            voter=voter_of(consultation, person.id) if anonymous else None,
             neighbourhood=await neighbourhood_of(session, consultation.council_id, person.id),
             verified=await verified.verified(session, person.id),
         )
@@ -329,6 +358,29 @@ async def ballot_for(session: AsyncSession, consultation: Consultation, person: 
     if ballot.verified != bool(counts):
         ballot.verified = bool(counts)
     return ballot
+
+
+async def took_part(
+    session: AsyncSession, consultation: Consultation, person: Person, ballot: Ballot
+) -> None:
+    """Keep who has answered apart from what they answered: a participant while their
+    ballot answers something (to send them the results), with their neighbourhood."""
+    where = (
+        Participant.consultation_id == consultation.id,
+        Participant.person_id == person.id,
+    )
+    present = await session.scalar(select(Participant.id).where(*where))
+    if ballot.answered and present is None:
+        session.add(
+            Participant(
+                consultation_id=consultation.id,
+                person_id=person.id,
+                neighbourhood=ballot.neighbourhood,
+            )
+        )
+        await session.flush()
+    elif not ballot.answered and present is not None:
+        await session.execute(delete(Participant).where(*where))
 
 
 async def neighbourhood_of(session: AsyncSession, council_id: int, person_id: int) -> str | None:
@@ -352,14 +404,18 @@ async def set_neighbourhood(
         .where(Membership.council_id == council.id, Membership.person_id == person.id)
         .values(neighbourhood=neighbourhood)
     )
-    open_ballots = (
-        select(Ballot.id)
-        .join(Consultation, Consultation.id == Ballot.consultation_id)
-        .where(
-            Ballot.person_id == person.id,
-            Consultation.council_id == council.id,
-            Consultation.status == ConsultationStatus.OPEN,
+    still_open = list(
+        await session.scalars(
+            select(Consultation).where(
+                Consultation.council_id == council.id,
+                Consultation.status == ConsultationStatus.OPEN,
+            )
         )
+    )
+    if not still_open:
+        return
+    open_ballots = select(Ballot.id).where(
+        or_(*(ballot_of(consultation, person.id) for consultation in still_open))
     )
     place = neighbourhood or None
     await session.execute(
@@ -368,10 +424,19 @@ async def set_neighbourhood(
     await session.execute(
         update(Response).where(Response.ballot_id.in_(open_ballots)).values(neighbourhood=place)
     )
+    await session.execute(
+        update(Participant)
+        .where(
+            Participant.person_id == person.id,
+            Participant.consultation_id.in_([c.id for c in still_open]),
+        )
+        .values(neighbourhood=place)
+    )
 
 
 async def record(
     session: AsyncSession,
+    person: Person,
     ballot: Ballot,
     question: Question,
     options: Sequence[int] = (),
@@ -410,6 +475,8 @@ async def record(
                 )
             )
     await session.flush()
+    consultation = await session.get_one(Consultation, ballot.consultation_id)
+    await took_part(session, consultation, person, ballot)
 
 
 async def given(
@@ -449,7 +516,7 @@ UNKNOWN = "*unknown*"  # respondents whose neighbourhood is not known
 
 async def aggregate(
     session: AsyncSession, consultation: Consultation, threshold: int
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The figures: per question, counts and shares (or the mean), and by neighbourhood,
     where a group smaller than `threshold` is merged with the other small ones, or hidden.
     Three GROUP BY queries over the answers, whatever their number.
@@ -582,6 +649,24 @@ async def aggregate(
     }
 
 
+async def figures(
+    session: AsyncSession, consultation: Consultation, council: Council
+) -> dict[str, Any] | None:
+    """The figures as they may be shown now: none before opening, those kept at closing,
+    and live ones while open; but an anonymous consultation's live figures only once the
+    council's small-group threshold of people have answered (before that, each new answer
+    would show who said what to whoever knows who just answered): until then, only how many
+    answered."""
+    if consultation.status is ConsultationStatus.SCHEDULED:
+        return None
+    if consultation.status is ConsultationStatus.CLOSED:
+        return consultation.results
+    live = await aggregate(session, consultation, council.small_group_threshold)
+    if consultation.anonymous and live["respondents"] < council.small_group_threshold:
+        return {**live, "withheld": True, "questions": []}
+    return live
+
+
 def cell_of(question: Question, size: int, counts: dict[int, int], answered: int) -> Cell:
     if question.kind is QuestionKind.SCALE:
         values = [counts.get(v, 0) for v in SCALE]
@@ -628,35 +713,97 @@ async def close_consultation(
     if consultation.closes_at > now:
         consultation.closes_at = now  # closed early
     # Whoever was verified by now counts, whatever happened since their last answer.
-    await session.execute(
-        update(Ballot)
-        .where(Ballot.consultation_id == consultation.id, Ballot.person_id.is_not(None))
-        .values(verified=verified.is_verified(Ballot.person_id))
-        .execution_options(synchronize_session=False)
-    )
+    await count_the_verified(session, consultation)
     results = await aggregate(session, consultation, council.small_group_threshold)
     consultation.results = results
-    answered = (
-        select(Ballot.consultation_id, Ballot.person_id, Ballot.neighbourhood)
-        .where(
-            Ballot.consultation_id == consultation.id,
-            Ballot.person_id.is_not(None),
-            Ballot.answered != 0,
-        )
-        .order_by(Ballot.person_id)
-    )
-    await session.execute(
-        insert(Participant).from_select(["consultation_id", "person_id", "neighbourhood"], answered)
-    )
     if consultation.anonymous:
         await forget_who_counted(session, consultation)
-        await session.execute(
-            update(Ballot)
-            .where(Ballot.consultation_id == consultation.id)
-            .values(person_id=None, verified=True)
-        )
+        await unlink(session, consultation)
         await blur_small_places(session, consultation, council.small_group_threshold)
     return results
+
+
+async def count_the_verified(session: AsyncSession, consultation: Consultation) -> None:
+    """Mark each ballot verified or not as its person is now (the last time the anonymous
+    ballots can be told from whom they are)."""
+    if not consultation.anonymous:
+        await session.execute(
+            update(Ballot)
+            .where(Ballot.consultation_id == consultation.id, Ballot.person_id.is_not(None))
+            .values(verified=verified.is_verified(Ballot.person_id))
+            .execution_options(synchronize_session=False)
+        )
+        return
+    rows = await session.execute(
+        select(Participant.person_id, verified.is_verified(Participant.person_id)).where(
+            Participant.consultation_id == consultation.id
+        )
+    )
+    unverified = [voter_of(consultation, person_id) for person_id, counts in rows if not counts]
+    await session.execute(
+        update(Ballot)
+        .where(Ballot.consultation_id == consultation.id, Ballot.voter.is_not(None))
+        .values(verified=Ballot.voter.not_in(unverified) if unverified else true())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def unlink(session: AsyncSession, consultation: Consultation) -> None:
+    """The end of the link between an anonymous consultation's answers and its people: the
+    key and the voters go, and who took part and the answers are written again, in an order
+    that says nothing of when anyone answered (person order; ballot ids are random)."""
+    consultation.ballot_key = None
+    await session.execute(
+        update(Ballot)
+        .where(Ballot.consultation_id == consultation.id)
+        .values(voter=None, verified=True)
+        .execution_options(synchronize_session=False)
+    )
+    took_part = (
+        await session.execute(
+            select(Participant.person_id, Participant.neighbourhood)
+            .where(Participant.consultation_id == consultation.id)
+            .order_by(Participant.person_id)
+        )
+    ).all()
+    await session.execute(delete(Participant).where(Participant.consultation_id == consultation.id))
+    if took_part:
+        await session.execute(
+            insert(Participant),
+            [
+                {
+                    "id": random_id(),
+                    "consultation_id": consultation.id,
+                    "person_id": person_id,
+                    "neighbourhood": place,
+                }
+                for person_id, place in took_part
+            ],
+        )
+    questions = select(Question.id).where(Question.consultation_id == consultation.id)
+    last = await session.scalar(
+        select(func.max(Response.id)).where(Response.question_id.in_(questions))
+    )
+    if last is None:
+        return
+    columns = ["ballot_id", "question_id", "option", "text", "neighbourhood"]
+    await session.execute(
+        insert(Response).from_select(
+            columns,
+            select(
+                Response.ballot_id,
+                Response.question_id,
+                Response.option,
+                Response.text,
+                Response.neighbourhood,
+            )
+            .where(Response.question_id.in_(questions))
+            .order_by(Response.ballot_id, Response.question_id, Response.option),
+        )
+    )
+    await session.execute(
+        delete(Response).where(Response.question_id.in_(questions), Response.id <= last)
+    )
 
 
 async def forget_who_counted(session: AsyncSession, consultation: Consultation) -> None:
@@ -677,25 +824,45 @@ async def blur_small_places(
     session: AsyncSession, consultation: Consultation, threshold: int
 ) -> None:
     """In a neighbourhood with fewer respondents than the threshold, a ballot's place would
-    point to the few people who live there: the raw answers forget it."""
-    sizes = await session.execute(
+    point to the few people who live there (members' neighbourhoods are known): the raw
+    answers forget it. And if the ballots without a place are then fewer than the threshold,
+    a group too small to hide in, more are chosen at random to join them, until they are
+    enough (the figures were computed before: they do not change)."""
+    grouped = await session.execute(
         select(Ballot.neighbourhood, func.count())
-        .where(Ballot.consultation_id == consultation.id, Ballot.neighbourhood.is_not(None))
+        .where(Ballot.consultation_id == consultation.id)
         .group_by(Ballot.neighbourhood)
     )
-    small = [place for place, count in sizes if count < threshold]
-    if not small:
+    sizes: dict[str | None, int] = {place: count for place, count in grouped}
+    small = {place for place, count in sizes.items() if place is not None and count < threshold}
+    placeless = sizes.get(None, 0) + sum(sizes[place] for place in small)
+    blurred = list(small)
+    chosen: list[int] = []
+    if 0 < placeless < threshold:
+        others = list(
+            await session.scalars(
+                select(Ballot.id).where(
+                    Ballot.consultation_id == consultation.id,
+                    Ballot.neighbourhood.is_not(None),
+                    Ballot.neighbourhood.not_in(small) if small else true(),
+                )
+            )
+        )
+        chosen = secrets.SystemRandom().sample(others, min(threshold - placeless, len(others)))
+    if not blurred and not chosen:
         return
     ballots = select(Ballot.id).where(
-        Ballot.consultation_id == consultation.id, Ballot.neighbourhood.in_(small)
+        Ballot.consultation_id == consultation.id,
+        or_(Ballot.neighbourhood.in_(blurred), Ballot.id.in_(chosen)),
     )
     await session.execute(
         update(Response).where(Response.ballot_id.in_(ballots)).values(neighbourhood=None)
     )
     await session.execute(
         update(Ballot)
-        .where(Ballot.consultation_id == consultation.id, Ballot.neighbourhood.in_(small))
+        .where(Ballot.id.in_(ballots))
         .values(neighbourhood=None)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -728,7 +895,7 @@ async def close_due(session: AsyncSession, now: datetime) -> list[Consultation]:
 
 
 def participants(consultation_id: int) -> Select[int]:
-    """Those who took part (known once the consultation is closed) and still listen."""
+    """Those who took part and still listen."""
     return (
         select(Participant.person_id)
         .join(Person, Person.id == Participant.person_id)

@@ -35,7 +35,7 @@ from flows.engine import (
     StepText,
 )
 from flows.i18n import N_
-from flows.meetings import data, export, service
+from flows.meetings import dashboard, data, digest, export, service
 from flows.meetings.buttons import MeetingButton, MeetingOp, RsvpButton
 from flows.meetings.drafts import MeetingDraft, RsvpDraft
 from flows.meetings.jobs import MEETING_REMINDERS
@@ -949,6 +949,8 @@ FLOW = Flow(
     ],
     retention=data.RETENTION,
     personal_data=[data.INVITATIONS, data.ORGANISED],
+    digest=[digest.SECTION],
+    dashboard=[dashboard.MEETINGS],
     on_join=service.invite_newcomer,
     steps=[
         Step(MeetingStep.COUNCIL, ask_council, on_choice=handle_council),

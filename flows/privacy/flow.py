@@ -7,6 +7,7 @@ import json
 from flows.engine import (
     END,
     STAY,
+    Action,
     Attachment,
     Command,
     Context,
@@ -18,7 +19,8 @@ from flows.engine import (
     StepName,
 )
 from flows.i18n import N_
-from flows.privacy import retention, service
+from flows.privacy import inactive, retention, service
+from flows.privacy.buttons import StayButton
 
 
 class PrivacyStep(StepName):
@@ -71,7 +73,7 @@ async def handle_confirm_forget(ctx: Context, value: str) -> Next:
         ctx.say(ctx._("Nothing was erased."))
         return END
     assert ctx.person is not None
-    await service.forget(ctx.session, ctx.person)
+    await service.forget(ctx.session, ctx.person, ctx.engine.personal_data.values())
     ctx.person = None
     ctx.drop_conversation = True
     ctx.say(
@@ -86,6 +88,7 @@ async def handle_confirm_forget(ctx: Context, value: str) -> Next:
 FLOW = Flow(
     name="privacy",
     retention=retention.RULES,
+    actions=[Action(StayButton, inactive.stay)],
     steps=[Step(PrivacyStep.CONFIRM_FORGET, ask_confirm_forget, on_choice=handle_confirm_forget)],
     commands=[
         Command(

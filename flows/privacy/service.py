@@ -43,6 +43,7 @@ async def _core(session: AsyncSession, person: Person) -> dict[str, Any]:
             "status": person.status.value,
             "consent": {"version": person.consent_version, "given_at": _iso(person.consented_at)},
             "created_at": _iso(person.created_at),
+            "last_seen_at": _iso(person.last_seen_at),
             # Who vouched for them (an invitation code, a coordinator), if anyone did.
             "verified": {"by": person.verified_by, "at": _iso(person.verified_at)},
         },
@@ -61,6 +62,7 @@ async def _core(session: AsyncSession, person: Person) -> dict[str, Any]:
             {
                 "council": m.council.slug,
                 "name": m.council.name,
+                "time_zone": m.council.timezone,
                 "joined_at": _iso(m.joined_at),
                 "neighbourhood": m.neighbourhood,
             }
@@ -124,7 +126,17 @@ def summary(
     if document["councils"]:
         lines.append(
             t._("Your councils: {councils}").format(
-                councils=", ".join(council["name"] for council in document["councils"])
+                councils=", ".join(
+                    t._("{council} (since {date})").format(
+                        council=council["name"],
+                        date=t.day(
+                            datetime.fromisoformat(council["joined_at"]),
+                            council["time_zone"],
+                            format="long",
+                        ),
+                    )
+                    for council in document["councils"]
+                )
             )
         )
     messages = len(document["web_chat"]["messages"])
@@ -156,6 +168,12 @@ CORE_TABLES = (
 )
 
 
-async def forget(session: AsyncSession, person: Person) -> None:
-    """Erase the person; anonymous aggregates that no longer point to them stay."""
+async def forget(
+    session: AsyncSession, person: Person, capabilities: Iterable[PersonalData] = ()
+) -> None:
+    """Erase the person; anonymous aggregates that no longer point to them stay. Each
+    capability first lets go of what points to them other than by a foreign key."""
+    for data in capabilities:
+        if data.erase is not None:
+            await data.erase(session, person)
     await people.erase(session, person)

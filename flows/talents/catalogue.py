@@ -1,4 +1,5 @@
-"""The skills catalogue shipped with every new council, and how a skill is named."""
+"""The skills catalogue shipped with every new council, and how a skill and a time of the
+week are named."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ from dataclasses import dataclass
 
 from flows.i18n import N_, Translator
 from storage.models import Skill
+
+AVAILABILITY = {
+    "weekdays": N_("Weekdays"),
+    "evenings": N_("Evenings"),
+    "weekends": N_("Weekends"),
+}
 
 CATEGORIES: dict[str, str] = {
     "home": N_("Home and repairs"),

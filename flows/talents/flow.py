@@ -25,9 +25,9 @@ from flows.engine import (
 from flows.i18n import N_
 from flows.onboarding.service import current_council
 from flows.staff import COORDINATING
-from flows.talents import data, export, picker, service
+from flows.talents import dashboard, data, digest, export, picker, service
 from flows.talents.buttons import Refresh, RefreshButton
-from flows.talents.catalogue import TRANSLATION_KEY, category_label, skill_label
+from flows.talents.catalogue import AVAILABILITY, TRANSLATION_KEY, category_label, skill_label
 from flows.talents.drafts import TalentDraft
 from flows.talents.jobs import REFRESH_PROFILES
 from flows.talents.picker import TICK
@@ -47,13 +47,6 @@ class TalentStep(StepName):
     PROFILE = "talents.profile"
     SKILLS = "talents.skills"
     WORDS = "talents.words"
-
-
-AVAILABILITY = {
-    "weekdays": N_("Weekdays"),
-    "evenings": N_("Evenings"),
-    "weekends": N_("Weekends"),
-}
 
 
 # --- the draft, kept in the conversation ---------------------------------------------------
@@ -369,6 +362,8 @@ FLOW = Flow(
     drafts=[TalentDraft],
     exports=[Export("talents", N_("Talent directory"), COORDINATING, export.directory)],
     personal_data=[data.PROFILES],
+    digest=[digest.SECTION],
+    dashboard=[dashboard.DIRECTORY],
     steps=[
         Step(TalentStep.SKILLS, ask_skills, on_choice=handle_skills, in_place=True),
         Step(TalentStep.CATEGORY, ask_category, on_choice=handle_category, in_place=True),

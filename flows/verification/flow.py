@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from flows.drafts import Draft
 from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
-from flows.verification import data, service
+from flows.verification import dashboard, data, service
 from flows.verification.service import Redeemed
 from storage.models import utcnow
 
@@ -114,6 +114,7 @@ FLOW = Flow(
     name="verification",
     drafts=[VerifyDraft],
     personal_data=[data.INVITE_CODES],
+    dashboard=[dashboard.MEMBERS],
     steps=[
         Step(
             VerifyStep.CODE,

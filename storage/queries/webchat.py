@@ -89,7 +89,16 @@ async def spend_questions(
     )
     if sparing is not None:
         query = query.where(WebMessage.id != sparing)
-    return sorted((await session.scalars(query)).all())
+    spent = sorted((await session.scalars(query)).all())
+    # Questions asked off the record (an anonymous ballot's) go once past, with their ticks.
+    unkept = [
+        row.id
+        for row in await session.scalars(select(WebMessage).where(WebMessage.id.in_(spent)))
+        if row.payload.get("unkept")
+    ]
+    if unkept:
+        await session.execute(delete(WebMessage).where(WebMessage.id.in_(unkept)))
+    return spent
 
 
 async def acknowledge(session: AsyncSession, chat_id: str, message_id: int) -> None:
