@@ -72,6 +72,7 @@ from bench.remote_emulator import ROUND_TRIPS
 from bot.app import CoupDePouce
 from flows.broadcasts.service import ReportTo
 from flows.consultations import service
+from flows.consultations.buttons import AnswerButton
 from flows.consultations.service import Audience, NewConsultation, NewQuestion
 from storage import db
 from storage.models import Ballot, Council, Question, QuestionKind, Response, utcnow
@@ -567,7 +568,7 @@ async def subject(
             await asyncio.sleep(0.2)
         sending = time.monotonic() - sending
         await asyncio.sleep(1.0)  # the progress report's last edit
-        data = f"{service.ANSWER_PREFIX}:{consultation_id}"
+        data = AnswerButton(consultation_id).pack()
         cpu = time.process_time()
         load = await emulator.load(chats, data, seconds, cut)
         cpu = time.process_time() - cpu

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import sys
+import types
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -24,6 +26,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from flows.buttons import Button, decode
+from flows.drafts import D, Draft
 from flows.i18n import Translator, negotiate
 
 if TYPE_CHECKING:
@@ -35,7 +39,6 @@ from storage.queries import people
 
 log = logging.getLogger(__name__)
 
-MAX_BUTTON_DATA_BYTES: Final = 64
 KEYWORD_PUNCTUATION: Final = " \t\n.!?¡¿\u061f,;:'\"«»()-\u2013\u2014"
 CONVERSATION_PREFIX: Final = "c"
 
@@ -131,8 +134,19 @@ class Outcome:
 
 # --- How flows are written -----------------------------------------------------------------
 
-END: Final[str | None] = None
-STAY: Final = "__stay__"  # keep the current step without asking again
+
+class StepName(enum.StrEnum):
+    """Base of a flow's step names, one enum per flow (like aiogram's StatesGroup): a step is
+    referred to by a member, so a typo fails at import, and a member without its step fails
+    when the engine is built."""
+
+
+class Control(StepName):
+    STAY = "__stay__"  # keep the current step without asking again
+
+
+END: Final[StepName | None] = None
+STAY: Final = Control.STAY
 
 
 @dataclass(frozen=True)
@@ -150,7 +164,7 @@ class Prompt:
     attachment: Attachment | None = None
 
 
-Next = str | None
+Next = StepName | None
 StepAsk = Callable[["Context"], Awaitable[Prompt]]
 StepChoice = Callable[["Context", str], Awaitable[Next]]
 StepText = Callable[["Context", str], Awaitable[Next]]
@@ -160,7 +174,7 @@ CommandHandler = Callable[["Context"], Awaitable[Next]]
 
 @dataclass(frozen=True)
 class Step:
-    name: str
+    name: StepName
     ask: StepAsk
     on_choice: StepChoice | None = None
     on_text: StepText | None = None
@@ -189,18 +203,37 @@ ReachabilityHook = Callable[[AsyncSession, Person, bool], Awaitable[None]]
 AlongHook = Callable[[AsyncSession, "Outcome"], Awaitable[None]]
 # A person joined a council: what of the council's current business they are given now.
 JoinHook = Callable[[AsyncSession, Person, Council], Awaitable[list["Reply"]]]
-ActionHandler = Callable[["Context", Sequence[str]], Awaitable[None]]
+B = TypeVar("B", bound=Button)
 
 
 @dataclass(frozen=True)
-class Action:
-    """A button outside any conversation (on a broadcast, a report): ``<prefix>:<arg>:…``.
+class ConversationChoice(Button, prefix=CONVERSATION_PREFIX, open_ended=True):
+    """A button of the current question: which prompt it belongs to (an older one has
+    expired) and the value tapped (which must be one the step offered)."""
 
-    Its arguments come from the client: the handler checks them and the sender's rights.
+    prompt: int
+    value: str
+
+    def __post_init__(self) -> None:
+        if not self.value:
+            raise ValueError("a choice without a value")
+
+
+@dataclass(frozen=True)
+class Action(Generic[B]):
+    """A button outside any conversation (on a broadcast, a report): its typed data, packed
+    as ``<prefix>:<field>:…``, and what a tap does.
+
+    The engine decodes the data (anything it did not issue is refused before the handler);
+    the handler still checks the sender's rights: the ids come from the client.
     """
 
-    prefix: str
-    run: ActionHandler
+    button: type[B]
+    run: Callable[[Context, B], Awaitable[None]]
+
+    @property
+    def prefix(self) -> str:
+        return self.button.prefix
 
 
 @dataclass(frozen=True)
@@ -281,14 +314,24 @@ class Flow:
     commands: Sequence[Command] = ()
     on_reachability: ReachabilityHook | None = None  # the person blocked or unblocked the bot
     on_join: JoinHook | None = None  # the person just joined a council
-    actions: Sequence[Action] = ()
+    actions: Sequence[Action[Any]] = ()
     jobs: Sequence[Job] = ()
     group_commands: Sequence[GroupCommand] = ()
     personal_data: Sequence[PersonalData] = ()
     retention: Sequence[Retention] = ()
     exports: Sequence[Export] = ()
+    drafts: Sequence[type[Draft]] = ()  # what its conversations keep while they go on
     digest: Sequence[DigestSection[Any]] = ()  # its part of the council's digest
     dashboard: Sequence[DashboardSection] = ()  # its pages among the council's pages
+
+
+@dataclass
+class ChatDraft(Draft, key="chat"):
+    """What the runner keeps for any conversation: the language chosen before consenting,
+    and the step to go back to after a detour (changing language)."""
+
+    locale: str | None = None
+    return_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +362,8 @@ class Context:
     tapped: bool = False  # a button of the current question was tapped: its message can be redrawn
     memo: dict[str, Any] = field(default_factory=dict)  # what a step loaded, for the next one
     off_the_record: bool = False  # see Outcome.off_the_record
+    # The drafts read in this event (None: dropped), written back when it has been handled.
+    drafts: dict[type[Draft], Draft | None] = field(default_factory=dict)
 
     def _(self, message: str) -> str:
         return self.t._(message)
@@ -329,16 +374,40 @@ class Context:
     def say(self, text: str, attachment: Attachment | None = None) -> None:
         self.replies.append(Reply(text=text, attachment=attachment))
 
-    @property
-    def data(self) -> dict[str, Any]:
-        return self.conversation.data
+    def draft(self, kind: type[D]) -> D:
+        """The conversation's draft of this kind (a fresh one if it has none); changes to it
+        are kept when the event has been handled."""
+        if kind.key not in self.engine.drafts:
+            raise LookupError(f"{kind.__name__} is not declared by any flow")
+        found = self.drafts.get(kind)
+        if found is None:
+            kept = self.conversation.data.get(kind.key or "")
+            found = kind() if kind in self.drafts else kind.load(kept)
+            self.drafts[kind] = found
+        assert isinstance(found, kind)
+        return found
 
-    def remember(self, **values: Any) -> None:
-        """Store values in the conversation (a new dict, so the change is saved)."""
-        self.conversation.data = {**self.conversation.data, **values}
+    def drop(self, *kinds: type[Draft]) -> None:
+        """The conversation is done with these drafts: they are not kept."""
+        for kind in kinds:
+            self.drafts[kind] = None
 
-    def forget_values(self, *keys: str) -> None:
-        self.conversation.data = {k: v for k, v in self.conversation.data.items() if k not in keys}
+    def keep_drafts(self) -> None:
+        """Write the drafts read in this event back into the conversation (a new dict, so the
+        change is saved)."""
+        data = dict(self.conversation.data)
+        for kind, draft in self.drafts.items():
+            assert kind.key is not None
+            if draft is None or draft == kind():  # a fresh draft is as good as none
+                data.pop(kind.key, None)
+            else:
+                data[kind.key] = draft.dump()
+        if data != self.conversation.data:
+            self.conversation.data = data
+
+    def drop_all(self) -> None:
+        """Keep nothing of this conversation's drafts."""
+        self.drop(*self.engine.drafts.values())
 
     def set_locale(self, locale: str) -> None:
         self.t = Translator(locale)
@@ -374,9 +443,17 @@ class Engine:
         self.command_words: dict[str, str] = {}  # a typed word → the command it means
         self.reachability_hooks = [flow.on_reachability for flow in flows if flow.on_reachability]
         self.join_hooks = [flow.on_join for flow in flows if flow.on_join]
-        self.actions: dict[str, Action] = {}
+        self.actions: dict[str, Action[Any]] = {}
+        self.buttons: dict[str, type[Button]] = {CONVERSATION_PREFIX: ConversationChoice}
         self.group_commands = {c.name: c for flow in flows for c in flow.group_commands}
         self.personal_data: dict[str, PersonalData] = {}
+        self.drafts: dict[str, type[Draft]] = {}
+        kinds: list[type[Draft]] = [ChatDraft, *(kind for flow in flows for kind in flow.drafts)]
+        for kind in kinds:
+            kind.check()
+            assert kind.key is not None
+            if self.drafts.setdefault(kind.key, kind) is not kind:
+                raise ValueError(f"draft key {kind.key!r} used twice")
         for data in (data for flow in flows for data in flow.personal_data):
             if data.key in self.personal_data:
                 raise ValueError(f"personal data {data.key!r} declared twice")
@@ -384,8 +461,8 @@ class Engine:
         for flow in flows:
             for step in flow.steps:
                 if step.name in self.steps:
-                    raise ValueError(f"step {step.name!r} defined twice")
-                self.steps[step.name] = step
+                    raise ValueError(f"step {step.name.value!r} defined twice")
+                self.steps[step.name.value] = step
             for command in flow.commands:
                 if command.name in self.commands:
                     raise ValueError(f"command /{command.name} defined twice")
@@ -401,9 +478,43 @@ class Engine:
                     ):
                         raise ValueError(f"the word {word!r} means no command, or two")
             for action in flow.actions:
-                if action.prefix in self.actions or action.prefix == CONVERSATION_PREFIX:
+                if action.prefix in self.buttons:
                     raise ValueError(f"button prefix {action.prefix!r} used twice")
+                action.button.decoders()  # a field of a type buttons cannot carry fails now
                 self.actions[action.prefix] = action
+                self.buttons[action.prefix] = action.button
+        self._check_steps(flows)
+
+    def _check_steps(self, flows: Sequence[Flow]) -> None:
+        """Every step a flow can name is defined: the members of the step enums its steps
+        belong to, and of those its modules refer to (another flow's)."""
+        kinds = {type(step.name) for flow in flows for step in flow.steps}
+        for module in {_module_of(handler) for flow in flows for handler in _handlers(flow)}:
+            kinds |= {
+                value
+                for value in vars(module).values()
+                if isinstance(value, type) and issubclass(value, StepName) and value is not StepName
+            }
+        kinds.discard(Control)
+        for kind in sorted(kinds, key=lambda k: k.__qualname__):
+            for member in kind:
+                if member.value not in self.steps:
+                    raise ValueError(
+                        f"no flow defines the step {member.value!r} "
+                        f"({kind.__qualname__}.{member.name} refers to it)"
+                    )
+
+    def _drop_unknown_data(self, conversation: Conversation) -> None:
+        """A conversation kept by an older version, in a shape no draft reads: its data goes,
+        and the conversation ends (the next message or tap is answered as if none were going
+        on, kindly) rather than going on with half of what it had gathered."""
+        unknown = set(conversation.data) - set(self.drafts)
+        if not unknown:
+            return
+        log.info("dropped a conversation's data of an older shape: %s", sorted(unknown)[:10])
+        conversation.data = {k: v for k, v in conversation.data.items() if k in self.drafts}
+        conversation.step = None
+        conversation.options = []
 
     def translator_for(self, inbound: Inbound) -> Translator:
         """A translator from the client's language alone (for apologies when all else failed)."""
@@ -423,6 +534,7 @@ class Engine:
             if inbound.event_id is not None and not await _first_time(session, inbound):
                 return Outcome(duplicate=True)
             conversation = await _load_conversation(session, inbound)
+            self._drop_unknown_data(conversation)
             person = await people.person_by_identity(session, inbound.channel, inbound.sender_id)
             if person is not None and conversation.person_id != person.id:
                 conversation.person_id = person.id
@@ -439,6 +551,7 @@ class Engine:
             )
             outcome = Outcome()
             await self._dispatch(ctx, outcome)
+            ctx.keep_drafts()
             outcome.replies = ctx.replies
             outcome.rtl = ctx.t.rtl
             outcome.locale = ctx.t.locale
@@ -530,21 +643,23 @@ class Engine:
                 return
         await self.go(ctx, await command.run(ctx))
 
+    def decode(self, raw: str) -> Button | None:
+        """The button a client's data stands for; None for anything we did not issue."""
+        return decode(raw, self.buttons)
+
     async def _on_choice(self, ctx: Context, raw: str, outcome: Outcome) -> None:
-        prefix, _, rest = raw.partition(":")
-        action = self.actions.get(prefix)
-        if action is not None and len(raw.encode()) <= MAX_BUTTON_DATA_BYTES:
-            if ctx.person is None:
-                outcome.toast = ctx._("First, let's get you started: send /start.")
-                return
-            await action.run(ctx, rest.split(":"))
-            return
-        parsed = parse_conversation_choice(raw)
-        if parsed is None:
+        button = self.decode(raw)
+        if button is None:
             log.info("ignored a button that was never issued: %r", raw[:80])
             outcome.toast = ctx._("Sorry, this button does not work.")
             return
-        prompt, value = parsed
+        if not isinstance(button, ConversationChoice):
+            if ctx.person is None:
+                outcome.toast = ctx._("First, let's get you started: send /start.")
+                return
+            await self.actions[button.prefix].run(ctx, button)
+            return
+        prompt, value = button.prompt, button.value
         step = self.steps.get(ctx.conversation.step or "")
         if step is None or prompt != ctx.conversation.prompt:
             outcome.toast = ctx._("This button has expired.")
@@ -601,10 +716,10 @@ class Engine:
         prompt = await step.ask(ctx)
         number = (ctx.conversation.prompt or 0) + 1
         choices = tuple(
-            tuple(Choice(option.label, conversation_choice(number, option.value)) for option in row)
+            tuple(Choice(o.label, ConversationChoice(number, o.value).pack()) for o in row)
             for row in prompt.rows
         )
-        ctx.conversation.step = step.name
+        ctx.conversation.step = step.name.value
         ctx.conversation.prompt = number
         ctx.conversation.options = [option.value for row in prompt.rows for option in row]
         replace = ctx.tapped and step.in_place and not ctx.replies and prompt.attachment is None
@@ -622,6 +737,19 @@ def seen(person: Person, now: datetime | None = None) -> None:
         person.last_seen_at = now
 
 
+def _handlers(flow: Flow) -> list[Callable[..., Any]]:
+    """The functions a flow runs (their modules are where its step references are)."""
+    found: list[Callable[..., Any]] = [command.run for command in flow.commands]
+    found += [action.run for action in flow.actions]
+    for step in flow.steps:
+        found += [f for f in (step.ask, step.on_choice, step.on_text, step.on_location) if f]
+    return found
+
+
+def _module_of(handler: Callable[..., Any]) -> types.ModuleType:
+    return sys.modules[handler.__module__]
+
+
 def normalise_keyword(text: str) -> str:
     """Fold case, accents and surrounding punctuation: 'Arrêt !' → 'arret'."""
     if len(text) > 40:
@@ -629,32 +757,6 @@ def normalise_keyword(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.strip().casefold())
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return bare.strip(KEYWORD_PUNCTUATION)
-
-
-def action_data(prefix: str, *args: object) -> str:
-    """Button data for an action: ``prefix:arg:arg``, within Telegram's 64 bytes."""
-    data = ":".join([prefix, *(str(arg) for arg in args)])
-    if len(data.encode()) > MAX_BUTTON_DATA_BYTES:
-        raise ValueError(f"button data over {MAX_BUTTON_DATA_BYTES} bytes: {data!r}")
-    return data
-
-
-def conversation_choice(prompt: int, value: str) -> str:
-    data = f"{CONVERSATION_PREFIX}:{prompt}:{value}"
-    if len(data.encode()) > MAX_BUTTON_DATA_BYTES:
-        raise ValueError(f"button data over {MAX_BUTTON_DATA_BYTES} bytes: {data!r}")
-    return data
-
-
-def parse_conversation_choice(raw: str) -> tuple[int, str] | None:
-    """Decode ``c:<prompt>:<value>``; None for anything else."""
-    if len(raw.encode()) > MAX_BUTTON_DATA_BYTES:
-        return None
-    prefix, _, rest = raw.partition(":")
-    number, _, value = rest.partition(":")
-    if prefix != CONVERSATION_PREFIX or not number.isdigit() or not value:
-        return None
-    return int(number), value
 
 
 def apology(inbound: Inbound) -> Reply:
@@ -709,7 +811,5 @@ async def _discard(session: AsyncSession, conversation: Conversation) -> None:
 def _locale_of(person: Person | None, conversation: Conversation, inbound: Inbound) -> str:
     if person is not None:
         return person.locale
-    chosen = conversation.data.get("locale")
-    if isinstance(chosen, str):
-        return chosen
-    return negotiate(inbound.language_code)
+    chosen = ChatDraft.load(conversation.data.get(ChatDraft.key or "")).locale
+    return chosen or negotiate(inbound.language_code)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.engine import END, Context, Next, Option
+from flows.drafts import Draft
+from flows.engine import END, Context, Next, Option, StepName
 from storage.models import Council, Role
 from storage.queries import councils, people
 
 COORDINATING = frozenset({Role.COORDINATOR})
 ORGANISING = frozenset({Role.COORDINATOR, Role.ORGANISER})  # meetings and consultations
+
+
+@dataclass
+class StaffDraft(Draft):
+    """The part of a staff task's draft every one has: the council it is for (checked again
+    at each step: roles can be revoked)."""
+
+    council_id: int = 0
 
 
 async def councils_coordinated(
@@ -43,9 +54,9 @@ async def coordinated(
 
 async def start_in_council(
     ctx: Context,
-    key: str,
-    first_step: str,
-    choose_step: str,
+    draft: type[StaffDraft],
+    first_step: StepName,
+    choose_step: StepName,
     roles: frozenset[Role] = COORDINATING,
 ) -> Next:
     """Begin a staff task: in their council if they have one, else ask which."""
@@ -56,7 +67,7 @@ async def start_in_council(
         ctx.say(ctx._("This command is for council coordinators and organisers."))
         return END
     if len(allowed) == 1:
-        ctx.remember(**{key: allowed[0].id})
+        ctx.draft(draft).council_id = allowed[0].id
         return first_step
     return choose_step
 
@@ -72,14 +83,14 @@ async def council_options(
 
 
 async def council_in_use(
-    ctx: Context, key: str, roles: frozenset[Role] = COORDINATING
+    ctx: Context, draft: type[StaffDraft], roles: frozenset[Role] = COORDINATING
 ) -> Council | None:
-    """The council a staff task remembered under `key`, if they still hold the role there."""
+    """The council of the task's draft, if they still hold the role there."""
     return await coordinated(
         ctx.session,
         ctx.inbound.channel,
         ctx.inbound.sender_id,
         ctx.is_admin,
-        int(ctx.data.get(key, 0)),
+        ctx.draft(draft).council_id,
         roles,
     )

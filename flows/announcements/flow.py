@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,20 +12,34 @@ from flows.announcements import service
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.broadcasts.quiet import next_allowed
-from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
-from flows.staff import council_options, start_in_council
+from flows.staff import StaffDraft, council_options, start_in_council
 from storage.models import Role, utcnow
 from storage.queries import councils
+
+
+class AnnouncementStep(StepName):
+    """/announce's questions."""
+
+    CHOOSE_COUNCIL = "announcements.choose_council"
+    PREVIEW = "announcements.preview"
+    WRITE = "announcements.write"
+
 
 SPREAD = timedelta(hours=1)
 SPREAD_FROM = 200  # audiences from this size are offered a slower pace
 
 
+@dataclass
+class AnnouncementDraft(StaffDraft, key="announce"):
+    text: str = ""
+
+
 async def announce(ctx: Context) -> Next:
     """Start an announcement in the coordinator's council (asking which, if several)."""
     return await start_in_council(
-        ctx, "announce_council", "announcements.write", "announcements.choose_council"
+        ctx, AnnouncementDraft, AnnouncementStep.WRITE, AnnouncementStep.CHOOSE_COUNCIL
     )
 
 
@@ -38,13 +53,13 @@ async def handle_council(ctx: Context, value: str) -> Next:
     """Remember the council."""
     if value == "cancel":
         return _cancelled(ctx)
-    ctx.remember(announce_council=int(value))
-    return "announcements.write"
+    ctx.draft(AnnouncementDraft).council_id = int(value)
+    return AnnouncementStep.WRITE
 
 
 async def ask_text(ctx: Context) -> Prompt:
     """Ask for the message."""
-    council = await councils.by_id(ctx.session, int(ctx.data["announce_council"]))
+    council = await councils.by_id(ctx.session, ctx.draft(AnnouncementDraft).council_id)
     name = council.name if council else ""
     return Prompt(
         ctx._("Write your message to the residents of {council}, in one message.").format(
@@ -57,9 +72,9 @@ async def ask_text(ctx: Context) -> Prompt:
 async def handle_text(ctx: Context, text: str) -> Next:
     """Keep the text for the preview."""
     if not text:
-        return "announcements.write"
-    ctx.remember(announce_text=text)
-    return "announcements.preview"
+        return AnnouncementStep.WRITE
+    ctx.draft(AnnouncementDraft).text = text
+    return AnnouncementStep.PREVIEW
 
 
 async def handle_write_choice(ctx: Context, value: str) -> Next:
@@ -68,10 +83,11 @@ async def handle_write_choice(ctx: Context, value: str) -> Next:
 
 async def ask_preview(ctx: Context) -> Prompt:
     """Show the message as residents will read it, to how many, and when."""
-    council = await councils.by_id(ctx.session, int(ctx.data["announce_council"]))
+    draft = ctx.draft(AnnouncementDraft)
+    council = await councils.by_id(ctx.session, draft.council_id)
     assert council is not None
     size = await broadcasts.audience_size(ctx.session, broadcasts.members(council))
-    text = service.message_for_residents(council, ctx.data["announce_text"])(ctx.t).text
+    text = service.message_for_residents(council, draft.text)(ctx.t).text
     lines = [
         ctx.ngettext(
             "Preview: this message will go to {count} resident.",
@@ -106,10 +122,11 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     """Send, or cancel."""
     if value == "cancel":
         return _cancelled(ctx)
+    draft = ctx.draft(AnnouncementDraft)
     outcome, _broadcast = await service.send(
         ctx.session,
-        council_id=int(ctx.data["announce_council"]),
-        text=str(ctx.data["announce_text"]),
+        council_id=draft.council_id,
+        text=draft.text,
         channel=ctx.inbound.channel,
         sender_id=ctx.inbound.sender_id,
         is_admin=ctx.is_admin,
@@ -117,7 +134,7 @@ async def handle_preview(ctx: Context, value: str) -> Next:
         report_to=broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale),
         spread=SPREAD if value == "spread" else None,
     )
-    ctx.forget_values("announce_council", "announce_text")
+    ctx.drop(AnnouncementDraft)
     if outcome is service.Sent.NOT_ALLOWED:
         ctx.say(ctx._("This command is for council coordinators and organisers."))
     elif outcome is service.Sent.NOBODY:
@@ -132,23 +149,24 @@ def _cancel(ctx: Context) -> Option:
 
 
 def _cancelled(ctx: Context) -> Next:
-    ctx.forget_values("announce_council", "announce_text")
+    ctx.drop(AnnouncementDraft)
     ctx.say(ctx._("Cancelled: nothing was sent."))
     return END
 
 
 FLOW = Flow(
     name="announcements",
+    drafts=[AnnouncementDraft],
     steps=[
-        Step("announcements.choose_council", ask_council, on_choice=handle_council),
+        Step(AnnouncementStep.CHOOSE_COUNCIL, ask_council, on_choice=handle_council),
         Step(
-            "announcements.write",
+            AnnouncementStep.WRITE,
             ask_text,
             on_choice=handle_write_choice,
             on_text=handle_text,
             max_text_length=service.MAX_LENGTH,
         ),
-        Step("announcements.preview", ask_preview, on_choice=handle_preview),
+        Step(AnnouncementStep.PREVIEW, ask_preview, on_choice=handle_preview),
     ],
     commands=[
         Command(

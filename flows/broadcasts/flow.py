@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from flows.broadcasts import dashboard, data, service
+from flows.broadcasts.buttons import StopButton
 from flows.engine import Action, Context, Flow
 
-STOP_PREFIX = "bstop"
 
-
-async def stop_sending(ctx: Context, args: Sequence[str]) -> None:
+async def stop_sending(ctx: Context, button: StopButton) -> None:
     """Interrupt the broadcast, if this person may."""
     assert ctx.person is not None
-    if len(args) != 1 or not args[0].isdigit():
-        ctx.toast = ctx._("Sorry, this button does not work.")
-        return
     outcome = await service.interrupt(
-        ctx.session, int(args[0]), ctx.person, await ctx.roles(), ctx.is_admin
+        ctx.session, button.broadcast_id, ctx.person, await ctx.roles(), ctx.is_admin
     )
     if outcome is service.Interrupted.NOT_ALLOWED:
         ctx.toast = ctx._("Sorry, this button does not work.")
@@ -31,5 +25,5 @@ FLOW = Flow(
     name="broadcasts",
     personal_data=[data.STARTED],
     dashboard=[dashboard.BROADCASTS],
-    actions=[Action(STOP_PREFIX, stop_sending)],
+    actions=[Action(StopButton, stop_sending)],
 )

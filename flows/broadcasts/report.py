@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_time
 
-from flows.broadcasts.flow import STOP_PREFIX
-from flows.engine import Choice, Reply, action_data
+from flows.broadcasts.buttons import StopButton
+from flows.engine import Choice, Reply
 from flows.i18n import Translator
 from storage.queries.outbox import Counts
 
@@ -100,5 +100,5 @@ def message(t: Translator, broadcast_id: int, text: str, running: bool) -> Reply
     """The report as sent: with a button to stop sending while it runs."""
     if not running:
         return Reply(text)
-    stop = Choice("⏹ " + t._("Stop sending"), action_data(STOP_PREFIX, broadcast_id))
+    stop = Choice("⏹ " + t._("Stop sending"), StopButton(broadcast_id).pack())
     return Reply(text, ((stop,),))

@@ -9,8 +9,22 @@ from datetime import timedelta
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.calls import dashboard, data, digest, service
+from flows.calls.buttons import AnswerButton
+from flows.calls.drafts import AnswerDraft, CallDraft
 from flows.calls.jobs import CLOSE_CALLS
-from flows.engine import END, Action, Command, Context, Export, Flow, Next, Option, Prompt, Step
+from flows.engine import (
+    END,
+    Action,
+    Command,
+    Context,
+    Export,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Step,
+    StepName,
+)
 from flows.i18n import N_, Translator
 from flows.staff import COORDINATING, council_in_use, council_options, start_in_council
 from flows.talents import export as talent_export
@@ -20,17 +34,24 @@ from flows.verification.flow import HOW_TO_COUNT
 from storage.models import Answer, Call, Council, Priority, Role, Skill, utcnow
 from storage.queries import outbox, talents, verified
 
+
+class CallStep(StepName):
+    """/call's questions, and a resident's message to the coordinator."""
+
+    COUNCIL = "calls.council"
+    DEADLINE = "calls.deadline"
+    DESCRIPTION = "calls.description"
+    MESSAGE = "calls.message"
+    PEOPLE = "calls.people"
+    PREVIEW = "calls.preview"
+    SKILL_CATEGORY = "calls.skill_category"
+    SKILLS = "calls.skills"
+    TITLE = "calls.title"
+    WHEN = "calls.when"
+
+
 DEADLINES = {"3d": (3, N_("In 3 days")), "1w": (7, N_("In a week")), "2w": (14, N_("In two weeks"))}
 PEOPLE = (1, 2, 3, 5, 10)
-KEYS = (
-    "call_council",
-    "call_title",
-    "call_text",
-    "call_skills",
-    "call_category",
-    "call_when",
-    "call_verified_only",
-)
 ANSWERS = {
     Answer.YES: N_("I can help"),
     Answer.MAYBE: N_("Maybe, tell me more"),
@@ -43,18 +64,17 @@ ANSWERS = {
 
 async def new_call(ctx: Context) -> Next:
     """Start a call in the coordinator's council, asking which if several."""
-    ctx.forget_values(*KEYS)
-    ctx.remember(call_skills=[], call_when=[])
-    return await start_in_council(ctx, "call_council", "calls.title", "calls.council")
+    ctx.drop(CallDraft)
+    return await start_in_council(ctx, CallDraft, CallStep.TITLE, CallStep.COUNCIL)
 
 
 async def council(ctx: Context) -> Council | None:
     """The council of the call being written, if the sender still coordinates it."""
-    return await council_in_use(ctx, "call_council")
+    return await council_in_use(ctx, CallDraft)
 
 
 async def catalogue(ctx: Context) -> Sequence[Skill]:
-    return await talents.skills(ctx.session, int(ctx.data.get("call_council", 0)))
+    return await talents.skills(ctx.session, ctx.draft(CallDraft).council_id)
 
 
 async def ask_council(ctx: Context) -> Prompt:
@@ -62,8 +82,8 @@ async def ask_council(ctx: Context) -> Prompt:
 
 
 async def handle_council(ctx: Context, value: str) -> Next:
-    ctx.remember(call_council=int(value))
-    return "calls.title"
+    ctx.draft(CallDraft).council_id = int(value)
+    return CallStep.TITLE
 
 
 async def ask_title(ctx: Context) -> Prompt:
@@ -74,8 +94,8 @@ async def ask_title(ctx: Context) -> Prompt:
 
 
 async def handle_title(ctx: Context, text: str) -> Next:
-    ctx.remember(call_title=text)
-    return "calls.description"
+    ctx.draft(CallDraft).title = text
+    return CallStep.DESCRIPTION
 
 
 async def ask_description(ctx: Context) -> Prompt:
@@ -85,22 +105,22 @@ async def ask_description(ctx: Context) -> Prompt:
 
 
 async def handle_description(ctx: Context, text: str) -> Next:
-    ctx.remember(call_text=text)
-    return "calls.skills"
+    ctx.draft(CallDraft).text = text
+    return CallStep.SKILLS
 
 
 async def cancel(ctx: Context, _value: str) -> Next:
-    ctx.forget_values(*KEYS)
+    ctx.drop(CallDraft)
     ctx.say(ctx._("Cancelled: nothing was sent."))
     return END
 
 
 async def skills_done(_ctx: Context) -> Next:
-    return "calls.when"
+    return CallStep.WHEN
 
 
 async def ask_when(ctx: Context) -> Prompt:
-    chosen = set(ctx.data.get("call_when", []))
+    chosen = set(ctx.draft(CallDraft).when)
     rows = [
         [Option(key, (picker.TICK if key in chosen else "") + ctx._(label))]
         for key, label in AVAILABILITY.items()
@@ -111,9 +131,10 @@ async def ask_when(ctx: Context) -> Prompt:
 
 async def handle_when(ctx: Context, value: str) -> Next:
     if value == picker.DONE:
-        return "calls.people"
-    ctx.remember(call_when=sorted(set(ctx.data.get("call_when", [])) ^ {value}))
-    return "calls.when"
+        return CallStep.PEOPLE
+    draft = ctx.draft(CallDraft)
+    draft.when = sorted(set(draft.when) ^ {value})
+    return CallStep.WHEN
 
 
 async def ask_people(ctx: Context) -> Prompt:
@@ -124,8 +145,8 @@ async def ask_people(ctx: Context) -> Prompt:
 
 
 async def handle_people(ctx: Context, value: str) -> Next:
-    ctx.remember(call_people=int(value))
-    return "calls.deadline"
+    ctx.draft(CallDraft).people = int(value)
+    return CallStep.DEADLINE
 
 
 async def ask_deadline(ctx: Context) -> Prompt:
@@ -136,19 +157,21 @@ async def ask_deadline(ctx: Context) -> Prompt:
 
 
 async def handle_deadline(ctx: Context, value: str) -> Next:
-    ctx.remember(call_days=DEADLINES[value][0])
-    return "calls.preview"
+    ctx.draft(CallDraft).days = DEADLINES[value][0]
+    return CallStep.PREVIEW
 
 
-def draft(ctx: Context) -> service.NewCall:
+def call_written(ctx: Context) -> service.NewCall:
+    """The call as written so far."""
+    draft = ctx.draft(CallDraft)
     return service.NewCall(
-        title=str(ctx.data.get("call_title", "")),
-        description=str(ctx.data.get("call_text", "")),
-        skill_ids=[int(s) for s in ctx.data.get("call_skills", [])],
-        when=[str(w) for w in ctx.data.get("call_when", [])],
-        people_needed=int(ctx.data.get("call_people", 1)),
-        deadline=utcnow() + timedelta(days=int(ctx.data.get("call_days", 7))),
-        accepts_unverified=not ctx.data.get("call_verified_only", False),
+        title=draft.title,
+        description=draft.text,
+        skill_ids=list(draft.skills),
+        when=list(draft.when),
+        people_needed=draft.people,
+        deadline=utcnow() + timedelta(days=draft.days),
+        accepts_unverified=not draft.verified_only,
     )
 
 
@@ -157,7 +180,7 @@ async def ask_preview(ctx: Context) -> Prompt:
     found = await council(ctx)
     if found is None:
         return Prompt(ctx._("This command is for council coordinators and organisers."))
-    new = draft(ctx)
+    new = call_written(ctx)
     reach = await service.matches(ctx.session, found, new)
     if reach == 0:
         return Prompt(
@@ -206,18 +229,20 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "skills":
-        return "calls.skills"
+        return CallStep.SKILLS
     if value in ("verified", "everyone"):
-        ctx.remember(call_verified_only=value == "verified")
-        return "calls.preview"
+        ctx.draft(CallDraft).verified_only = value == "verified"
+        return CallStep.PREVIEW
     found = await council(ctx)
     if found is None:
-        ctx.forget_values(*KEYS)
+        ctx.drop(CallDraft)
         ctx.say(ctx._("This command is for council coordinators and organisers."))
         return END
     report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
-    outcome, _call = await service.send(ctx.session, found, draft(ctx), ctx.person, report_to)
-    ctx.forget_values(*KEYS)
+    outcome, _call = await service.send(
+        ctx.session, found, call_written(ctx), ctx.person, report_to
+    )
+    ctx.drop(CallDraft)
     if outcome is service.Sent.NOBODY:
         ctx.say(ctx._("Nobody matches this call yet. Change the skills or the times, or cancel."))
     else:
@@ -228,14 +253,11 @@ async def handle_preview(ctx: Context, value: str) -> Next:
 # --- residents answering -------------------------------------------------------------------
 
 
-async def answer(ctx: Context, args: Sequence[str]) -> None:
-    """A resident taps an answer on a call (the button's data is checked, not trusted)."""
+async def answer(ctx: Context, button: AnswerButton) -> None:
+    """A resident taps an answer on a call (the ids are checked, not trusted)."""
     assert ctx.person is not None
-    if len(args) != 2 or not args[0].isdigit() or args[1] not in {a.value for a in Answer}:
-        ctx.toast = ctx._("Sorry, this button does not work.")
-        return
-    choice = Answer(args[1])
-    outcome, call = await service.answer(ctx.session, int(args[0]), ctx.person, choice)
+    choice = button.answer
+    outcome, call = await service.answer(ctx.session, button.call_id, ctx.person, choice)
     if outcome is service.Answered.NOT_ALLOWED or call is None:
         ctx.toast = ctx._("Sorry, this button does not work.")
         return
@@ -257,8 +279,8 @@ async def answer(ctx: Context, args: Sequence[str]) -> None:
     if choice is Answer.NO:
         ctx.say(ctx._("Thank you for answering. See you for the next one!"))
         return
-    ctx.remember(answer_call=call.id)
-    await ctx.engine.go(ctx, "calls.message")
+    ctx.draft(AnswerDraft).call_id = call.id
+    await ctx.engine.go(ctx, CallStep.MESSAGE)
 
 
 async def ask_message(ctx: Context) -> Prompt:
@@ -270,8 +292,8 @@ async def ask_message(ctx: Context) -> Prompt:
 
 async def handle_message_text(ctx: Context, text: str) -> Next:
     assert ctx.person is not None
-    call_id = int(ctx.data.get("answer_call", 0))
-    ctx.forget_values("answer_call")
+    call_id = ctx.draft(AnswerDraft).call_id
+    ctx.drop(AnswerDraft)
     if await service.add_message(ctx.session, call_id, ctx.person, text):
         call = await ctx.session.get(Call, call_id)
         if call is not None:
@@ -281,7 +303,7 @@ async def handle_message_text(ctx: Context, text: str) -> Next:
 
 
 async def handle_message_skip(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("answer_call")
+    ctx.drop(AnswerDraft)
     ctx.say(ctx._("Alright. The coordinator will get back to you."))
     return END
 
@@ -314,6 +336,7 @@ async def tell_holder(ctx: Context, call: Call, choice: Answer | None, message: 
 
 FLOW = Flow(
     name="calls",
+    drafts=[CallDraft, AnswerDraft],
     exports=[
         Export("calls", N_("Calls and their answers"), COORDINATING, talent_export.call_answers)
     ],
@@ -322,30 +345,30 @@ FLOW = Flow(
     digest=[digest.SECTION],
     dashboard=[dashboard.CALLS],
     steps=[
-        Step("calls.council", ask_council, on_choice=handle_council),
-        Step("calls.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=120),
+        Step(CallStep.COUNCIL, ask_council, on_choice=handle_council),
         Step(
-            "calls.description",
+            CallStep.TITLE, ask_title, on_choice=cancel, on_text=handle_title, max_text_length=120
+        ),
+        Step(
+            CallStep.DESCRIPTION,
             ask_description,
             on_choice=cancel,
             on_text=handle_description,
             max_text_length=1000,
         ),
         *picker.skill_steps(
-            "calls.skills",
-            council_key="call_council",
-            skills_key="call_skills",
-            category_key="call_category",
-            category_step="calls.skill_category",
+            CallStep.SKILLS,
+            draft=CallDraft,
+            category_step=CallStep.SKILL_CATEGORY,
             question=N_("Which skills are needed? Tick none to ask every member."),
             on_done=skills_done,
         ),
-        Step("calls.when", ask_when, on_choice=handle_when, in_place=True),
-        Step("calls.people", ask_people, on_choice=handle_people),
-        Step("calls.deadline", ask_deadline, on_choice=handle_deadline),
-        Step("calls.preview", ask_preview, on_choice=handle_preview),
+        Step(CallStep.WHEN, ask_when, on_choice=handle_when, in_place=True),
+        Step(CallStep.PEOPLE, ask_people, on_choice=handle_people),
+        Step(CallStep.DEADLINE, ask_deadline, on_choice=handle_deadline),
+        Step(CallStep.PREVIEW, ask_preview, on_choice=handle_preview),
         Step(
-            "calls.message",
+            CallStep.MESSAGE,
             ask_message,
             on_choice=handle_message_skip,
             on_text=handle_message_text,
@@ -360,6 +383,6 @@ FLOW = Flow(
             roles=frozenset({Role.COORDINATOR}),
         )
     ],
-    actions=[Action(service.ANSWER_PREFIX, answer)],
+    actions=[Action(AnswerButton, answer)],
     jobs=[CLOSE_CALLS],
 )

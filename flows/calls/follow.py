@@ -6,18 +6,26 @@ may write to each other through the bot (the relay) without seeing each other's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import select
 
 from flows.calls import introductions
+from flows.calls.buttons import Consent, IntroductionButton, RelayButton
+from flows.calls.drafts import FollowDraft
 from flows.calls.flow import who_may_answer
-from flows.calls.introductions import INTRO_PREFIX, RELAY_PREFIX
-from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Action, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.staff import coordinated, councils_coordinated
 from storage.models import Answer, Call, CallAnswer, Introduction, Person, Role
 from storage.queries import verified
+
+
+class FollowStep(StepName):
+    """/calls' screens, and writing through the bot."""
+
+    ANSWERS = "follow.answers"
+    CALLS = "follow.calls"
+    RELAY = "follow.relay"
+
 
 ANSWER_MARK = {Answer.YES: "🙋", Answer.MAYBE: "🤔", Answer.NO: "—"}
 LISTED = 10
@@ -31,7 +39,7 @@ async def list_calls(ctx: Context) -> Next:
     if not allowed:
         ctx.say(ctx._("This command is for council coordinators and organisers."))
         return END
-    return "follow.calls"
+    return FollowStep.CALLS
 
 
 async def ask_calls(ctx: Context) -> Prompt:
@@ -54,13 +62,13 @@ async def ask_calls(ctx: Context) -> Prompt:
 async def handle_calls(ctx: Context, value: str) -> Next:
     if value == "close":
         return END
-    ctx.remember(follow_call=int(value))
-    return "follow.answers"
+    ctx.draft(FollowDraft).call_id = int(value)
+    return FollowStep.ANSWERS
 
 
 async def followed(ctx: Context) -> Call | None:
     """The call followed, if the sender still coordinates its council."""
-    call = await ctx.session.get(Call, int(ctx.data.get("follow_call", 0)))
+    call = await ctx.session.get(Call, ctx.draft(FollowDraft).call_id)
     if call is None:
         return None
     allowed = await coordinated(
@@ -108,14 +116,14 @@ async def ask_answers(ctx: Context) -> Prompt:
 
 async def handle_answers(ctx: Context, value: str) -> Next:
     if value == "close":
-        ctx.forget_values("follow_call")
+        ctx.draft(FollowDraft).call_id = 0
         return END
     if value == "back":
-        return "follow.calls"
+        return FollowStep.CALLS
     assert ctx.person is not None
     outcome = await introductions.ask(
         ctx.session,
-        int(ctx.data.get("follow_call", 0)),
+        ctx.draft(FollowDraft).call_id,
         int(value),
         ctx.person,
         ctx.inbound.channel,
@@ -126,17 +134,14 @@ async def handle_answers(ctx: Context, value: str) -> Next:
         ctx.toast = ctx._("Sorry, this button does not work.")
     else:
         ctx.toast = ctx._("Asked. You will hear back if they agree.")
-    return "follow.answers"
+    return FollowStep.ANSWERS
 
 
-async def decide(ctx: Context, args: Sequence[str]) -> None:
+async def decide(ctx: Context, button: IntroductionButton) -> None:
     """The resident answers an introduction request."""
     assert ctx.person is not None
-    if len(args) != 2 or not args[0].isdigit() or args[1] not in {"yes", "no"}:
-        ctx.toast = ctx._("Sorry, this button does not work.")
-        return
     outcome, introduction = await introductions.decide(
-        ctx.session, int(args[0]), ctx.person, args[1] == "yes"
+        ctx.session, button.introduction_id, ctx.person, button.answer is Consent.YES
     )
     if outcome is introductions.Decided.NOT_ALLOWED or introduction is None:
         ctx.toast = ctx._("Sorry, this button does not work.")
@@ -156,20 +161,17 @@ async def decide(ctx: Context, args: Sequence[str]) -> None:
         ctx.say(ctx._("Thank you! Their messages will reach you here, through the bot."))
 
 
-async def write(ctx: Context, args: Sequence[str]) -> None:
+async def write(ctx: Context, button: RelayButton) -> None:
     """Open the relay: the next message goes to the other side."""
     assert ctx.person is not None
-    if len(args) != 1 or not args[0].isdigit():
-        ctx.toast = ctx._("Sorry, this button does not work.")
-        return
     direction, _introduction, _call = await introductions.relay_direction(
-        ctx.session, int(args[0]), ctx.person
+        ctx.session, button.introduction_id, ctx.person
     )
     if direction is introductions.Relay.NOT_ALLOWED:
         ctx.toast = ctx._("Sorry, this button does not work.")
         return
-    ctx.remember(relay_intro=int(args[0]))
-    await ctx.engine.go(ctx, "follow.relay")
+    ctx.draft(FollowDraft).introduction_id = button.introduction_id
+    await ctx.engine.go(ctx, FollowStep.RELAY)
 
 
 async def ask_relay(ctx: Context) -> Prompt:
@@ -181,9 +183,9 @@ async def ask_relay(ctx: Context) -> Prompt:
 async def handle_relay_text(ctx: Context, text: str) -> Next:
     assert ctx.person is not None
     direction, introduction, call = await introductions.relay_direction(
-        ctx.session, int(ctx.data.get("relay_intro", 0)), ctx.person
+        ctx.session, ctx.draft(FollowDraft).introduction_id, ctx.person
     )
-    ctx.forget_values("relay_intro")
+    ctx.draft(FollowDraft).introduction_id = 0
     if introduction is None or call is None:
         ctx.say(ctx._("Sorry, this button does not work."))
         return END
@@ -193,18 +195,19 @@ async def handle_relay_text(ctx: Context, text: str) -> Next:
 
 
 async def handle_relay_cancel(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("relay_intro")
+    ctx.draft(FollowDraft).introduction_id = 0
     ctx.say(ctx._("Cancelled: nothing was sent."))
     return END
 
 
 FLOW = Flow(
     name="follow",
+    drafts=[FollowDraft],
     steps=[
-        Step("follow.calls", ask_calls, on_choice=handle_calls),
-        Step("follow.answers", ask_answers, on_choice=handle_answers, in_place=True),
+        Step(FollowStep.CALLS, ask_calls, on_choice=handle_calls),
+        Step(FollowStep.ANSWERS, ask_answers, on_choice=handle_answers, in_place=True),
         Step(
-            "follow.relay",
+            FollowStep.RELAY,
             ask_relay,
             on_choice=handle_relay_cancel,
             on_text=handle_relay_text,
@@ -219,5 +222,5 @@ FLOW = Flow(
             roles=frozenset({Role.COORDINATOR}),
         )
     ],
-    actions=[Action(INTRO_PREFIX, decide), Action(RELAY_PREFIX, write)],
+    actions=[Action(IntroductionButton, decide), Action(RelayButton, write)],
 )

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts.service import to_payload
-from flows.engine import Choice, Reply, action_data
+from flows.calls.buttons import Consent, IntroductionButton, RelayButton
+from flows.engine import Choice, Reply
 from flows.i18n import Translator
 from flows.staff import coordinated
 from storage.models import (
@@ -30,9 +31,6 @@ from storage.models import (
     utcnow,
 )
 from storage.queries import outbox, people
-
-INTRO_PREFIX = "intro"
-RELAY_PREFIX = "relay"
 
 
 class Asked(enum.Enum):
@@ -83,14 +81,15 @@ async def ask(
     session.add(introduction)
     await session.flush()
     t = Translator(resident.locale)
+    yes, no = (IntroductionButton(introduction.id, consent) for consent in Consent)
     question = Reply(
         t._("About “{title}”: may we share your contact with {name}, who runs it?").format(
             title=call.title, name=coordinator.first_name or "—"
         ),
         (
             (
-                Choice(t._("Yes, share it"), action_data(INTRO_PREFIX, introduction.id, "yes")),
-                Choice(t._("No"), action_data(INTRO_PREFIX, introduction.id, "no")),
+                Choice(t._("Yes, share it"), yes.pack()),
+                Choice(t._("No"), no.pack()),
             ),
         ),
     )
@@ -161,7 +160,7 @@ async def tell_holder(
                 "{name} agreed to be put in touch about “{title}”, through this bot: "
                 "write to them with the button."
             ).format(name=resident.first_name, title=call.title),
-            ((Choice("✉️ " + t._("Write to them"), action_data(RELAY_PREFIX, introduction.id)),),),
+            ((Choice("✉️ " + t._("Write to them"), RelayButton(introduction.id).pack()),),),
         )
     await _send(session, (call.holder_channel, call.holder_chat), reply, call.council_id, None)
 
@@ -216,7 +215,7 @@ async def relay(
         "✉️ "
         + t._("{name} about “{title}”:").format(name=writer.first_name, title=call.title)
         + f"\n\n{text}",
-        ((Choice(t._("Answer"), action_data(RELAY_PREFIX, introduction.id)),),),
+        ((Choice(t._("Answer"), RelayButton(introduction.id).pack()),),),
     )
     await _send(
         session,

@@ -10,7 +10,8 @@ from sqlalchemy import Select, exists, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
-from flows.engine import Choice, Notice, NoticeKind, Reply, action_data
+from flows.calls.buttons import AnswerButton
+from flows.engine import Choice, Notice, NoticeKind, Reply
 from flows.i18n import Translator
 from flows.talents.catalogue import skill_label
 from storage.models import (
@@ -30,7 +31,6 @@ from storage.models import (
 )
 from storage.queries import talents, verified
 
-ANSWER_PREFIX = "call"
 WHEN = ("weekdays", "evenings", "weekends")
 
 
@@ -81,13 +81,9 @@ def invitation(
             t._("Answer by {date}").format(date=t.datetime(call.deadline, timezone, "medium"))
         )
         buttons = (
-            (Choice("🙋 " + t._("I can help"), action_data(ANSWER_PREFIX, call.id, Answer.YES)),),
-            (
-                Choice(
-                    t._("Maybe, tell me more"), action_data(ANSWER_PREFIX, call.id, Answer.MAYBE)
-                ),
-            ),
-            (Choice(t._("Not this time"), action_data(ANSWER_PREFIX, call.id, Answer.NO)),),
+            (Choice("🙋 " + t._("I can help"), AnswerButton(call.id, Answer.YES).pack()),),
+            (Choice(t._("Maybe, tell me more"), AnswerButton(call.id, Answer.MAYBE).pack()),),
+            (Choice(t._("Not this time"), AnswerButton(call.id, Answer.NO).pack()),),
         )
         about = Notice(NoticeKind.CALL, t.locale, council=council.name, title=call.title)
         return Reply("\n".join(lines), buttons, notice=about)

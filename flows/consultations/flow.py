@@ -9,9 +9,7 @@ changed until the deadline by tapping Answer again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.consultations import dashboard, data, digest, export, jobs, results, service
+from flows.consultations.buttons import AnswerButton, ConsultationButton, ConsultationOp
+from flows.consultations.drafts import BallotDraft, ConsultationDraft
 from flows.consultations.jobs import CLOSE_CONSULTATIONS, OPEN_CONSULTATIONS, Closing
 from flows.consultations.service import Audience, Opened
 from flows.engine import (
@@ -36,7 +36,7 @@ from flows.engine import (
     Prompt,
     Reply,
     Step,
-    action_data,
+    StepName,
 )
 from flows.i18n import N_, Translator
 from flows.staff import (
@@ -62,23 +62,30 @@ from storage.models import (
 from storage.queries import people, verified
 from storage.queries.consultations import consultation_for_update
 
-ORGANISER_PREFIX = "cso"
-KEYS = (
-    "cs_council",
-    "cs_title",
-    "cs_questions",
-    "cs_kind",
-    "cs_text",
-    "cs_audience",
-    "cs_place",
-    "cs_skills",
-    "cs_category",
-    "cs_anonymous",
-    "cs_live",
-    "cs_opens",
-    "cs_days",
-    "cs_everyone",
-)
+
+class ConsultStep(StepName):
+    """/consult's questions, a resident's answers, and /results' follow-ups."""
+
+    ANONYMOUS = "consult.anonymous"
+    ANSWER = "consult.answer"
+    AUDIENCE = "consult.audience"
+    CONFIRM_CLOSE = "consult.confirm_close"
+    COUNCIL = "consult.council"
+    DEADLINE = "consult.deadline"
+    FOLLOW_UP = "consult.follow_up"
+    KIND = "consult.kind"
+    LIVE = "consult.live"
+    OPENS = "consult.opens"
+    OPTIONS = "consult.options"
+    PLACE = "consult.place"
+    PREVIEW = "consult.preview"
+    SKILL_CATEGORY = "consult.skill_category"
+    SKILLS = "consult.skills"
+    TEXT = "consult.text"
+    TITLE = "consult.title"
+    WHERE = "consult.where"
+
+
 KINDS = {
     QuestionKind.SINGLE: N_("One choice"),
     QuestionKind.MULTIPLE: N_("Several choices"),
@@ -100,13 +107,14 @@ def cancel_row(ctx: Context) -> list[Option]:
 
 
 async def new_consultation(ctx: Context) -> Next:
-    ctx.forget_values(*KEYS)
-    ctx.remember(cs_questions=[], cs_skills=[])
-    return await start_in_council(ctx, "cs_council", "consult.title", "consult.council", ORGANISING)
+    ctx.drop(ConsultationDraft)
+    return await start_in_council(
+        ctx, ConsultationDraft, ConsultStep.TITLE, ConsultStep.COUNCIL, ORGANISING
+    )
 
 
 async def council(ctx: Context) -> Council | None:
-    return await council_in_use(ctx, "cs_council", ORGANISING)
+    return await council_in_use(ctx, ConsultationDraft, ORGANISING)
 
 
 async def ask_council(ctx: Context) -> Prompt:
@@ -116,12 +124,12 @@ async def ask_council(ctx: Context) -> Prompt:
 
 
 async def handle_council(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_council=int(value))
-    return "consult.title"
+    ctx.draft(ConsultationDraft).council_id = int(value)
+    return ConsultStep.TITLE
 
 
 async def cancel(ctx: Context, _value: str) -> Next:
-    ctx.forget_values(*KEYS)
+    ctx.drop(ConsultationDraft)
     ctx.say(ctx._("Cancelled: nothing was sent."))
     return END
 
@@ -134,12 +142,12 @@ async def ask_title(ctx: Context) -> Prompt:
 
 
 async def handle_title(ctx: Context, text: str) -> Next:
-    ctx.remember(cs_title=text)
-    return "consult.kind"
+    ctx.draft(ConsultationDraft).title = text
+    return ConsultStep.KIND
 
 
-def drafted(ctx: Context) -> list[dict[str, Any]]:
-    return list(ctx.data.get("cs_questions", []))
+def drafted(ctx: Context) -> list[service.NewQuestion]:
+    return ctx.draft(ConsultationDraft).questions
 
 
 async def ask_kind(ctx: Context) -> Prompt:
@@ -158,9 +166,9 @@ async def handle_kind(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "enough":
-        return "consult.audience"
-    ctx.remember(cs_kind=value)
-    return "consult.text"
+        return ConsultStep.AUDIENCE
+    ctx.draft(ConsultationDraft).kind = QuestionKind(value)
+    return ConsultStep.TEXT
 
 
 async def ask_text(ctx: Context) -> Prompt:
@@ -171,18 +179,21 @@ async def ask_text(ctx: Context) -> Prompt:
 
 
 async def handle_text(ctx: Context, text: str) -> Next:
-    kind = QuestionKind(str(ctx.data.get("cs_kind", QuestionKind.SINGLE.value)))
+    draft = ctx.draft(ConsultationDraft)
+    kind = draft.kind
     if kind in (QuestionKind.SINGLE, QuestionKind.MULTIPLE):
-        ctx.remember(cs_text=text)
-        return "consult.options"
+        draft.text = text
+        return ConsultStep.OPTIONS
     return add_question(ctx, kind, text, [])
 
 
 def add_question(ctx: Context, kind: QuestionKind, text: str, options: list[str]) -> Next:
-    questions = [*drafted(ctx), {"kind": kind.value, "text": text, "options": options}]
-    ctx.remember(cs_questions=questions)
-    ctx.forget_values("cs_kind", "cs_text")
-    return "consult.audience" if len(questions) >= service.MAX_QUESTIONS else "consult.kind"
+    draft = ctx.draft(ConsultationDraft)
+    draft.questions.append(service.NewQuestion(kind, text, options))
+    draft.kind, draft.text = QuestionKind.SINGLE, ""
+    return (
+        ConsultStep.AUDIENCE if len(draft.questions) >= service.MAX_QUESTIONS else ConsultStep.KIND
+    )
 
 
 async def ask_options(ctx: Context) -> Prompt:
@@ -203,9 +214,9 @@ async def handle_options(ctx: Context, text: str) -> Next:
                 "Please write 2 to {most} choices, one per line, each under {length} characters."
             ).format(most=ctx.t.number(service.MAX_OPTIONS), length=ctx.t.number(OPTION_LENGTH))
         )
-        return "consult.options"
-    kind = QuestionKind(str(ctx.data.get("cs_kind", QuestionKind.SINGLE.value)))
-    return add_question(ctx, kind, str(ctx.data.get("cs_text", "")), options)
+        return ConsultStep.OPTIONS
+    draft = ctx.draft(ConsultationDraft)
+    return add_question(ctx, draft.kind, draft.text, options)
 
 
 async def ask_audience(ctx: Context) -> Prompt:
@@ -218,12 +229,12 @@ async def ask_audience(ctx: Context) -> Prompt:
 
 
 async def handle_audience(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_audience=value)
+    ctx.draft(ConsultationDraft).audience = Audience(value)
     if value == Audience.NEIGHBOURHOOD:
-        return "consult.place"
+        return ConsultStep.PLACE
     if value == Audience.SKILLS:
-        return "consult.skills"
-    return "consult.anonymous"
+        return ConsultStep.SKILLS
+    return ConsultStep.ANONYMOUS
 
 
 async def ask_place(ctx: Context) -> Prompt:
@@ -237,15 +248,16 @@ async def ask_place(ctx: Context) -> Prompt:
 async def handle_place(ctx: Context, value: str) -> Next:
     found = await council(ctx)
     if found is None or not value.isdigit() or int(value) >= len(found.neighbourhoods):
-        return "consult.place"
-    ctx.remember(cs_place=found.neighbourhoods[int(value)])
-    return "consult.anonymous"
+        return ConsultStep.PLACE
+    ctx.draft(ConsultationDraft).place = found.neighbourhoods[int(value)]
+    return ConsultStep.ANONYMOUS
 
 
 async def skills_done(ctx: Context) -> Next:
-    if not ctx.data.get("cs_skills"):
-        ctx.remember(cs_audience=Audience.ALL.value)  # none ticked: everyone
-    return "consult.anonymous"
+    draft = ctx.draft(ConsultationDraft)
+    if not draft.skills:
+        draft.audience = Audience.ALL  # none ticked: everyone
+    return ConsultStep.ANONYMOUS
 
 
 async def ask_anonymous(ctx: Context) -> Prompt:
@@ -259,8 +271,8 @@ async def ask_anonymous(ctx: Context) -> Prompt:
 
 
 async def handle_anonymous(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_anonymous=value == "yes")
-    return "consult.live"
+    ctx.draft(ConsultationDraft).anonymous = value == "yes"
+    return ConsultStep.LIVE
 
 
 async def ask_live(ctx: Context) -> Prompt:
@@ -274,8 +286,8 @@ async def ask_live(ctx: Context) -> Prompt:
 
 
 async def handle_live(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_live=value == "yes")
-    return "consult.opens"
+    ctx.draft(ConsultationDraft).live = value == "yes"
+    return ConsultStep.OPENS
 
 
 async def ask_opens(ctx: Context) -> Prompt:
@@ -286,8 +298,8 @@ async def ask_opens(ctx: Context) -> Prompt:
 
 
 async def handle_opens(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_opens=value)
-    return "consult.deadline"
+    ctx.draft(ConsultationDraft).opens_tomorrow = value == "tomorrow"
+    return ConsultStep.DEADLINE
 
 
 def next_friday_evening(found: Council | None, now: datetime) -> datetime:
@@ -299,7 +311,7 @@ def next_friday_evening(found: Council | None, now: datetime) -> datetime:
 
 
 def opening(ctx: Context, found: Council | None, now: datetime) -> datetime:
-    if ctx.data.get("cs_opens") != "tomorrow":
+    if not ctx.draft(ConsultationDraft).opens_tomorrow:
         return now
     zone = ZoneInfo(found.timezone if found else "Europe/Paris")
     tomorrow = now.astimezone(zone).date() + timedelta(days=1)
@@ -321,34 +333,32 @@ async def ask_deadline(ctx: Context) -> Prompt:
 
 
 async def handle_deadline(ctx: Context, value: str) -> Next:
-    ctx.remember(cs_days=value)
-    return "consult.preview"
+    ctx.draft(ConsultationDraft).days = value
+    return ConsultStep.PREVIEW
 
 
-def draft(ctx: Context, found: Council | None) -> service.NewConsultation:
+def consultation_written(ctx: Context, found: Council | None) -> service.NewConsultation:
+    """The consultation as written so far."""
+    draft = ctx.draft(ConsultationDraft)
     now = utcnow()
     opens = opening(ctx, found, now)
-    days = str(ctx.data.get("cs_days", "7"))
+    days = draft.days
     closes = (
         next_friday_evening(found, now)
         if days == "friday"
         else opens + timedelta(days=int(days) if days.isdigit() else 7)
     )
-    questions = [
-        service.NewQuestion(QuestionKind(str(q["kind"])), str(q["text"]), list(q["options"]))
-        for q in drafted(ctx)
-    ]
     return service.NewConsultation(
-        title=str(ctx.data.get("cs_title", "")),
-        questions=questions,
+        title=draft.title,
+        questions=list(draft.questions),
         opens_at=opens,
         closes_at=closes,
-        audience=Audience(str(ctx.data.get("cs_audience", Audience.ALL.value))),
-        neighbourhood=ctx.data.get("cs_place"),
-        skill_ids=[int(s) for s in ctx.data.get("cs_skills", [])],
-        anonymous=bool(ctx.data.get("cs_anonymous", True)),
-        live_results=bool(ctx.data.get("cs_live", False)),
-        counts_unverified=bool(ctx.data.get("cs_everyone", False)),
+        audience=draft.audience,
+        neighbourhood=draft.place,
+        skill_ids=list(draft.skills),
+        anonymous=draft.anonymous,
+        live_results=draft.live,
+        counts_unverified=draft.everyone,
     )
 
 
@@ -360,7 +370,7 @@ async def ask_preview(ctx: Context) -> Prompt:
     found = await council(ctx)
     if found is None:
         return Prompt(ctx._(NOT_STAFF))
-    new = draft(ctx, found)
+    new = consultation_written(ctx, found)
     reach = await service.reach(ctx.session, found, new)
     if reach == 0:
         return Prompt(
@@ -418,21 +428,21 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "audience":
-        return "consult.audience"
+        return ConsultStep.AUDIENCE
     if value in ("everyone", "verified"):
-        ctx.remember(cs_everyone=value == "everyone")
-        return "consult.preview"
+        ctx.draft(ConsultationDraft).everyone = value == "everyone"
+        return ConsultStep.PREVIEW
     found = await council(ctx)
     if found is None:
-        ctx.forget_values(*KEYS)
+        ctx.drop(ConsultationDraft)
         ctx.say(ctx._(NOT_STAFF))
         return END
-    new = draft(ctx, found)
+    new = consultation_written(ctx, found)
     if not new.questions:
-        return "consult.kind"
+        return ConsultStep.KIND
     report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
     consultation = await service.create(ctx.session, found, new, ctx.person, report_to)
-    ctx.forget_values(*KEYS)
+    ctx.drop(ConsultationDraft)
     if consultation.status is ConsultationStatus.OPEN:
         ctx.say(ctx._("On its way. Follow the answers with /results."))
     else:
@@ -447,13 +457,10 @@ async def handle_preview(ctx: Context, value: str) -> Next:
 # --- residents answering -----------------------------------------------------------------------
 
 
-async def start_answering(ctx: Context, args: Sequence[str]) -> None:
-    """The "Answer" button of an invitation (its data is checked, not trusted)."""
+async def start_answering(ctx: Context, button: AnswerButton) -> None:
+    """The "Answer" button of an invitation (its id is checked, not trusted)."""
     assert ctx.person is not None
-    if len(args) != 1 or not args[0].isdigit():
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
-    consultation = await ctx.session.get(Consultation, int(args[0]))
+    consultation = await ctx.session.get(Consultation, button.consultation_id)
     if consultation is None or not await service.may_answer(ctx.session, consultation, ctx.person):
         ctx.toast = ctx._(BROKEN_BUTTON)
         return
@@ -461,8 +468,9 @@ async def start_answering(ctx: Context, args: Sequence[str]) -> None:
         ctx.say(ctx._(CLOSED))
         return
     await service.ballot_for(ctx.session, consultation, ctx.person)
-    ctx.remember(cs_answer=consultation.id, cs_q=0, cs_ticked=None)
-    await ctx.engine.go(ctx, "consult.answer")
+    ctx.drop(BallotDraft)
+    ctx.draft(BallotDraft).consultation_id = consultation.id
+    await ctx.engine.go(ctx, ConsultStep.ANSWER)
 
 
 async def answering(ctx: Context) -> tuple[Consultation, Ballot, list[Question], int] | None:
@@ -472,7 +480,7 @@ async def answering(ctx: Context) -> tuple[Consultation, Ballot, list[Question],
         return None
     loaded = ctx.memo.get("consultation")
     if loaded is None:
-        consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_answer", 0)))
+        consultation = await ctx.session.get(Consultation, ctx.draft(BallotDraft).consultation_id)
         if consultation is None or await service.is_open(consultation) is not Opened.OK:
             return None
         ballot = await service.ballot_for(ctx.session, consultation, ctx.person)
@@ -481,7 +489,7 @@ async def answering(ctx: Context) -> tuple[Consultation, Ballot, list[Question],
     consultation, ballot, questions = loaded
     # What one answers an anonymous consultation is not kept in the conversation either.
     ctx.off_the_record = consultation.anonymous
-    index = min(int(ctx.data.get("cs_q", 0)), len(questions) - 1)
+    index = min(ctx.draft(BallotDraft).question, len(questions) - 1)
     return consultation, ballot, questions, index
 
 
@@ -492,7 +500,7 @@ async def ask_answer(ctx: Context) -> Prompt:
     _consultation, ballot, questions, index = current
     question = questions[index]
     options, text = await service.given(ctx.session, ballot, question)
-    ticked = ctx.data.get("cs_ticked")
+    ticked = ctx.draft(BallotDraft).ticked
     chosen = set(options if ticked is None else ticked)
     head = f"{ctx.t.number(index + 1)}/{ctx.t.number(len(questions))} · {question.text}"
     rows: list[list[Option]] = []
@@ -533,28 +541,27 @@ async def handle_answer_choice(ctx: Context, value: str) -> Next:
     _consultation, ballot, questions, index = current
     question = questions[index]
     if value == "back":
-        ctx.remember(cs_q=max(index - 1, 0), cs_ticked=None)
-        return "consult.answer"
+        ballot_draft = ctx.draft(BallotDraft)
+        ballot_draft.question, ballot_draft.ticked = max(index - 1, 0), None
+        return ConsultStep.ANSWER
     if value == "skip":
         await service.record(ctx.session, ctx.person, ballot, question)
         return await next_question(ctx, index, len(questions))
     if value == "done":
-        ticked = ctx.data.get("cs_ticked")
+        ticked = ctx.draft(BallotDraft).ticked
         if ticked is not None:
-            await service.record(
-                ctx.session, ctx.person, ballot, question, [int(o) for o in ticked]
-            )
+            await service.record(ctx.session, ctx.person, ballot, question, list(ticked))
         return await next_question(ctx, index, len(questions))
     option = int(value[1:])
     if question.kind is QuestionKind.MULTIPLE:
-        ticked = ctx.data.get("cs_ticked")
+        ticked = ctx.draft(BallotDraft).ticked
         before = (
             set(ticked)
             if ticked is not None
             else set((await service.given(ctx.session, ballot, question))[0])
         )
-        ctx.remember(cs_ticked=sorted(before ^ {option}))
-        return "consult.answer"
+        ctx.draft(BallotDraft).ticked = sorted(before ^ {option})
+        return ConsultStep.ANSWER
     await service.record(ctx.session, ctx.person, ballot, question, [option])
     return await next_question(ctx, index, len(questions))
 
@@ -568,22 +575,23 @@ async def handle_answer_text(ctx: Context, text: str) -> Next:
     question = questions[index]
     if question.kind is not QuestionKind.TEXT:
         ctx.say(ctx._("Please answer with the buttons below."))
-        return "consult.answer"
+        return ConsultStep.ANSWER
     await service.record(ctx.session, ctx.person, ballot, question, text=text)
     return await next_question(ctx, index, len(questions))
 
 
 async def too_late(ctx: Context) -> Next:
-    ctx.forget_values("cs_answer", "cs_q", "cs_ticked")
+    ctx.drop(BallotDraft)
     ctx.say(ctx._(CLOSED))
     return END
 
 
 async def next_question(ctx: Context, index: int, count: int) -> Next:
     if index + 1 < count:
-        ctx.remember(cs_q=index + 1, cs_ticked=None)
-        return "consult.answer"
-    consultation = await ctx.session.get_one(Consultation, int(ctx.data.get("cs_answer", 0)))
+        ballot_draft = ctx.draft(BallotDraft)
+        ballot_draft.question, ballot_draft.ticked = index + 1, None
+        return ConsultStep.ANSWER
+    consultation = await ctx.session.get_one(Consultation, ctx.draft(BallotDraft).consultation_id)
     found = await ctx.session.get_one(Council, consultation.council_id)
     assert ctx.person is not None
     if (
@@ -591,7 +599,7 @@ async def next_question(ctx: Context, index: int, count: int) -> Next:
         and (await service.neighbourhood_of(ctx.session, found.id, ctx.person.id)) is None
         and not await said_nothing(ctx, found)
     ):
-        return "consult.where"
+        return ConsultStep.WHERE
     return await finish(ctx, consultation, found)
 
 
@@ -603,7 +611,7 @@ async def said_nothing(ctx: Context, found: Council) -> bool:
 
 
 async def finish(ctx: Context, consultation: Consultation, found: Council) -> Next:
-    ctx.forget_values("cs_answer", "cs_q", "cs_ticked")
+    ctx.drop(BallotDraft)
     ctx.say(
         ctx._(
             "Thank you! Your answers are saved. You can change them until {date}: "
@@ -630,7 +638,7 @@ async def finish(ctx: Context, consultation: Consultation, found: Council) -> Ne
 
 
 async def ask_where(ctx: Context) -> Prompt:
-    consultation = await ctx.session.get_one(Consultation, int(ctx.data.get("cs_answer", 0)))
+    consultation = await ctx.session.get_one(Consultation, ctx.draft(BallotDraft).consultation_id)
     found = await ctx.session.get_one(Council, consultation.council_id)
     rows = [[Option(str(i), place)] for i, place in enumerate(found.neighbourhoods)]
     rows.append([Option("none", ctx._("I'd rather not say"))])
@@ -641,7 +649,7 @@ async def ask_where(ctx: Context) -> Prompt:
 
 async def handle_where(ctx: Context, value: str) -> Next:
     assert ctx.person is not None
-    consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_answer", 0)))
+    consultation = await ctx.session.get(Consultation, ctx.draft(BallotDraft).consultation_id)
     if consultation is None:
         return END
     found = await ctx.session.get_one(Council, consultation.council_id)
@@ -689,24 +697,22 @@ async def card(ctx: Context, consultation: Consultation, found: Council) -> Repl
         lines.append(results.rate_line(ctx.t, consultation.results))
         lines += results.aside_lines(ctx.t, consultation.results)
 
-    def button(label: str, op: str) -> Choice:
-        return Choice(label, action_data(ORGANISER_PREFIX, consultation.id, op))
+    def button(label: str, op: ConsultationOp) -> Choice:
+        return Choice(label, ConsultationButton(consultation.id, op).pack())
 
     rows: list[tuple[Choice, ...]] = []
     if consultation.status is not ConsultationStatus.SCHEDULED:
-        rows.append((button("📊 " + ctx._("See the results"), "see"),))
+        rows.append((button("📊 " + ctx._("See the results"), ConsultationOp.SEE),))
     if consultation.status is ConsultationStatus.OPEN:
-        rows.append((button("⏹ " + ctx._("Close now"), "close"),))
+        rows.append((button("⏹ " + ctx._("Close now"), ConsultationOp.CLOSE),))
     if consultation.status is ConsultationStatus.CLOSED and consultation.followed_up_at is None:
-        rows.append((button("💬 " + ctx._("Tell them what we did"), "follow"),))
+        rows.append((button("💬 " + ctx._("Tell them what we did"), ConsultationOp.FOLLOW),))
     return Reply("\n".join(lines), tuple(rows))
 
 
-async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
-    if len(args) != 2 or not args[0].isdigit():
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
-    consultation = await ctx.session.get(Consultation, int(args[0]))
+async def organiser_action(ctx: Context, button: ConsultationButton) -> None:
+    """A button on a consultation's card: checked against the sender's roles in its council."""
+    consultation = await ctx.session.get(Consultation, button.consultation_id)
     found = None
     if consultation is not None:
         found = await coordinated(
@@ -720,26 +726,26 @@ async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
     if consultation is None or found is None:
         ctx.toast = ctx._(BROKEN_BUTTON)
         return
-    op = args[1]
-    if op == "see" and consultation.status is not ConsultationStatus.SCHEDULED:
+    op = button.op
+    if op is ConsultationOp.SEE and consultation.status is not ConsultationStatus.SCHEDULED:
         final = consultation.status is ConsultationStatus.CLOSED
         figures = await service.figures(ctx.session, consultation, found)
         if figures is not None:
             ctx.replies += await results.result_replies(ctx.t, consultation, figures, final)
         return
-    if op == "close" and consultation.status is ConsultationStatus.OPEN:
-        ctx.remember(cs_edit=consultation.id)
-        await ctx.engine.go(ctx, "consult.confirm_close")
+    if op is ConsultationOp.CLOSE and consultation.status is ConsultationStatus.OPEN:
+        ctx.draft(ConsultationDraft).edit_id = consultation.id
+        await ctx.engine.go(ctx, ConsultStep.CONFIRM_CLOSE)
         return
-    if op == "follow" and consultation.status is ConsultationStatus.CLOSED:
-        ctx.remember(cs_edit=consultation.id)
-        await ctx.engine.go(ctx, "consult.follow_up")
+    if op is ConsultationOp.FOLLOW and consultation.status is ConsultationStatus.CLOSED:
+        ctx.draft(ConsultationDraft).edit_id = consultation.id
+        await ctx.engine.go(ctx, ConsultStep.FOLLOW_UP)
         return
     ctx.say(ctx._("This consultation can no longer be changed."))
 
 
 async def edited(ctx: Context) -> tuple[Consultation, Council] | None:
-    consultation = await ctx.session.get(Consultation, int(ctx.data.get("cs_edit", 0)))
+    consultation = await ctx.session.get(Consultation, ctx.draft(ConsultationDraft).edit_id)
     if consultation is None:
         return None
     found = await coordinated(
@@ -762,7 +768,7 @@ async def ask_confirm_close(ctx: Context) -> Prompt:
 
 async def handle_confirm_close(ctx: Context, value: str) -> Next:
     current = await edited(ctx)
-    ctx.forget_values("cs_edit")
+    ctx.draft(ConsultationDraft).edit_id = 0
     if value != "yes":
         ctx.say(ctx._("Alright, nothing changed."))
         return END
@@ -787,7 +793,7 @@ async def ask_follow_up(ctx: Context) -> Prompt:
 
 async def handle_follow_up(ctx: Context, text: str) -> Next:
     current = await edited(ctx)
-    ctx.forget_values("cs_edit")
+    ctx.draft(ConsultationDraft).edit_id = 0
     if current is None:
         ctx.say(ctx._(NOT_STAFF))
         return END
@@ -809,7 +815,7 @@ async def handle_follow_up(ctx: Context, text: str) -> Next:
 
 
 async def cancel_follow_up(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("cs_edit")
+    ctx.draft(ConsultationDraft).edit_id = 0
     ctx.say(ctx._("Alright, nothing changed."))
     return END
 
@@ -845,6 +851,7 @@ async def register_group(
 
 FLOW = Flow(
     name="consultations",
+    drafts=[ConsultationDraft, BallotDraft],
     exports=[
         Export(
             "consultations",
@@ -859,47 +866,51 @@ FLOW = Flow(
     dashboard=[dashboard.CONSULTATIONS],
     on_join=service.invite_newcomer,
     steps=[
-        Step("consult.council", ask_council, on_choice=handle_council),
+        Step(ConsultStep.COUNCIL, ask_council, on_choice=handle_council),
         Step(
-            "consult.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=200
+            ConsultStep.TITLE,
+            ask_title,
+            on_choice=cancel,
+            on_text=handle_title,
+            max_text_length=200,
         ),
-        Step("consult.kind", ask_kind, on_choice=handle_kind),
-        Step("consult.text", ask_text, on_choice=cancel, on_text=handle_text, max_text_length=300),
+        Step(ConsultStep.KIND, ask_kind, on_choice=handle_kind),
         Step(
-            "consult.options",
+            ConsultStep.TEXT, ask_text, on_choice=cancel, on_text=handle_text, max_text_length=300
+        ),
+        Step(
+            ConsultStep.OPTIONS,
             ask_options,
             on_choice=cancel,
             on_text=handle_options,
             max_text_length=1000,
         ),
-        Step("consult.audience", ask_audience, on_choice=handle_audience),
-        Step("consult.place", ask_place, on_choice=handle_place),
+        Step(ConsultStep.AUDIENCE, ask_audience, on_choice=handle_audience),
+        Step(ConsultStep.PLACE, ask_place, on_choice=handle_place),
         *picker.skill_steps(
-            "consult.skills",
-            council_key="cs_council",
-            skills_key="cs_skills",
-            category_key="cs_category",
-            category_step="consult.skill_category",
+            ConsultStep.SKILLS,
+            draft=ConsultationDraft,
+            category_step=ConsultStep.SKILL_CATEGORY,
             question=N_("Which skills? Members of the directory with one of them are asked."),
             on_done=skills_done,
         ),
-        Step("consult.anonymous", ask_anonymous, on_choice=handle_anonymous),
-        Step("consult.live", ask_live, on_choice=handle_live),
-        Step("consult.opens", ask_opens, on_choice=handle_opens),
-        Step("consult.deadline", ask_deadline, on_choice=handle_deadline),
-        Step("consult.preview", ask_preview, on_choice=handle_preview),
+        Step(ConsultStep.ANONYMOUS, ask_anonymous, on_choice=handle_anonymous),
+        Step(ConsultStep.LIVE, ask_live, on_choice=handle_live),
+        Step(ConsultStep.OPENS, ask_opens, on_choice=handle_opens),
+        Step(ConsultStep.DEADLINE, ask_deadline, on_choice=handle_deadline),
+        Step(ConsultStep.PREVIEW, ask_preview, on_choice=handle_preview),
         Step(
-            "consult.answer",
+            ConsultStep.ANSWER,
             ask_answer,
             on_choice=handle_answer_choice,
             on_text=handle_answer_text,
             max_text_length=service.TEXT_LIMIT,
             in_place=True,
         ),
-        Step("consult.where", ask_where, on_choice=handle_where, in_place=True),
-        Step("consult.confirm_close", ask_confirm_close, on_choice=handle_confirm_close),
+        Step(ConsultStep.WHERE, ask_where, on_choice=handle_where, in_place=True),
+        Step(ConsultStep.CONFIRM_CLOSE, ask_confirm_close, on_choice=handle_confirm_close),
         Step(
-            "consult.follow_up",
+            ConsultStep.FOLLOW_UP,
             ask_follow_up,
             on_choice=cancel_follow_up,
             on_text=handle_follow_up,
@@ -918,8 +929,8 @@ FLOW = Flow(
         ),
     ],
     actions=[
-        Action(service.ANSWER_PREFIX, start_answering),
-        Action(ORGANISER_PREFIX, organiser_action),
+        Action(AnswerButton, start_answering),
+        Action(ConsultationButton, organiser_action),
     ],
     jobs=[OPEN_CONSULTATIONS, CLOSE_CONSULTATIONS],
     group_commands=[GroupCommand("register", register_group)],

@@ -40,7 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts import service as broadcasts
 from flows.calls import service as calls
-from flows.engine import Choice, Notice, NoticeKind, Reply, action_data
+from flows.consultations.buttons import AnswerButton
+from flows.engine import Choice, Notice, NoticeKind, Reply
 from flows.i18n import Translator
 from flows.scheduling import each_due, not_failed
 from storage.models import (
@@ -62,7 +63,6 @@ from storage.models import (
 from storage.queries import verified
 from storage.queries.consultations import consultation_for_update
 
-ANSWER_PREFIX = "cons"
 MAX_QUESTIONS = 5
 MAX_OPTIONS = 8
 TEXT_LIMIT = 300
@@ -202,7 +202,7 @@ def invitation(council: Council, consultation: Consultation, questions: int) -> 
         ]
         if consultation.anonymous:
             lines.append(t._("Your answers are anonymous."))
-        button = Choice("✏️ " + t._("Answer"), action_data(ANSWER_PREFIX, consultation.id))
+        button = Choice("✏️ " + t._("Answer"), AnswerButton(consultation.id).pack())
         about = Notice(
             NoticeKind.CONSULTATION, t.locale, council=council.name, title=consultation.title
         )

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import (
+    END,
+    ChatDraft,
+    Command,
+    Context,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Step,
+    StepName,
+)
 from flows.i18n import N_, SHIPPED_LOCALES, language_name
+
+
+class LanguageStep(StepName):
+    """Choosing a language."""
+
+    CHOOSE = "language.choose"
 
 
 async def choose(ctx: Context) -> Next:
     """Offer the languages, then come back to the question the person was on."""
     current = ctx.conversation.step
-    if current and current != "language.choose":
-        ctx.remember(return_to=current)
-    return "language.choose"
+    if current and current != LanguageStep.CHOOSE:
+        ctx.draft(ChatDraft).return_to = current
+    return LanguageStep.CHOOSE
 
 
 async def ask_language(ctx: Context) -> Prompt:
@@ -22,22 +39,22 @@ async def ask_language(ctx: Context) -> Prompt:
 
 async def handle_language(ctx: Context, locale: str) -> Next:
     """Switch the person's language and go back where they were."""
+    chat = ctx.draft(ChatDraft)
     if ctx.person is not None:
         ctx.person.locale = locale
     else:
-        ctx.remember(locale=locale)
+        chat.locale = locale
     ctx.set_locale(locale)
     ctx.say(
         ctx._("Done: I will write to you in {language}.").format(language=language_name(locale))
     )
-    back = ctx.data.get("return_to")
-    ctx.forget_values("return_to")
-    return back if isinstance(back, str) and back in ctx.engine.steps else END
+    back, chat.return_to = chat.return_to, None
+    return ctx.engine.steps[back].name if back in ctx.engine.steps else END
 
 
 FLOW = Flow(
     name="language",
-    steps=[Step("language.choose", ask_language, on_choice=handle_language)],
+    steps=[Step(LanguageStep.CHOOSE, ask_language, on_choice=handle_language)],
     commands=[
         Command(
             "language",

@@ -6,19 +6,35 @@ that app to the same person, who then chooses which one the council's messages g
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.drafts import Draft
+from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.linking import data, service
 from flows.linking.service import Linked
 from storage.models import utcnow
+
+
+class LinkStep(StepName):
+    """Choosing the app the council writes to."""
+
+    PREFERRED = "link.preferred"
+
 
 CHANNEL_NAMES = {
     "telegram": N_("Telegram"),
     "whatsapp": N_("WhatsApp"),
     "web": N_("the web chat"),
 }
+
+
+@dataclass
+class LinkDraft(Draft, key="link"):
+    """When wrong codes were sent lately (POSIX seconds), to slow down guessing."""
+
+    failures: list[float] = field(default_factory=list)
 
 
 def channel_name(ctx: Context, channel: str) -> str:
@@ -51,7 +67,8 @@ async def link(ctx: Context) -> Next:
 async def take_code(ctx: Context, code: str) -> Next:
     """Link this chat to the person who asked for the code."""
     now = utcnow()
-    failures = [at for at in ctx.data.get("link_failures", []) if now.timestamp() - at < 3600]
+    draft = ctx.draft(LinkDraft)
+    failures = [at for at in draft.failures if now.timestamp() - at < 3600]
     if len(failures) >= service.MAX_FAILURES:
         ctx.say(ctx._("Too many wrong codes. Please try again in an hour."))
         return STAY
@@ -60,7 +77,7 @@ async def take_code(ctx: Context, code: str) -> Next:
         ctx.session, code, inbound.channel, inbound.sender_id, inbound.username, ctx.person, now
     )
     if linking.outcome is Linked.INVALID:
-        ctx.remember(link_failures=[*failures, now.timestamp()])
+        draft.failures = [*failures, now.timestamp()]
         ctx.say(
             ctx._(
                 "This code does not work: it may be mistyped, used already or expired. "
@@ -68,10 +85,10 @@ async def take_code(ctx: Context, code: str) -> Next:
             )
         )
         return STAY
-    ctx.forget_values("link_failures")
+    draft.failures = []
     if linking.outcome is Linked.ALREADY:
         ctx.say(ctx._("This app is already linked to your profile."))
-        return "link.preferred"
+        return LinkStep.PREFERRED
     if linking.outcome is Linked.OTHER_PERSON:
         ctx.say(
             ctx._(
@@ -89,7 +106,7 @@ async def take_code(ctx: Context, code: str) -> Next:
             name=linking.person.first_name or "👋"
         )
     )
-    return "link.preferred"
+    return LinkStep.PREFERRED
 
 
 async def ask_preferred(ctx: Context) -> Prompt:
@@ -107,7 +124,7 @@ async def handle_preferred(ctx: Context, value: str) -> Next:
     assert ctx.person is not None
     chosen = await service.prefer(ctx.session, ctx.person, int(value))
     if chosen is None:
-        return "link.preferred"
+        return LinkStep.PREFERRED
     ctx.say(
         ctx._("Done: the council's messages will reach you on {app}.").format(
             app=channel_name(ctx, chosen.channel)
@@ -118,9 +135,10 @@ async def handle_preferred(ctx: Context, value: str) -> Next:
 
 FLOW = Flow(
     name="linking",
+    drafts=[LinkDraft],
     retention=data.RETENTION,
     personal_data=[data.LINK_CODES],
-    steps=[Step("link.preferred", ask_preferred, on_choice=handle_preferred)],
+    steps=[Step(LinkStep.PREFERRED, ask_preferred, on_choice=handle_preferred)],
     commands=[
         Command(
             "link",

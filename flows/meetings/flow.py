@@ -9,7 +9,7 @@ move it, change its place, cancel it, and mark attendance once it has started.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -31,11 +31,13 @@ from flows.engine import (
     Reply,
     Step,
     StepChoice,
+    StepName,
     StepText,
-    action_data,
 )
 from flows.i18n import N_
 from flows.meetings import dashboard, data, digest, export, service
+from flows.meetings.buttons import MeetingButton, MeetingOp, RsvpButton
+from flows.meetings.drafts import MeetingDraft, RsvpDraft
 from flows.meetings.jobs import MEETING_REMINDERS
 from flows.meetings.service import Answered, Audience, Extra, Rsvp
 from flows.staff import (
@@ -49,25 +51,36 @@ from flows.staff import (
 from flows.talents import picker
 from storage.models import Call, Council, Meeting, MeetingStatus, utcnow
 
-ORGANISER_PREFIX = "mto"
-KEYS = (
-    "mt_council",
-    "mt_title",
-    "mt_text",
-    "mt_place",
-    "mt_geo",
-    "mt_day",
-    "mt_time",
-    "mt_minutes",
-    "mt_capacity",
-    "mt_audience",
-    "mt_skills",
-    "mt_category",
-    "mt_call",
-    "mt_deadline",
-    "mt_reminders",
-    "mt_note",
-)
+
+class MeetingStep(StepName):
+    """/meeting's questions, a resident's answer to an invitation, /meetings' changes."""
+
+    ATTENDANCE = "meetings.attendance"
+    AUDIENCE = "meetings.audience"
+    CALL = "meetings.call"
+    CAPACITY = "meetings.capacity"
+    CONFIRM_CANCEL = "meetings.confirm_cancel"
+    COUNCIL = "meetings.council"
+    DAY = "meetings.day"
+    DEADLINE = "meetings.deadline"
+    DESCRIPTION = "meetings.description"
+    DURATION = "meetings.duration"
+    EDIT_DAY = "meetings.edit_day"
+    EDIT_PLACE = "meetings.edit_place"
+    EDIT_TIME = "meetings.edit_time"
+    GUESTS = "meetings.guests"
+    LOCATION = "meetings.location"
+    NEEDS = "meetings.needs"
+    NOTE = "meetings.note"
+    PLACE = "meetings.place"
+    PREVIEW = "meetings.preview"
+    REMINDERS = "meetings.reminders"
+    SKILL_CATEGORY = "meetings.skill_category"
+    SKILLS = "meetings.skills"
+    TIME = "meetings.time"
+    TITLE = "meetings.title"
+
+
 DAYS_SHOWN = 28
 FIRST_HOUR, LAST_HOUR = 8, 21
 DURATIONS = {"60": N_("1 hour"), "90": N_("1 h 30"), "120": N_("2 hours"), "180": N_("3 hours")}
@@ -103,16 +116,15 @@ def cancel_option(ctx: Context) -> list[Option]:
 
 
 async def new_meeting(ctx: Context) -> Next:
-    ctx.forget_values(*KEYS, "mt_edit")
-    ctx.remember(mt_skills=[], mt_reminders=list(service.DEFAULT_REMINDER_HOURS))
+    ctx.drop(MeetingDraft)
     return await start_in_council(
-        ctx, "mt_council", "meetings.title", "meetings.council", ORGANISING
+        ctx, MeetingDraft, MeetingStep.TITLE, MeetingStep.COUNCIL, ORGANISING
     )
 
 
 async def council(ctx: Context) -> Council | None:
     """The council of the meeting being written, if the sender still organises there."""
-    return await council_in_use(ctx, "mt_council", ORGANISING)
+    return await council_in_use(ctx, MeetingDraft, ORGANISING)
 
 
 async def ask_council(ctx: Context) -> Prompt:
@@ -122,12 +134,12 @@ async def ask_council(ctx: Context) -> Prompt:
 
 
 async def handle_council(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_council=int(value))
-    return "meetings.title"
+    ctx.draft(MeetingDraft).council_id = int(value)
+    return MeetingStep.TITLE
 
 
 async def cancel(ctx: Context, _value: str) -> Next:
-    ctx.forget_values(*KEYS, "mt_edit")
+    ctx.drop(MeetingDraft)
     ctx.say(ctx._("Cancelled: nothing was sent."))
     return END
 
@@ -137,8 +149,8 @@ async def ask_title(ctx: Context) -> Prompt:
 
 
 async def handle_title(ctx: Context, text: str) -> Next:
-    ctx.remember(mt_title=text)
-    return "meetings.description"
+    ctx.draft(MeetingDraft).title = text
+    return MeetingStep.DESCRIPTION
 
 
 async def ask_description(ctx: Context) -> Prompt:
@@ -149,15 +161,15 @@ async def ask_description(ctx: Context) -> Prompt:
 
 
 async def handle_description_text(ctx: Context, text: str) -> Next:
-    ctx.remember(mt_text=text)
-    return "meetings.place"
+    ctx.draft(MeetingDraft).text = text
+    return MeetingStep.PLACE
 
 
 async def handle_description_choice(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
-    ctx.remember(mt_text="")
-    return "meetings.place"
+    ctx.draft(MeetingDraft).text = ""
+    return MeetingStep.PLACE
 
 
 async def ask_place(ctx: Context) -> Prompt:
@@ -165,8 +177,8 @@ async def ask_place(ctx: Context) -> Prompt:
 
 
 async def handle_place(ctx: Context, text: str) -> Next:
-    ctx.remember(mt_place=text)
-    return "meetings.location"
+    ctx.draft(MeetingDraft).place = text
+    return MeetingStep.LOCATION
 
 
 async def ask_location(ctx: Context) -> Prompt:
@@ -177,13 +189,15 @@ async def ask_location(ctx: Context) -> Prompt:
 
 
 async def handle_location(ctx: Context, latitude: float, longitude: float) -> Next:
-    ctx.remember(mt_geo=[latitude, longitude])
-    return "meetings.day"
+    draft = ctx.draft(MeetingDraft)
+    draft.latitude, draft.longitude = latitude, longitude
+    return MeetingStep.DAY
 
 
 async def skip_location(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("mt_geo")
-    return "meetings.day"
+    draft = ctx.draft(MeetingDraft)
+    draft.latitude = draft.longitude = None
+    return MeetingStep.DAY
 
 
 def today(ctx: Context, found: Council | None) -> date:
@@ -243,13 +257,13 @@ async def ask_day(ctx: Context) -> Prompt:
     )
 
 
-def day_handlers(this: str, then: str) -> tuple[StepChoice, StepText]:
+def day_handlers(this: StepName, then: StepName) -> tuple[StepChoice, StepText]:
     """A day tapped or typed ("5/12"), remembered; then the step `then`."""
 
     async def on_choice(ctx: Context, value: str) -> Next:
         if value == "cancel":
             return await cancel_edit(ctx, value)
-        ctx.remember(mt_day=value)
+        ctx.draft(MeetingDraft).day = date.fromisoformat(value)  # one of the days offered
         return then
 
     async def on_text(ctx: Context, text: str) -> Next:
@@ -257,14 +271,14 @@ def day_handlers(this: str, then: str) -> tuple[StepChoice, StepText]:
         if found is None:
             ctx.say(ctx._("I could not read that date. Tap a day, or write it like 5/12."))
             return this
-        ctx.remember(mt_day=found.isoformat())
+        ctx.draft(MeetingDraft).day = found
         return then
 
     return on_choice, on_text
 
 
 def time_handlers(
-    this: str, chosen: Callable[[Context, str], Awaitable[Next]]
+    this: StepName, chosen: Callable[[Context, str], Awaitable[Next]]
 ) -> tuple[StepChoice, StepText]:
     """An hour tapped or typed ("14h30"), handed to `chosen` as "HH:MM"."""
 
@@ -290,20 +304,21 @@ async def ask_time(ctx: Context) -> Prompt:
 
 async def chosen_time(ctx: Context, value: str) -> Next:
     found = await council(ctx)
-    start = local_start(found, str(ctx.data.get("mt_day", "")), value)
+    draft = ctx.draft(MeetingDraft)
+    hour = parse_time(value)
+    start = local_start(found, draft.day, hour)
     if start is None or start <= utcnow():
         ctx.say(ctx._("That moment has passed. Please choose another day or time."))
-        return "meetings.day"
-    ctx.remember(mt_time=value)
-    return "meetings.duration"
+        return MeetingStep.DAY
+    draft.start = hour
+    return MeetingStep.DURATION
 
 
-def local_start(found: Council | None, day: str, hour: str) -> datetime | None:
+def local_start(found: Council | None, day: date | None, hour: time | None) -> datetime | None:
     """The start in UTC, from a day and an hour in the council's time zone."""
-    try:
-        moment = datetime.combine(date.fromisoformat(day), time.fromisoformat(hour))
-    except ValueError:
+    if day is None or hour is None:
         return None
+    moment = datetime.combine(day, hour)
     zone = ZoneInfo(found.timezone if found else "Europe/Paris")
     return moment.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
 
@@ -314,8 +329,8 @@ async def ask_duration(ctx: Context) -> Prompt:
 
 
 async def handle_duration(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_minutes=int(value))
-    return "meetings.capacity"
+    ctx.draft(MeetingDraft).minutes = int(value)
+    return MeetingStep.CAPACITY
 
 
 async def ask_capacity(ctx: Context) -> Prompt:
@@ -329,16 +344,16 @@ async def ask_capacity(ctx: Context) -> Prompt:
 
 
 async def handle_capacity_choice(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_capacity=int(value))
-    return "meetings.audience"
+    ctx.draft(MeetingDraft).capacity = int(value)
+    return MeetingStep.AUDIENCE
 
 
 async def handle_capacity_text(ctx: Context, text: str) -> Next:
     if not text.isdigit() or not 0 < int(text) <= 100_000:
         ctx.say(ctx._("Please write a number of places, like 25."))
-        return "meetings.capacity"
-    ctx.remember(mt_capacity=int(text))
-    return "meetings.audience"
+        return MeetingStep.CAPACITY
+    ctx.draft(MeetingDraft).capacity = int(text)
+    return MeetingStep.AUDIENCE
 
 
 async def ask_audience(ctx: Context) -> Prompt:
@@ -349,24 +364,25 @@ async def ask_audience(ctx: Context) -> Prompt:
 
 
 async def handle_audience(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_audience=value)
+    ctx.draft(MeetingDraft).audience = Audience(value)
     if value == Audience.SKILLS:
-        return "meetings.skills"
+        return MeetingStep.SKILLS
     if value == Audience.CALL:
-        return "meetings.call"
-    return "meetings.deadline"
+        return MeetingStep.CALL
+    return MeetingStep.DEADLINE
 
 
 async def skills_done(ctx: Context) -> Next:
-    if not ctx.data.get("mt_skills"):
-        ctx.remember(mt_audience=Audience.ALL.value)  # none ticked: everyone
-    return "meetings.deadline"
+    draft = ctx.draft(MeetingDraft)
+    if not draft.skills:
+        draft.audience = Audience.ALL  # none ticked: everyone
+    return MeetingStep.DEADLINE
 
 
 async def ask_call(ctx: Context) -> Prompt:
     recent = await ctx.session.scalars(
         select(Call)
-        .where(Call.council_id == int(ctx.data.get("mt_council", 0)))
+        .where(Call.council_id == ctx.draft(MeetingDraft).council_id)
         .order_by(Call.created_at.desc())
         .limit(8)
     )
@@ -383,14 +399,15 @@ async def handle_call(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "all":
-        ctx.remember(mt_audience=Audience.ALL.value)
+        ctx.draft(MeetingDraft).audience = Audience.ALL
     else:
-        ctx.remember(mt_call=int(value))
-    return "meetings.deadline"
+        ctx.draft(MeetingDraft).call_id = int(value)
+    return MeetingStep.DEADLINE
 
 
 def start_of_draft(ctx: Context, found: Council | None) -> datetime | None:
-    return local_start(found, str(ctx.data.get("mt_day", "")), str(ctx.data.get("mt_time", "")))
+    draft = ctx.draft(MeetingDraft)
+    return local_start(found, draft.day, draft.start)
 
 
 async def ask_deadline(ctx: Context) -> Prompt:
@@ -405,17 +422,18 @@ async def ask_deadline(ctx: Context) -> Prompt:
 
 
 async def handle_deadline(ctx: Context, value: str) -> Next:
-    ctx.remember(mt_deadline=int(value))
-    return "meetings.reminders"
+    ctx.draft(MeetingDraft).deadline_days = int(value)
+    return MeetingStep.REMINDERS
 
 
 async def ask_reminders(ctx: Context) -> Prompt:
-    chosen = set(ctx.data.get("mt_reminders", []))
+    draft = ctx.draft(MeetingDraft)
+    chosen = set(draft.reminders)
     rows = [
         [Option(str(hours), (picker.TICK if hours in chosen else "") + ctx._(label))]
         for hours, label in REMINDER_CHOICES.items()
     ]
-    note = ctx.data.get("mt_note")
+    note = draft.note
     rows.append([Option("note", ctx._("Add a personal line"))])
     rows.append([Option(picker.DONE, picker.TICK + ctx._("Done"))])
     text = ctx._("Reminders go to those coming or maybe. Tick when (none: no reminders).")
@@ -426,12 +444,12 @@ async def ask_reminders(ctx: Context) -> Prompt:
 
 async def handle_reminders(ctx: Context, value: str) -> Next:
     if value == picker.DONE:
-        return "meetings.preview"
+        return MeetingStep.PREVIEW
     if value == "note":
-        return "meetings.note"
-    chosen = set(ctx.data.get("mt_reminders", [])) ^ {int(value)}
-    ctx.remember(mt_reminders=sorted(chosen, reverse=True))
-    return "meetings.reminders"
+        return MeetingStep.NOTE
+    draft = ctx.draft(MeetingDraft)
+    draft.reminders = sorted(set(draft.reminders) ^ {int(value)}, reverse=True)
+    return MeetingStep.REMINDERS
 
 
 async def ask_note(ctx: Context) -> Prompt:
@@ -442,44 +460,43 @@ async def ask_note(ctx: Context) -> Prompt:
 
 
 async def handle_note_text(ctx: Context, text: str) -> Next:
-    ctx.remember(mt_note=text)
-    return "meetings.reminders"
+    ctx.draft(MeetingDraft).note = text
+    return MeetingStep.REMINDERS
 
 
 async def handle_note_skip(ctx: Context, _value: str) -> Next:
-    ctx.forget_values("mt_note")
-    return "meetings.reminders"
+    ctx.draft(MeetingDraft).note = ""
+    return MeetingStep.REMINDERS
 
 
-def draft(ctx: Context, found: Council | None) -> service.NewMeeting | None:
+def meeting_written(ctx: Context, found: Council | None) -> service.NewMeeting | None:
+    """The meeting as written so far (None until its start is known)."""
     start = start_of_draft(ctx, found)
     if start is None:
         return None
-    deadline_days = int(ctx.data.get("mt_deadline", 0))
-    geo = ctx.data.get("mt_geo")
-    capacity = int(ctx.data.get("mt_capacity", 0))
+    draft = ctx.draft(MeetingDraft)
     return service.NewMeeting(
-        title=str(ctx.data.get("mt_title", "")),
-        description=str(ctx.data.get("mt_text", "")),
-        place=str(ctx.data.get("mt_place", "")),
+        title=draft.title,
+        description=draft.text,
+        place=draft.place,
         starts_at=start,
-        ends_at=start + timedelta(minutes=int(ctx.data.get("mt_minutes", 120))),
-        capacity=capacity or None,
-        rsvp_deadline=start - timedelta(days=deadline_days) if deadline_days else None,
-        audience=Audience(str(ctx.data.get("mt_audience", Audience.ALL.value))),
-        skill_ids=[int(s) for s in ctx.data.get("mt_skills", [])],
-        call_id=int(ctx.data["mt_call"]) if ctx.data.get("mt_call") else None,
-        reminder_hours=[int(h) for h in ctx.data.get("mt_reminders", [])],
-        reminder_note=ctx.data.get("mt_note") or None,
-        latitude=float(geo[0]) if geo else None,
-        longitude=float(geo[1]) if geo else None,
+        ends_at=start + timedelta(minutes=draft.minutes),
+        capacity=draft.capacity or None,
+        rsvp_deadline=start - timedelta(days=draft.deadline_days) if draft.deadline_days else None,
+        audience=draft.audience,
+        skill_ids=list(draft.skills),
+        call_id=draft.call_id or None,
+        reminder_hours=list(draft.reminders),
+        reminder_note=draft.note or None,
+        latitude=draft.latitude,
+        longitude=draft.longitude,
     )
 
 
 async def ask_preview(ctx: Context) -> Prompt:
     """The invitation as residents will read it, and how many it reaches."""
     found = await council(ctx)
-    new = draft(ctx, found)
+    new = meeting_written(ctx, found)
     if found is None or new is None:
         return Prompt(ctx._(NOT_STAFF))
     reach = await service.reach(ctx.session, found, new)
@@ -530,19 +547,19 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
     if value == "audience":
-        return "meetings.audience"
+        return MeetingStep.AUDIENCE
     found = await council(ctx)
-    new = draft(ctx, found)
+    new = meeting_written(ctx, found)
     if found is None or new is None:
-        ctx.forget_values(*KEYS)
+        ctx.drop(MeetingDraft)
         ctx.say(ctx._(NOT_STAFF))
         return END
     if new.starts_at <= utcnow():
         ctx.say(ctx._("That moment has passed. Please choose another day or time."))
-        return "meetings.day"
+        return MeetingStep.DAY
     report_to = broadcasts.ReportTo(ctx.inbound.channel, ctx.inbound.chat_id, ctx.t.locale)
     outcome, _meeting = await service.send(ctx.session, found, new, ctx.person, report_to)
-    ctx.forget_values(*KEYS)
+    ctx.drop(MeetingDraft)
     if outcome is service.Sent.NOBODY:
         ctx.say(ctx._("Nobody would receive this invitation. Change who is invited, or cancel."))
     else:
@@ -553,14 +570,11 @@ async def handle_preview(ctx: Context, value: str) -> Next:
 # --- residents answering -------------------------------------------------------------------
 
 
-async def answer(ctx: Context, args: Sequence[str]) -> None:
-    """A resident taps coming / maybe / not coming (the button's data is checked)."""
+async def answer(ctx: Context, button: RsvpButton) -> None:
+    """A resident taps coming / maybe / not coming (the ids are checked, not trusted)."""
     assert ctx.person is not None
-    choices = {"coming": Rsvp.COMING, "maybe": Rsvp.MAYBE, "declined": Rsvp.DECLINED}
-    if len(args) != 2 or not args[0].isdigit() or args[1] not in choices:
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
-    result = await service.respond(ctx.session, int(args[0]), ctx.person, choices[args[1]])
+    choice = button.answer.rsvp
+    result = await service.respond(ctx.session, button.meeting_id, ctx.person, choice)
     meeting = result.meeting
     if result.outcome is Answered.NOT_ALLOWED or meeting is None:
         ctx.toast = ctx._(BROKEN_BUTTON)
@@ -581,10 +595,10 @@ async def answer(ctx: Context, args: Sequence[str]) -> None:
         )
         return
     council_ = await ctx.session.get_one(Council, meeting.council_id)
-    if choices[args[1]] is Rsvp.DECLINED:
+    if choice is Rsvp.DECLINED:
         ctx.say(ctx._("Noted. Thank you for telling us!"))
         return
-    if choices[args[1]] is Rsvp.MAYBE:
+    if choice is Rsvp.MAYBE:
         until = meeting.rsvp_deadline or meeting.starts_at
         ctx.say(
             ctx._("Noted: maybe. You can change your answer until {date}.").format(
@@ -592,12 +606,13 @@ async def answer(ctx: Context, args: Sequence[str]) -> None:
             )
         )
         return
-    ctx.remember(mt_answer=meeting.id)
-    await ctx.engine.go(ctx, "meetings.guests")
+    ctx.drop(RsvpDraft)
+    ctx.draft(RsvpDraft).meeting_id = meeting.id
+    await ctx.engine.go(ctx, MeetingStep.GUESTS)
 
 
 async def answered_meeting(ctx: Context) -> Meeting | None:
-    return await ctx.session.get(Meeting, int(ctx.data.get("mt_answer", 0)))
+    return await ctx.session.get(Meeting, ctx.draft(RsvpDraft).meeting_id)
 
 
 async def ask_guests(ctx: Context) -> Prompt:
@@ -612,20 +627,20 @@ async def ask_guests(ctx: Context) -> Prompt:
 async def handle_guests(ctx: Context, value: str) -> Next:
     assert ctx.person is not None
     outcome = await service.set_guests(
-        ctx.session, int(ctx.data.get("mt_answer", 0)), ctx.person, int(value)
+        ctx.session, ctx.draft(RsvpDraft).meeting_id, ctx.person, int(value)
     )
     if outcome is Extra.FULL:
         ctx.say(ctx._("Sorry, there are not enough places left for them."))
-        return "meetings.guests"
+        return MeetingStep.GUESTS
     if outcome is Extra.NOT_COMING:
-        ctx.forget_values("mt_answer", "mt_needs")
+        ctx.drop(RsvpDraft)
         return END
-    ctx.remember(mt_needs=[])
-    return "meetings.needs"
+    ctx.draft(RsvpDraft).needs = []
+    return MeetingStep.NEEDS
 
 
 async def ask_needs(ctx: Context) -> Prompt:
-    chosen = set(ctx.data.get("mt_needs", []))
+    chosen = set(ctx.draft(RsvpDraft).needs)
     rows = [
         [Option(key, (picker.TICK if key in chosen else "") + ctx._(label))]
         for key, label in service.NEEDS.items()
@@ -636,14 +651,13 @@ async def ask_needs(ctx: Context) -> Prompt:
 
 async def handle_needs(ctx: Context, value: str) -> Next:
     assert ctx.person is not None
-    meeting_id = int(ctx.data.get("mt_answer", 0))
+    draft = ctx.draft(RsvpDraft)
     if value != picker.DONE:
-        chosen = sorted(set(ctx.data.get("mt_needs", [])) ^ {value})
-        ctx.remember(mt_needs=chosen)
-        await service.set_needs(ctx.session, meeting_id, ctx.person, chosen)
-        return "meetings.needs"
+        draft.needs = sorted(set(draft.needs) ^ {value})
+        await service.set_needs(ctx.session, draft.meeting_id, ctx.person, draft.needs)
+        return MeetingStep.NEEDS
     meeting = await answered_meeting(ctx)
-    ctx.forget_values("mt_answer", "mt_needs")
+    ctx.drop(RsvpDraft)
     if meeting is not None:
         found = await ctx.session.get_one(Council, meeting.council_id)
         lines = [
@@ -692,51 +706,50 @@ async def meeting_card(ctx: Context, meeting: Meeting, found: Council, now: date
             )
         )
 
-    def button(label: str, op: str) -> Choice:
-        return Choice(label, action_data(ORGANISER_PREFIX, meeting.id, op))
+    def button(label: str, op: MeetingOp) -> Choice:
+        return Choice(label, MeetingButton(meeting.id, op).pack())
 
-    rows: list[tuple[Choice, ...]] = [(button("👥 " + ctx._("Who answered"), "who"),)]
+    rows: list[tuple[Choice, ...]] = [(button("👥 " + ctx._("Who answered"), MeetingOp.WHO),)]
     if meeting.status == MeetingStatus.SCHEDULED and now < meeting.starts_at:
         rows.append(
             (
-                button("🕑 " + ctx._("Change the time"), "time"),
-                button("📍 " + ctx._("Change the place"), "place"),
+                button("🕑 " + ctx._("Change the time"), MeetingOp.TIME),
+                button("📍 " + ctx._("Change the place"), MeetingOp.PLACE),
             )
         )
-        rows.append((button("🚫 " + ctx._("Cancel the meeting"), "cancel"),))
+        rows.append((button("🚫 " + ctx._("Cancel the meeting"), MeetingOp.CANCEL),))
     elif meeting.status == MeetingStatus.SCHEDULED:
-        rows.append((button("✔️ " + ctx._("Mark attendance"), "attend"),))
+        rows.append((button("✔️ " + ctx._("Mark attendance"), MeetingOp.ATTEND),))
     return Reply("\n".join(lines), tuple(rows))
 
 
-async def organiser_action(ctx: Context, args: Sequence[str]) -> None:
+async def organiser_action(ctx: Context, button: MeetingButton) -> None:
     """A button on a meeting's card: checked against the sender's roles in its council."""
-    if len(args) != 2 or not args[0].isdigit():
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
-    meeting = await ctx.session.get(Meeting, int(args[0]))
+    meeting = await ctx.session.get(Meeting, button.meeting_id)
     if meeting is None or await organised(ctx, meeting) is None:
         ctx.toast = ctx._(BROKEN_BUTTON)
         return
-    op = args[1]
-    ctx.forget_values(*KEYS)
-    ctx.remember(mt_edit=meeting.id, mt_council=meeting.council_id, mt_page=0)
+    op = button.op
+    ctx.drop(MeetingDraft)
+    draft = ctx.draft(MeetingDraft)
+    draft.edit_id, draft.council_id = meeting.id, meeting.council_id
     now = utcnow()
-    if op == "who":
+    if op is MeetingOp.WHO:
         ctx.say(await roster_text(ctx, meeting))
         return
     open_ = meeting.status == MeetingStatus.SCHEDULED and now < meeting.starts_at
-    if op in ("time", "place", "cancel") and not open_:
+    if op in (MeetingOp.TIME, MeetingOp.PLACE, MeetingOp.CANCEL) and not open_:
         ctx.say(ctx._("This meeting can no longer be changed."))
         return
-    if op == "attend" and now < meeting.starts_at:
+    if op is MeetingOp.ATTEND and now < meeting.starts_at:
         ctx.say(ctx._("Attendance can be marked once the meeting has started."))
         return
-    steps = {"time": "meetings.edit_day", "place": "meetings.edit_place"}
-    steps |= {"cancel": "meetings.confirm_cancel", "attend": "meetings.attendance"}
-    if op not in steps:
-        ctx.toast = ctx._(BROKEN_BUTTON)
-        return
+    steps = {
+        MeetingOp.TIME: MeetingStep.EDIT_DAY,
+        MeetingOp.PLACE: MeetingStep.EDIT_PLACE,
+        MeetingOp.CANCEL: MeetingStep.CONFIRM_CANCEL,
+        MeetingOp.ATTEND: MeetingStep.ATTENDANCE,
+    }
     await ctx.engine.go(ctx, steps[op])
 
 
@@ -780,7 +793,7 @@ async def roster_text(ctx: Context, meeting: Meeting) -> str:
 
 async def edited(ctx: Context) -> Meeting | None:
     """The meeting being changed, if the sender still organises in its council."""
-    meeting = await ctx.session.get(Meeting, int(ctx.data.get("mt_edit", 0)))
+    meeting = await ctx.session.get(Meeting, ctx.draft(MeetingDraft).edit_id)
     if meeting is None or await organised(ctx, meeting) is None:
         return None
     return meeting
@@ -800,17 +813,17 @@ async def ask_edit_time(ctx: Context) -> Prompt:
     )
 
 
-async def moved(ctx: Context, hour: str) -> Next:
+async def moved(ctx: Context, value: str) -> Next:
     meeting = await edited(ctx)
     if meeting is None:
         return await not_staff(ctx)
     found = await ctx.session.get_one(Council, meeting.council_id)
-    start = local_start(found, str(ctx.data.get("mt_day", "")), hour)
+    start = local_start(found, ctx.draft(MeetingDraft).day, parse_time(value))
     if start is None or start <= utcnow():
         ctx.say(ctx._("That moment has passed. Please choose another day or time."))
-        return "meetings.edit_day"
+        return MeetingStep.EDIT_DAY
     changed = await service.change(ctx.session, meeting, starts_at=start)
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     if changed:
         ctx.say(ctx._("Moved. Everyone invited who did not decline is told, and reminders follow."))
     else:
@@ -827,7 +840,7 @@ async def handle_edit_place(ctx: Context, text: str) -> Next:
     if meeting is None:
         return await not_staff(ctx)
     changed = await service.change(ctx.session, meeting, place=text)
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     if changed:
         ctx.say(ctx._("Changed. Everyone invited who did not decline is told."))
     else:
@@ -836,7 +849,7 @@ async def handle_edit_place(ctx: Context, text: str) -> Next:
 
 
 async def cancel_edit(ctx: Context, _value: str) -> Next:
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     ctx.say(ctx._("Alright, nothing changed."))
     return END
 
@@ -859,7 +872,7 @@ async def handle_confirm_cancel(ctx: Context, value: str) -> Next:
     if meeting is None:
         return await not_staff(ctx)
     cancelled = await service.cancel(ctx.session, meeting)
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     if cancelled:
         ctx.say(ctx._("The meeting is cancelled; everyone invited who did not decline is told."))
     else:
@@ -868,7 +881,7 @@ async def handle_confirm_cancel(ctx: Context, value: str) -> Next:
 
 
 async def not_staff(ctx: Context) -> Next:
-    ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+    ctx.drop(MeetingDraft)
     ctx.say(ctx._(NOT_STAFF))
     return END
 
@@ -880,7 +893,7 @@ async def ask_attendance(ctx: Context) -> Prompt:
     people = [
         g for g in await service.roster(ctx.session, meeting.id) if g.rsvp in service.REMINDED
     ]
-    page = int(ctx.data.get("mt_page", 0))
+    page = ctx.draft(MeetingDraft).page
     shown = people[page * ROSTER_PAGE : (page + 1) * ROSTER_PAGE]
     rows = [
         [Option(str(g.person_id), ("✅ " if g.attended else "◻️ ") + g.first_name)] for g in shown
@@ -904,10 +917,10 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
     meeting = await edited(ctx)
     if meeting is None:
         return await not_staff(ctx)
-    page = int(ctx.data.get("mt_page", 0))
+    draft = ctx.draft(MeetingDraft)
     if value == picker.DONE:
         counts = await service.counts(ctx.session, meeting.id)
-        ctx.forget_values(*KEYS, "mt_edit", "mt_page")
+        ctx.drop(MeetingDraft)
         ctx.say(
             ctx.ngettext("Saved: {count} came.", "Saved: {count} came.", counts.attended).format(
                 count=ctx.t.number(counts.attended)
@@ -915,19 +928,20 @@ async def handle_attendance(ctx: Context, value: str) -> Next:
         )
         return END
     if value in ("prev", "next"):
-        ctx.remember(mt_page=max(page + (1 if value == "next" else -1), 0))
-        return "meetings.attendance"
+        draft.page = max(draft.page + (1 if value == "next" else -1), 0)
+        return MeetingStep.ATTENDANCE
     guest = next(
         (g for g in await service.roster(ctx.session, meeting.id) if str(g.person_id) == value),
         None,
     )
     if guest is not None:
         await service.set_attended(ctx.session, meeting, guest.person_id, not guest.attended)
-    return "meetings.attendance"
+    return MeetingStep.ATTENDANCE
 
 
 FLOW = Flow(
     name="meetings",
+    drafts=[MeetingDraft, RsvpDraft],
     exports=[
         Export(
             "meetings", N_("Meetings and their answers"), ORGANISING, export.meetings, export.rows
@@ -939,71 +953,77 @@ FLOW = Flow(
     dashboard=[dashboard.MEETINGS],
     on_join=service.invite_newcomer,
     steps=[
-        Step("meetings.council", ask_council, on_choice=handle_council),
+        Step(MeetingStep.COUNCIL, ask_council, on_choice=handle_council),
         Step(
-            "meetings.title", ask_title, on_choice=cancel, on_text=handle_title, max_text_length=120
+            MeetingStep.TITLE,
+            ask_title,
+            on_choice=cancel,
+            on_text=handle_title,
+            max_text_length=120,
         ),
         Step(
-            "meetings.description",
+            MeetingStep.DESCRIPTION,
             ask_description,
             on_choice=handle_description_choice,
             on_text=handle_description_text,
             max_text_length=1000,
         ),
         Step(
-            "meetings.place", ask_place, on_choice=cancel, on_text=handle_place, max_text_length=300
+            MeetingStep.PLACE,
+            ask_place,
+            on_choice=cancel,
+            on_text=handle_place,
+            max_text_length=300,
         ),
         Step(
-            "meetings.location", ask_location, on_choice=skip_location, on_location=handle_location
+            MeetingStep.LOCATION, ask_location, on_choice=skip_location, on_location=handle_location
         ),
-        Step("meetings.day", ask_day, *day_handlers("meetings.day", "meetings.time")),
-        Step("meetings.time", ask_time, *time_handlers("meetings.time", chosen_time)),
-        Step("meetings.duration", ask_duration, on_choice=handle_duration),
+        Step(MeetingStep.DAY, ask_day, *day_handlers(MeetingStep.DAY, MeetingStep.TIME)),
+        Step(MeetingStep.TIME, ask_time, *time_handlers(MeetingStep.TIME, chosen_time)),
+        Step(MeetingStep.DURATION, ask_duration, on_choice=handle_duration),
         Step(
-            "meetings.capacity",
+            MeetingStep.CAPACITY,
             ask_capacity,
             on_choice=handle_capacity_choice,
             on_text=handle_capacity_text,
             max_text_length=10,
         ),
-        Step("meetings.audience", ask_audience, on_choice=handle_audience),
+        Step(MeetingStep.AUDIENCE, ask_audience, on_choice=handle_audience),
         *picker.skill_steps(
-            "meetings.skills",
-            council_key="mt_council",
-            skills_key="mt_skills",
-            category_key="mt_category",
-            category_step="meetings.skill_category",
+            MeetingStep.SKILLS,
+            draft=MeetingDraft,
+            category_step=MeetingStep.SKILL_CATEGORY,
             question=N_("Which skills? Members of the directory with one of them are invited."),
             on_done=skills_done,
         ),
-        Step("meetings.call", ask_call, on_choice=handle_call),
-        Step("meetings.deadline", ask_deadline, on_choice=handle_deadline),
-        Step("meetings.reminders", ask_reminders, on_choice=handle_reminders, in_place=True),
+        Step(MeetingStep.CALL, ask_call, on_choice=handle_call),
+        Step(MeetingStep.DEADLINE, ask_deadline, on_choice=handle_deadline),
+        Step(MeetingStep.REMINDERS, ask_reminders, on_choice=handle_reminders, in_place=True),
         Step(
-            "meetings.note",
+            MeetingStep.NOTE,
             ask_note,
             on_choice=handle_note_skip,
             on_text=handle_note_text,
             max_text_length=300,
         ),
-        Step("meetings.preview", ask_preview, on_choice=handle_preview),
-        Step("meetings.guests", ask_guests, on_choice=handle_guests),
-        Step("meetings.needs", ask_needs, on_choice=handle_needs, in_place=True),
+        Step(MeetingStep.PREVIEW, ask_preview, on_choice=handle_preview),
+        Step(MeetingStep.GUESTS, ask_guests, on_choice=handle_guests),
+        Step(MeetingStep.NEEDS, ask_needs, on_choice=handle_needs, in_place=True),
         Step(
-            "meetings.edit_day",
+            MeetingStep.EDIT_DAY,
             ask_edit_day,
-            *day_handlers("meetings.edit_day", "meetings.edit_time"),
+            *day_handlers(MeetingStep.EDIT_DAY, MeetingStep.EDIT_TIME),
         ),
-        Step("meetings.edit_time", ask_edit_time, *time_handlers("meetings.edit_time", moved)),
+        Step(MeetingStep.EDIT_TIME, ask_edit_time, *time_handlers(MeetingStep.EDIT_TIME, moved)),
         Step(
-            "meetings.edit_place",
+            MeetingStep.EDIT_PLACE,
             ask_edit_place,
             on_choice=cancel_edit,
             on_text=handle_edit_place,
             max_text_length=300,
         ),
-        Step("meetings.confirm_cancel", ask_confirm_cancel, on_choice=handle_confirm_cancel),
-        Step("meetings.attendance", ask_attendance, on_choice=handle_attendance, in_place=True),
+        Step(MeetingStep.CONFIRM_CANCEL, ask_confirm_cancel, on_choice=handle_confirm_cancel),
+        Step(MeetingStep.ATTENDANCE, ask_attendance, on_choice=handle_attendance, in_place=True),
     ],
     commands=[
         Command(
@@ -1020,8 +1040,8 @@ FLOW = Flow(
         ),
     ],
     actions=[
-        Action(service.RSVP_PREFIX, answer),
-        Action(ORGANISER_PREFIX, organiser_action),
+        Action(RsvpButton, answer),
+        Action(MeetingButton, organiser_action),
     ],
     jobs=[MEETING_REMINDERS],
 )

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.quiet import next_allowed
 from flows.calls import service as calls
-from flows.engine import Choice, Notice, NoticeKind, Reply, action_data
+from flows.engine import Choice, Notice, NoticeKind, Reply
 from flows.i18n import N_, Translator
+from flows.meetings.buttons import RsvpAnswer, RsvpButton
 from flows.meetings.calendar import attachment
 from flows.scheduling import each_due
 from storage.models import (
@@ -52,7 +53,6 @@ REMINDERS_JOB = "meeting-reminders"
 
 SummaryWriter = Callable[[AsyncSession, Translator, Meeting], Awaitable[str]]
 
-RSVP_PREFIX = "mtg"
 DEFAULT_REMINDER_HOURS = (24, 2)
 MAX_GUESTS = 3
 NEEDS = {
@@ -153,19 +153,12 @@ def notice(
 
 
 def rsvp_buttons(t: Translator, meeting_id: int) -> tuple[tuple[Choice, ...], ...]:
+    def button(mark: str, answer: RsvpAnswer) -> Choice:
+        return Choice(f"{mark} " + t._(ANSWERS[answer.rsvp]), RsvpButton(meeting_id, answer).pack())
+
     return (
-        (
-            Choice(
-                "✅ " + t._(ANSWERS[Rsvp.COMING]), action_data(RSVP_PREFIX, meeting_id, "coming")
-            ),
-            Choice("🤔 " + t._(ANSWERS[Rsvp.MAYBE]), action_data(RSVP_PREFIX, meeting_id, "maybe")),
-        ),
-        (
-            Choice(
-                "❌ " + t._(ANSWERS[Rsvp.DECLINED]),
-                action_data(RSVP_PREFIX, meeting_id, "declined"),
-            ),
-        ),
+        (button("✅", RsvpAnswer.COMING), button("🤔", RsvpAnswer.MAYBE)),
+        (button("❌", RsvpAnswer.DECLINED),),
     )
 
 

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from dataclasses import dataclass
+
+from flows.drafts import Draft
+from flows.engine import (
+    END,
+    ChatDraft,
+    Command,
+    Context,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Step,
+    StepName,
+)
 from flows.help.flow import summary
 from flows.i18n import N_
+from flows.language.flow import LanguageStep
 from flows.onboarding import service
 from flows.subscription import service as subscription
 from flows.verification import service as verification_service
@@ -12,8 +27,23 @@ from flows.verification.flow import redeem_for
 from storage.models import Council
 from storage.queries import councils
 
+
+class OnboardingStep(StepName):
+    """Joining a council."""
+
+    CHOOSE_COUNCIL = "onboarding.choose_council"
+    CONSENT = "onboarding.consent"
+
+
 DISPLAYED_SLUG_LENGTH = 40
 LINK_SEPARATOR = "__"  # council slugs have no underscore
+
+
+@dataclass
+class OnboardingDraft(Draft, key="onboarding"):
+    council_id: int = 0  # the council being joined
+    invite_code: str = ""  # the flyer's code the link carried, redeemed once a member
+    then: str = ""  # the command the link asked for, run once a member
 
 
 async def start(ctx: Context) -> Next:
@@ -26,11 +56,12 @@ async def start(ctx: Context) -> Next:
     link, _, code = ctx.inbound.argument.strip().partition(" ")
     slug, _, then = link.partition(LINK_SEPARATOR)
     code = code.strip()
+    draft = ctx.draft(OnboardingDraft)
     if code:
-        ctx.remember(invite_code=code[: verification_service.MAX_TYPED + 1])
+        draft.invite_code = code[: verification_service.MAX_TYPED + 1]
     command = ctx.engine.commands.get(then)
     if command is not None and not command.roles and command.name != "start":
-        ctx.remember(then=command.name)
+        draft.then = command.name
     council = await councils.by_slug(ctx.session, slug) if slug else None
     if slug and council is None:
         ctx.say(
@@ -49,11 +80,11 @@ async def start(ctx: Context) -> Next:
             return END
         if len(available) == 1 and not slug:
             council = available[0]
-    ctx.remember(locale=ctx.t.locale)
+    ctx.draft(ChatDraft).locale = ctx.t.locale
     if council is None:
-        return "onboarding.choose_council"
-    ctx.remember(council=council.id)
-    return "onboarding.consent"
+        return OnboardingStep.CHOOSE_COUNCIL
+    draft.council_id = council.id
+    return OnboardingStep.CONSENT
 
 
 async def welcome_back(ctx: Context, council: Council | None) -> Next:
@@ -76,17 +107,17 @@ async def welcome_back(ctx: Context, council: Council | None) -> Next:
 
 async def redeem_code(ctx: Context) -> None:
     """Use the invitation code the link carried, now that the person is a member."""
-    code = ctx.data.get("invite_code")
-    ctx.forget_values("invite_code")
-    if isinstance(code, str) and code:
+    draft = ctx.draft(OnboardingDraft)
+    code, draft.invite_code = draft.invite_code, ""
+    if code:
         await redeem_for(ctx, code)
 
 
 async def carry_on(ctx: Context) -> Next:
     """After joining: what the link asked for, or the list of what one can do."""
-    then = ctx.data.get("then")
-    ctx.forget_values("then")
-    command = ctx.engine.commands.get(str(then)) if then else None
+    draft = ctx.draft(OnboardingDraft)
+    then, draft.then = draft.then, ""
+    command = ctx.engine.commands.get(then) if then else None
     if command is not None:
         return await command.run(ctx)
     ctx.say(await summary(ctx))
@@ -104,14 +135,14 @@ async def handle_council(ctx: Context, value: str) -> Next:
     """Remember the chosen council, then ask for consent."""
     council = await councils.by_id(ctx.session, int(value))
     if council is None:  # removed since the buttons were sent
-        return "onboarding.choose_council"
-    ctx.remember(council=council.id)
-    return "onboarding.consent"
+        return OnboardingStep.CHOOSE_COUNCIL
+    ctx.draft(OnboardingDraft).council_id = council.id
+    return OnboardingStep.CONSENT
 
 
 async def ask_consent(ctx: Context) -> Prompt:
     """Show the privacy notice and ask for consent."""
-    council = await councils.by_id(ctx.session, int(ctx.data["council"]))
+    council = await councils.by_id(ctx.session, ctx.draft(OnboardingDraft).council_id)
     name = council.name if council else ""
     greeting = ctx._("Hello {name}! I am Coup de pouce, the chat bot of {council}.").format(
         name=ctx.inbound.first_name or "👋", council=name
@@ -135,10 +166,10 @@ async def ask_consent(ctx: Context) -> Prompt:
 async def handle_consent(ctx: Context, value: str) -> Next:
     """Register the person on yes; keep nothing on no."""
     if value == "language":
-        ctx.remember(return_to="onboarding.consent")
-        return "language.choose"
+        ctx.draft(ChatDraft).return_to = OnboardingStep.CONSENT
+        return LanguageStep.CHOOSE
     if value == "no":
-        ctx.conversation.data = {}
+        ctx.drop_all()
         ctx.say(
             ctx._(
                 "No problem: nothing about you has been kept. "
@@ -146,9 +177,10 @@ async def handle_consent(ctx: Context, value: str) -> Next:
             )
         )
         return END
-    council = await councils.by_id(ctx.session, int(ctx.data["council"]))
+    draft = ctx.draft(OnboardingDraft)
+    council = await councils.by_id(ctx.session, draft.council_id)
     if council is None:
-        return "onboarding.choose_council"
+        return OnboardingStep.CHOOSE_COUNCIL
     inbound = ctx.inbound
     ctx.person = await service.register(
         ctx.session,
@@ -162,21 +194,20 @@ async def handle_consent(ctx: Context, value: str) -> Next:
         council,
     )
     ctx.conversation.person_id = ctx.person.id
-    then, code = ctx.data.get("then"), ctx.data.get("invite_code")
-    ctx.conversation.data = {"then": then} if then else {}
+    ctx.drop(ChatDraft)  # the person's language is theirs now
+    draft.council_id = 0
     ctx.say(ctx._("Thank you! You are now a member of {council}.").format(council=council.name))
-    if code:
-        ctx.remember(invite_code=code)
-        await redeem_code(ctx)
+    await redeem_code(ctx)
     ctx.replies += await ctx.engine.joined(ctx.session, ctx.person, council)
     return await carry_on(ctx)
 
 
 FLOW = Flow(
     name="onboarding",
+    drafts=[OnboardingDraft],
     steps=[
-        Step("onboarding.choose_council", ask_council, on_choice=handle_council),
-        Step("onboarding.consent", ask_consent, on_choice=handle_consent),
+        Step(OnboardingStep.CHOOSE_COUNCIL, ask_council, on_choice=handle_council),
+        Step(OnboardingStep.CONSENT, ask_consent, on_choice=handle_consent),
     ],
     commands=[
         Command(

@@ -16,9 +16,17 @@ from flows.engine import (
     Option,
     Prompt,
     Step,
+    StepName,
 )
 from flows.i18n import N_
 from flows.privacy import inactive, retention, service
+from flows.privacy.buttons import StayButton
+
+
+class PrivacyStep(StepName):
+    """Erasing oneself."""
+
+    CONFIRM_FORGET = "privacy.confirm_forget"
 
 
 async def send_my_data(ctx: Context) -> Next:
@@ -45,7 +53,7 @@ async def forget(ctx: Context) -> Next:
     if ctx.person is None:
         ctx.say(ctx._("There is nothing to erase: we keep nothing about you."))
         return STAY
-    return "privacy.confirm_forget"
+    return PrivacyStep.CONFIRM_FORGET
 
 
 async def ask_confirm_forget(ctx: Context) -> Prompt:
@@ -80,8 +88,8 @@ async def handle_confirm_forget(ctx: Context, value: str) -> Next:
 FLOW = Flow(
     name="privacy",
     retention=retention.RULES,
-    actions=[Action(inactive.STAY_PREFIX, inactive.stay)],
-    steps=[Step("privacy.confirm_forget", ask_confirm_forget, on_choice=handle_confirm_forget)],
+    actions=[Action(StayButton, inactive.stay)],
+    steps=[Step(PrivacyStep.CONFIRM_FORGET, ask_confirm_forget, on_choice=handle_confirm_forget)],
     commands=[
         Command(
             "mydata",

@@ -16,16 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from flows.broadcasts.service import to_payload
-from flows.engine import Choice, Context, Flow, Job, Reply, action_data
+from flows.engine import Choice, Context, Flow, Job, Reply
 from flows.i18n import Translator
 from flows.privacy import service
+from flows.privacy.buttons import StayButton
 from flows.scheduling import each_due
 from storage.models import Council, Membership, Person, PersonStatus, Priority
 from storage.queries import outbox, people
 
 log = logging.getLogger(__name__)
 
-STAY_PREFIX = "stay"
 JOB = "inactive-members"
 NOTICE = timedelta(days=30)  # between the warning and the erasure
 DAYS_PER_MONTH = 30.44
@@ -49,7 +49,7 @@ def warning(t: Translator, council: Council, membership_id: int, on: datetime) -
             "want to stay, you will leave the council on {date}, and everything we keep about "
             "you will be erased."
         ).format(council=council.name, date=t.moment(on, council.timezone)),
-        ((Choice("✅ " + t._("I want to stay"), action_data(STAY_PREFIX, membership_id)),),),
+        ((Choice("✅ " + t._("I want to stay"), StayButton(membership_id).pack()),),),
     )
 
 
@@ -139,11 +139,9 @@ async def _gone_silent(session: AsyncSession, now: datetime) -> list[Person]:
     ]
 
 
-async def stay(ctx: Context, args: Sequence[str]) -> None:
+async def stay(ctx: Context, button: StayButton) -> None:
     """The tap on "I want to stay": the warning is withdrawn, the person is active again."""
-    membership = None
-    if len(args) == 1 and args[0].isdigit() and ctx.person is not None:
-        membership = await ctx.session.get(Membership, int(args[0]))
+    membership = await ctx.session.get(Membership, button.membership_id)
     if membership is None or ctx.person is None or membership.person_id != ctx.person.id:
         ctx.toast = ctx._("Sorry, this button does not work.")
         return

@@ -9,45 +9,74 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from flows.engine import END, Action, Command, Context, Export, Flow, Next, Option, Prompt, Step
+from flows.engine import (
+    END,
+    Action,
+    Command,
+    Context,
+    Export,
+    Flow,
+    Next,
+    Option,
+    Prompt,
+    Step,
+    StepName,
+)
 from flows.i18n import N_
 from flows.onboarding.service import current_council
 from flows.staff import COORDINATING
 from flows.talents import dashboard, data, digest, export, picker, service
+from flows.talents.buttons import Refresh, RefreshButton
 from flows.talents.catalogue import AVAILABILITY, TRANSLATION_KEY, category_label, skill_label
-from flows.talents.jobs import REFRESH_PREFIX, REFRESH_PROFILES
+from flows.talents.drafts import TalentDraft
+from flows.talents.jobs import REFRESH_PROFILES
 from flows.talents.picker import TICK
 from storage.models import Council, Skill
 from storage.queries import councils, talents
+
+
+class TalentStep(StepName):
+    """Writing, seeing and editing one's profile in the directory."""
+
+    AVAILABILITY = "talents.availability"
+    CATEGORY = "talents.category"
+    CONFIRM_LEAVE = "talents.confirm_leave"
+    CONTACT = "talents.contact"
+    LANGUAGES = "talents.languages"
+    NEIGHBOURHOOD = "talents.neighbourhood"
+    PROFILE = "talents.profile"
+    SKILLS = "talents.skills"
+    WORDS = "talents.words"
+
 
 # --- the draft, kept in the conversation ---------------------------------------------------
 
 
 def draft_of(ctx: Context) -> service.Draft:
-    return service.Draft(**ctx.data.get("talent", {}))
+    return ctx.draft(TalentDraft).profile
 
 
 def keep(ctx: Context, draft: service.Draft) -> None:
-    ctx.remember(talent=dataclasses.asdict(draft))
+    ctx.draft(TalentDraft).profile = draft
 
 
 async def council_of(ctx: Context) -> Council:
-    council = await councils.by_id(ctx.session, int(ctx.data["talent_council"]))
+    council = await councils.by_id(ctx.session, ctx.draft(TalentDraft).council_id)
     assert council is not None
     return council
 
 
 async def catalogue(ctx: Context) -> Sequence[Skill]:
-    return await talents.skills(ctx.session, int(ctx.data["talent_council"]))
+    return await talents.skills(ctx.session, ctx.draft(TalentDraft).council_id)
 
 
-async def saved_or_next(ctx: Context, next_step: str) -> Next:
+async def saved_or_next(ctx: Context, next_step: StepName) -> Next:
     """While editing a saved profile, save now and show it; else go on to the next question."""
-    if not ctx.data.get("talent_editing"):
+    if not ctx.draft(TalentDraft).editing:
         return next_step
     await service.save(ctx.session, await council_of(ctx), _person_id(ctx), draft_of(ctx))
     ctx.say(ctx._("Saved."))
-    return "talents.profile"
+    return TalentStep.PROFILE
 
 
 def _person_id(ctx: Context) -> int:
@@ -65,13 +94,14 @@ async def open_directory(ctx: Context) -> Next:
     if council is None:
         ctx.say(ctx._("First, let's get you started: send /start."))
         return END
-    ctx.remember(talent_council=council.id, talent_editing=False)
+    ctx.drop(TalentDraft)
+    ctx.draft(TalentDraft).council_id = council.id
     if not await talents.skills(ctx.session, council.id):
         await service.seed_catalogue(ctx.session, council)  # a council from before the directory
     talent = await talents.profile(ctx.session, council.id, ctx.person.id)
     if talent is not None:
         keep(ctx, service.Draft.of(talent))
-        return "talents.profile"
+        return TalentStep.PROFILE
     keep(ctx, service.Draft())
     ctx.say(
         ctx._(
@@ -79,7 +109,7 @@ async def open_directory(ctx: Context) -> Next:
             "and the council can ask you when a neighbourhood project needs it."
         ).format(council=council.name)
     )
-    return "talents.skills"
+    return TalentStep.SKILLS
 
 
 # --- skills, by category -------------------------------------------------------------------
@@ -100,19 +130,19 @@ async def ask_skills(ctx: Context) -> Prompt:
 async def handle_skills(ctx: Context, value: str) -> Next:
     """Open a category, or move on."""
     if value.startswith(picker.CATEGORY):
-        ctx.remember(talent_category=value.removeprefix(picker.CATEGORY))
-        return "talents.category"
+        ctx.draft(TalentDraft).category = value.removeprefix(picker.CATEGORY)
+        return TalentStep.CATEGORY
     skills = await catalogue(ctx)
     chosen = set(draft_of(ctx).skill_ids)
     speaks = any(skill.key == TRANSLATION_KEY and skill.id in chosen for skill in skills)
-    if ctx.data.get("talent_editing") and not speaks:
-        return await saved_or_next(ctx, "talents.words")
-    return "talents.languages" if speaks else "talents.words"
+    if ctx.draft(TalentDraft).editing and not speaks:
+        return await saved_or_next(ctx, TalentStep.WORDS)
+    return TalentStep.LANGUAGES if speaks else TalentStep.WORDS
 
 
 async def ask_category(ctx: Context) -> Prompt:
     """Tick the skills of one category."""
-    category = str(ctx.data.get("talent_category", ""))
+    category = ctx.draft(TalentDraft).category
     rows = picker.skill_rows(ctx, await catalogue(ctx), category, draft_of(ctx).skill_ids)
     return Prompt(
         ctx._("{category}: tap what you can do (tap again to untick).").format(
@@ -125,10 +155,10 @@ async def ask_category(ctx: Context) -> Prompt:
 async def handle_category(ctx: Context, value: str) -> Next:
     """Tick or untick a skill, or go back to the categories."""
     if value == picker.BACK:
-        return "talents.skills"
+        return TalentStep.SKILLS
     draft = draft_of(ctx)
     keep(ctx, dataclasses.replace(draft, skill_ids=picker.toggled(draft.skill_ids, value)))
-    return "talents.category"
+    return TalentStep.CATEGORY
 
 
 # --- languages and own words ---------------------------------------------------------------
@@ -144,11 +174,11 @@ async def ask_languages(ctx: Context) -> Prompt:
 
 async def handle_languages_text(ctx: Context, text: str) -> Next:
     keep(ctx, dataclasses.replace(draft_of(ctx), languages=text))
-    return await saved_or_next(ctx, "talents.words")
+    return await saved_or_next(ctx, TalentStep.WORDS)
 
 
 async def handle_languages_skip(ctx: Context, value: str) -> Next:
-    return await saved_or_next(ctx, "talents.words")
+    return await saved_or_next(ctx, TalentStep.WORDS)
 
 
 async def ask_words(ctx: Context) -> Prompt:
@@ -161,11 +191,11 @@ async def ask_words(ctx: Context) -> Prompt:
 
 async def handle_words_text(ctx: Context, text: str) -> Next:
     keep(ctx, dataclasses.replace(draft_of(ctx), own_words=text))
-    return await saved_or_next(ctx, "talents.availability")
+    return await saved_or_next(ctx, TalentStep.AVAILABILITY)
 
 
 async def handle_words_skip(ctx: Context, value: str) -> Next:
-    return await saved_or_next(ctx, "talents.availability")
+    return await saved_or_next(ctx, TalentStep.AVAILABILITY)
 
 
 # --- availability, neighbourhood, contact --------------------------------------------------
@@ -187,10 +217,10 @@ async def handle_availability(ctx: Context, value: str) -> Next:
         draft = draft_of(ctx)
         setattr(draft, value, not getattr(draft, value))  # value is one of AVAILABILITY
         keep(ctx, draft)
-        return "talents.availability"
+        return TalentStep.AVAILABILITY
     council = await council_of(ctx)
     return await saved_or_next(
-        ctx, "talents.neighbourhood" if council.neighbourhoods else "talents.contact"
+        ctx, TalentStep.NEIGHBOURHOOD if council.neighbourhoods else TalentStep.CONTACT
     )
 
 
@@ -206,7 +236,7 @@ async def handle_neighbourhood(ctx: Context, value: str) -> Next:
     council = await council_of(ctx)
     place = None if value == "none" else council.neighbourhoods[int(value)]
     keep(ctx, dataclasses.replace(draft_of(ctx), neighbourhood=place))
-    return await saved_or_next(ctx, "talents.contact")
+    return await saved_or_next(ctx, TalentStep.CONTACT)
 
 
 async def ask_contact(ctx: Context) -> Prompt:
@@ -233,7 +263,7 @@ async def handle_contact(ctx: Context, value: str) -> Next:
         ctx.say(ctx._("Welcome to the talent directory of {council}!").format(council=council.name))
     else:
         ctx.say(ctx._("Saved."))
-    return "talents.profile"
+    return TalentStep.PROFILE
 
 
 # --- the profile ---------------------------------------------------------------------------
@@ -278,22 +308,22 @@ async def ask_profile(ctx: Context) -> Prompt:
     return Prompt(await summary(ctx, council, draft_of(ctx)), rows)
 
 
-EDITS: dict[str, str] = {
-    "skills": "talents.skills",
-    "availability": "talents.availability",
-    "words": "talents.words",
-    "contact": "talents.contact",
-    "neighbourhood": "talents.neighbourhood",
+EDITS: dict[str, TalentStep] = {
+    "skills": TalentStep.SKILLS,
+    "availability": TalentStep.AVAILABILITY,
+    "words": TalentStep.WORDS,
+    "contact": TalentStep.CONTACT,
+    "neighbourhood": TalentStep.NEIGHBOURHOOD,
 }
 
 
 async def handle_profile(ctx: Context, value: str) -> Next:
     if value == "close":
-        ctx.forget_values("talent", "talent_council", "talent_editing", "talent_category")
+        ctx.drop(TalentDraft)
         return END
     if value == "leave":
-        return "talents.confirm_leave"
-    ctx.remember(talent_editing=True)
+        return TalentStep.CONFIRM_LEAVE
+    ctx.draft(TalentDraft).editing = True
     return EDITS[value]
 
 
@@ -306,59 +336,58 @@ async def ask_confirm_leave(ctx: Context) -> Prompt:
 
 async def handle_confirm_leave(ctx: Context, value: str) -> Next:
     if value == "stay":
-        return "talents.profile"
+        return TalentStep.PROFILE
     await service.leave(ctx.session, await council_of(ctx), _person_id(ctx))
-    ctx.forget_values("talent", "talent_council", "talent_editing", "talent_category")
+    ctx.drop(TalentDraft)
     ctx.say(ctx._("You have left the directory. Come back any time with /talents."))
     return END
 
 
-async def confirm_profile(ctx: Context, args: Sequence[str]) -> None:
+async def confirm_profile(ctx: Context, button: RefreshButton) -> None:
     """Answer to "is your profile still right?": keep it visible, or open it to update it."""
-    if len(args) != 2 or not args[0].isdigit() or args[1] not in {"ok", "edit"}:
-        ctx.toast = ctx._("Sorry, this button does not work.")
-        return
-    talent = await service.confirm(ctx.session, int(args[0]), _person_id(ctx))
+    talent = await service.confirm(ctx.session, button.profile_id, _person_id(ctx))
     if talent is None:
         ctx.toast = ctx._("Sorry, this button does not work.")
         return
-    if args[1] == "ok":
+    if button.answer is Refresh.OK:
         ctx.say(ctx._("Thank you: your profile stays visible to the council."))
         return
-    ctx.remember(talent_council=talent.council_id, talent_editing=False)
-    await ctx.engine.go(ctx, "talents.profile")
+    ctx.drop(TalentDraft)
+    ctx.draft(TalentDraft).council_id = talent.council_id
+    await ctx.engine.go(ctx, TalentStep.PROFILE)
 
 
 FLOW = Flow(
     name="talents",
+    drafts=[TalentDraft],
     exports=[Export("talents", N_("Talent directory"), COORDINATING, export.directory)],
     personal_data=[data.PROFILES],
     digest=[digest.SECTION],
     dashboard=[dashboard.DIRECTORY],
     steps=[
-        Step("talents.skills", ask_skills, on_choice=handle_skills, in_place=True),
-        Step("talents.category", ask_category, on_choice=handle_category, in_place=True),
+        Step(TalentStep.SKILLS, ask_skills, on_choice=handle_skills, in_place=True),
+        Step(TalentStep.CATEGORY, ask_category, on_choice=handle_category, in_place=True),
         Step(
-            "talents.languages",
+            TalentStep.LANGUAGES,
             ask_languages,
             on_choice=handle_languages_skip,
             on_text=handle_languages_text,
             max_text_length=service.MAX_LANGUAGES,
         ),
         Step(
-            "talents.words",
+            TalentStep.WORDS,
             ask_words,
             on_choice=handle_words_skip,
             on_text=handle_words_text,
             max_text_length=service.MAX_OWN_WORDS,
         ),
         Step(
-            "talents.availability", ask_availability, on_choice=handle_availability, in_place=True
+            TalentStep.AVAILABILITY, ask_availability, on_choice=handle_availability, in_place=True
         ),
-        Step("talents.neighbourhood", ask_neighbourhood, on_choice=handle_neighbourhood),
-        Step("talents.contact", ask_contact, on_choice=handle_contact),
-        Step("talents.profile", ask_profile, on_choice=handle_profile),
-        Step("talents.confirm_leave", ask_confirm_leave, on_choice=handle_confirm_leave),
+        Step(TalentStep.NEIGHBOURHOOD, ask_neighbourhood, on_choice=handle_neighbourhood),
+        Step(TalentStep.CONTACT, ask_contact, on_choice=handle_contact),
+        Step(TalentStep.PROFILE, ask_profile, on_choice=handle_profile),
+        Step(TalentStep.CONFIRM_LEAVE, ask_confirm_leave, on_choice=handle_confirm_leave),
     ],
     commands=[
         Command(
@@ -368,6 +397,6 @@ FLOW = Flow(
             words=frozenset({"annuaire", "directory", "المواهب"}),
         )
     ],
-    actions=[Action(REFRESH_PREFIX, confirm_profile)],
+    actions=[Action(RefreshButton, confirm_profile)],
     jobs=[REFRESH_PROFILES],
 )

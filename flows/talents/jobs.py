@@ -9,13 +9,13 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.broadcasts.service import to_payload
-from flows.engine import Choice, Job, Reply, action_data
+from flows.engine import Choice, Job, Reply
 from flows.i18n import Translator
 from flows.scheduling import each_due
+from flows.talents.buttons import Refresh, RefreshButton
 from storage.models import Council, Person, PersonStatus, Priority, TalentProfile
 from storage.queries import councils, outbox, people
 
-REFRESH_PREFIX = "tref"
 REFRESH_JOB = "refresh-profiles"
 BATCH = 500  # questions queued per council and tick; the rest wait for the next tick
 
@@ -27,8 +27,8 @@ def question(t: Translator, council: Council, profile_id: int) -> Reply:
             "Tell us, or it will be hidden from searches in a few weeks."
         ).format(council=council.name),
         (
-            (Choice("✅ " + t._("Still right"), action_data(REFRESH_PREFIX, profile_id, "ok")),),
-            (Choice(t._("Update it"), action_data(REFRESH_PREFIX, profile_id, "edit")),),
+            (Choice("✅ " + t._("Still right"), RefreshButton(profile_id, Refresh.OK).pack()),),
+            (Choice(t._("Update it"), RefreshButton(profile_id, Refresh.EDIT).pack()),),
         ),
     )
 

@@ -6,8 +6,10 @@ Used by residents describing themselves and by coordinators describing a call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
 
-from flows.engine import Context, Next, Option, Prompt, Step
+from flows.engine import Context, Next, Option, Prompt, Step, StepName
+from flows.staff import StaffDraft
 from flows.talents.catalogue import category_label, skill_label
 from storage.models import Skill
 from storage.queries import talents
@@ -16,6 +18,15 @@ TICK = "✅ "
 CATEGORY = "cat:"
 DONE = "done"
 BACK = "back"
+
+
+@dataclass
+class SkillsDraft(StaffDraft):
+    """The part of a staff task's draft the skill picker fills: the skills ticked, and the
+    category open."""
+
+    skills: list[int] = field(default_factory=list)
+    category: str = ""
 
 
 def category_rows(
@@ -53,12 +64,10 @@ def toggled(chosen: Collection[int], value: str) -> list[int]:
 
 
 def skill_steps(
-    name: str,
+    name: StepName,
     *,
-    council_key: str,
-    skills_key: str,
-    category_key: str,
-    category_step: str,
+    draft: type[SkillsDraft],
+    category_step: StepName,
     question: str,
     on_done: Callable[[Context], Awaitable[Next]],
 ) -> tuple[Step, Step]:
@@ -67,11 +76,11 @@ def skill_steps(
     with N_() by the caller; Done hands over to `on_done`."""
 
     async def catalogue(ctx: Context) -> Sequence[Skill]:
-        return await talents.skills(ctx.session, int(ctx.data.get(council_key, 0)))
+        return await talents.skills(ctx.session, ctx.draft(draft).council_id)
 
     async def ask(ctx: Context) -> Prompt:
         skills = await catalogue(ctx)
-        chosen = list(ctx.data.get(skills_key, []))
+        chosen = ctx.draft(draft).skills
         text = ctx._(question)
         if chosen:
             names = chosen_names(ctx, skills, chosen)
@@ -80,22 +89,22 @@ def skill_steps(
 
     async def handle(ctx: Context, value: str) -> Next:
         if value.startswith(CATEGORY):
-            ctx.remember(**{category_key: value.removeprefix(CATEGORY)})
+            ctx.draft(draft).category = value.removeprefix(CATEGORY)
             return category_step
         return await on_done(ctx)
 
     async def ask_category(ctx: Context) -> Prompt:
-        category = str(ctx.data.get(category_key, ""))
-        chosen = list(ctx.data.get(skills_key, []))
+        picking = ctx.draft(draft)
         return Prompt(
-            category_label(category, ctx.t),
-            skill_rows(ctx, await catalogue(ctx), category, chosen),
+            category_label(picking.category, ctx.t),
+            skill_rows(ctx, await catalogue(ctx), picking.category, picking.skills),
         )
 
     async def handle_category(ctx: Context, value: str) -> Next:
         if value == BACK:
             return name
-        ctx.remember(**{skills_key: toggled(ctx.data.get(skills_key, []), value)})
+        picking = ctx.draft(draft)
+        picking.skills = toggled(picking.skills, value)
         return category_step
 
     return (

@@ -6,32 +6,44 @@ The council is checked again at every step: button data can be forged, roles rev
 
 from __future__ import annotations
 
-from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step
+from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.staff import council_in_use, council_options, start_in_council
 from flows.talents.catalogue import category_label, skill_label
+from flows.talents.drafts import SearchDraft
 from flows.talents.flow import AVAILABILITY
 from storage.models import Council, Role
 from storage.queries import talents
 
+
+class SearchStep(StepName):
+    """/search's questions and results."""
+
+    COUNCIL = "search.council"
+    PLACE = "search.place"
+    RESULTS = "search.results"
+    SKILL = "search.skill"
+    SKILL_IN_CATEGORY = "search.skill_in_category"
+    WHEN = "search.when"
+
+
 PAGE_SIZE = 10
 ANY = "any"
-SEARCH_KEYS = ("search_council", "search_category", "search_skill", "search_when", "search_place")
 
 
 async def start_search(ctx: Context) -> Next:
     """Search in the coordinator's council, asking which if several."""
-    ctx.forget_values(*SEARCH_KEYS, "search_page")
-    return await start_in_council(ctx, "search_council", "search.skill", "search.council")
+    ctx.drop(SearchDraft)
+    return await start_in_council(ctx, SearchDraft, SearchStep.SKILL, SearchStep.COUNCIL)
 
 
 async def council(ctx: Context) -> Council | None:
     """The council searched, if the sender still coordinates it."""
-    return await council_in_use(ctx, "search_council")
+    return await council_in_use(ctx, SearchDraft)
 
 
 def refused(ctx: Context) -> Next:
-    ctx.forget_values(*SEARCH_KEYS, "search_page")
+    ctx.drop(SearchDraft)
     ctx.say(ctx._("This command is for council coordinators and organisers."))
     return END
 
@@ -41,8 +53,8 @@ async def ask_council(ctx: Context) -> Prompt:
 
 
 async def handle_council(ctx: Context, value: str) -> Next:
-    ctx.remember(search_council=int(value))
-    return "search.skill"
+    ctx.draft(SearchDraft).council_id = int(value)
+    return SearchStep.SKILL
 
 
 async def ask_skill(ctx: Context) -> Prompt:
@@ -61,15 +73,15 @@ async def handle_skill(ctx: Context, value: str) -> Next:
     if await council(ctx) is None:
         return refused(ctx)
     if value.startswith("cat:"):
-        ctx.remember(search_category=value.removeprefix("cat:"))
-        return "search.skill_in_category"
-    ctx.remember(search_skill=None)
-    return "search.when"
+        ctx.draft(SearchDraft).category = value.removeprefix("cat:")
+        return SearchStep.SKILL_IN_CATEGORY
+    ctx.draft(SearchDraft).skill_id = None
+    return SearchStep.WHEN
 
 
 async def ask_skill_in_category(ctx: Context) -> Prompt:
     found = await council(ctx)
-    category = str(ctx.data.get("search_category", ""))
+    category = ctx.draft(SearchDraft).category
     skills = await talents.skills(ctx.session, found.id) if found else []
     rows = [
         [Option(str(skill.id), skill_label(skill, ctx.t))]
@@ -82,9 +94,9 @@ async def ask_skill_in_category(ctx: Context) -> Prompt:
 
 async def handle_skill_in_category(ctx: Context, value: str) -> Next:
     if value == "back":
-        return "search.skill"
-    ctx.remember(search_skill=int(value))
-    return "search.when"
+        return SearchStep.SKILL
+    ctx.draft(SearchDraft).skill_id = int(value)
+    return SearchStep.WHEN
 
 
 async def ask_when(ctx: Context) -> Prompt:
@@ -97,8 +109,9 @@ async def handle_when(ctx: Context, value: str) -> Next:
     found = await council(ctx)
     if found is None:
         return refused(ctx)
-    ctx.remember(search_when=None if value == ANY else value, search_page=0)
-    return "search.place" if found.neighbourhoods else "search.results"
+    draft = ctx.draft(SearchDraft)
+    draft.when, draft.page = (None if value == ANY else value), 0
+    return SearchStep.PLACE if found.neighbourhoods else SearchStep.RESULTS
 
 
 async def ask_place(ctx: Context) -> Prompt:
@@ -113,8 +126,8 @@ async def handle_place(ctx: Context, value: str) -> Next:
     found = await council(ctx)
     if found is None:
         return refused(ctx)
-    ctx.remember(search_place=None if value == ANY else found.neighbourhoods[int(value)])
-    return "search.results"
+    ctx.draft(SearchDraft).place = None if value == ANY else found.neighbourhoods[int(value)]
+    return SearchStep.RESULTS
 
 
 async def ask_results(ctx: Context) -> Prompt:
@@ -122,16 +135,17 @@ async def ask_results(ctx: Context) -> Prompt:
     found = await council(ctx)
     if found is None:
         return Prompt(ctx._("This command is for council coordinators and organisers."))
-    when = ctx.data.get("search_when")
+    draft = ctx.draft(SearchDraft)
+    when = draft.when
     criteria = talents.Criteria(
         council_id=found.id,
-        skill_id=ctx.data.get("search_skill"),
+        skill_id=draft.skill_id,
         weekdays=when == "weekdays",
         evenings=when == "evenings",
         weekends=when == "weekends",
-        neighbourhood=ctx.data.get("search_place"),
+        neighbourhood=draft.place,
     )
-    page = int(ctx.data.get("search_page", 0))
+    page = draft.page
     total, results = await talents.search(ctx.session, criteria, page * PAGE_SIZE, PAGE_SIZE)
     if total == 0:
         return Prompt(
@@ -173,29 +187,30 @@ async def ask_results(ctx: Context) -> Prompt:
 
 async def handle_results(ctx: Context, value: str) -> Next:
     if value == "close":
-        ctx.forget_values(*SEARCH_KEYS, "search_page")
+        ctx.drop(SearchDraft)
         return END
     if value == "new":
-        return "search.skill"
-    page = int(ctx.data.get("search_page", 0))
-    ctx.remember(search_page=max(page + (1 if value == "next" else -1), 0))
-    return "search.results"
+        return SearchStep.SKILL
+    draft = ctx.draft(SearchDraft)
+    draft.page = max(draft.page + (1 if value == "next" else -1), 0)
+    return SearchStep.RESULTS
 
 
 FLOW = Flow(
     name="search",
+    drafts=[SearchDraft],
     steps=[
-        Step("search.council", ask_council, on_choice=handle_council),
-        Step("search.skill", ask_skill, on_choice=handle_skill, in_place=True),
+        Step(SearchStep.COUNCIL, ask_council, on_choice=handle_council),
+        Step(SearchStep.SKILL, ask_skill, on_choice=handle_skill, in_place=True),
         Step(
-            "search.skill_in_category",
+            SearchStep.SKILL_IN_CATEGORY,
             ask_skill_in_category,
             on_choice=handle_skill_in_category,
             in_place=True,
         ),
-        Step("search.when", ask_when, on_choice=handle_when),
-        Step("search.place", ask_place, on_choice=handle_place),
-        Step("search.results", ask_results, on_choice=handle_results, in_place=True),
+        Step(SearchStep.WHEN, ask_when, on_choice=handle_when),
+        Step(SearchStep.PLACE, ask_place, on_choice=handle_place),
+        Step(SearchStep.RESULTS, ask_results, on_choice=handle_results, in_place=True),
     ],
     commands=[
         Command(

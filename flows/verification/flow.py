@@ -6,11 +6,21 @@ onboarding redeems the code once the person is a member (see `redeem_for`).
 
 from __future__ import annotations
 
-from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step
+from dataclasses import dataclass, field
+
+from flows.drafts import Draft
+from flows.engine import END, STAY, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.verification import dashboard, data, service
 from flows.verification.service import Redeemed
 from storage.models import utcnow
+
+
+class VerifyStep(StepName):
+    """Typing a verification code."""
+
+    CODE = "verify.code"
+
 
 FAILURE_WINDOW_SECONDS = 3600
 HOW_TO_COUNT = N_(
@@ -19,14 +29,21 @@ HOW_TO_COUNT = N_(
 )
 
 
+@dataclass
+class VerifyDraft(Draft, key="verify"):
+    """When wrong codes were typed lately (POSIX seconds), to slow down guessing."""
+
+    failures: list[float] = field(default_factory=list)
+
+
 async def verify(ctx: Context) -> Next:
     """Take the code given with the command, or ask for it."""
     typed = ctx.inbound.argument.strip()
     if not typed:
-        return "verify.code"
+        return VerifyStep.CODE
     await redeem_for(ctx, typed)
     # Sent in the middle of something else (answering a consultation): carry on there.
-    return END if ctx.conversation.step in (None, "verify.code") else STAY
+    return END if ctx.conversation.step in (None, VerifyStep.CODE) else STAY
 
 
 async def ask_code(ctx: Context) -> Prompt:
@@ -52,17 +69,16 @@ async def redeem_for(ctx: Context, typed: str) -> Redeemed | None:
     """Redeem a code for the current person and say how it went (None: too many tries)."""
     assert ctx.person is not None
     now = utcnow().timestamp()
-    failures = [
-        at for at in ctx.data.get("verify_failures", []) if now - at < FAILURE_WINDOW_SECONDS
-    ]
+    draft = ctx.draft(VerifyDraft)
+    failures = [at for at in draft.failures if now - at < FAILURE_WINDOW_SECONDS]
     if len(failures) >= service.MAX_FAILURES:
         ctx.say(ctx._("Too many wrong codes. Please try again in an hour."))
         return None
     outcome = await service.redeem(ctx.session, ctx.person, typed)
     if outcome in (Redeemed.INVALID, Redeemed.MALFORMED):
-        ctx.remember(verify_failures=[*failures, now])
+        draft.failures = [*failures, now]
     elif outcome is Redeemed.VERIFIED:
-        ctx.forget_values("verify_failures")
+        draft.failures = []
     ctx.say(told(ctx, outcome))
     return outcome
 
@@ -96,11 +112,12 @@ def told(ctx: Context, outcome: Redeemed) -> str:
 
 FLOW = Flow(
     name="verification",
+    drafts=[VerifyDraft],
     personal_data=[data.INVITE_CODES],
     dashboard=[dashboard.MEMBERS],
     steps=[
         Step(
-            "verify.code",
+            VerifyStep.CODE,
             ask_code,
             on_choice=cancel,
             on_text=handle_code,
