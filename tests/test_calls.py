@@ -16,6 +16,7 @@ from storage.models import Call, CallAnswer, Council, Identity, TalentProfile, u
 from storage.queries import people
 from tests.conftest import in_transaction
 from tests.emulator import BotApiEmulator, FakeUser
+from tests.factories import add_residents
 from tests.helpers import FR, run_cli
 from tests.test_talents import coordinator_of, seed_directory
 
@@ -243,6 +244,18 @@ async def test_an_introduction_happens_only_on_yes_then_through_the_bot(
     cook.tap("Answer", relayed)
     cook.send("Oui, avec plaisir")
     await nadia.wait_for(lambda m: "Oui, avec plaisir" in (m.text or ""))
+
+    # Another member with a copy of the "Answer" button cannot write into their exchange.
+    async def another_member(session: AsyncSession) -> None:
+        await add_residents(session, await session.get_one(Council, council.id), [44_998], ["en"])
+
+    await in_transaction(bot, another_member)
+    stranger = emulator.resident(44_998, language_code="en")
+    answered = len(stranger.answered_callbacks)
+    stranger.tap_data(relayed.button("Answer").callback_data or "", relayed)
+    await emulator.wait_until(lambda: len(stranger.answered_callbacks) > answered or None, 5)
+    assert stranger.answered_callbacks[-1].params.get("text") == "Sorry, this button does not work."
+    assert not stranger.inbox
 
 
 async def test_a_no_is_respected_silently(
