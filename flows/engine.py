@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, inspect, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows.buttons import Button, decode
@@ -524,7 +524,18 @@ class Engine:
         """Process one inbound event; the transaction commits before anything is sent.
 
         `along` is the channel's own bookkeeping for this event (WhatsApp's window), done in
-        the same transaction: it is kept exactly when the event is."""
+        the same transaction: it is kept exactly when the event is. An event whose database
+        connection turned out dead (the server restarted; connections are not pinged before
+        use) is run again once, on a fresh one."""
+        try:
+            return await self._handle(inbound, along)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("the database connection was lost; running the event again")
+            return await self._handle(inbound, along)
+
+    async def _handle(self, inbound: Inbound, along: AlongHook | None) -> Outcome:
         if not inbound.private:
             return await self._in_group(inbound)
         if inbound.blocked is not None:
@@ -561,11 +572,14 @@ class Engine:
             outcome.off_the_record = ctx.off_the_record
             if along is not None:
                 await along(session, outcome)
-            if ctx.drop_conversation or (
-                ctx.conversation.step is None and not ctx.conversation.data and ctx.person is None
-            ):
+            stored = inspect(ctx.conversation).persistent
+            empty = ctx.conversation.step is None and not ctx.conversation.data
+            if ctx.drop_conversation or (empty and ctx.person is None):
                 # Nothing to keep for someone who has not consented and is not being asked.
-                await _discard(session, ctx.conversation)
+                if stored:
+                    await _discard(session, ctx.conversation)
+            elif not stored and not (empty and not ctx.conversation.prompt):
+                await _keep(session, ctx.conversation, inbound)
         if outcome.erased:  # committed: now the files keep no copy either
             bind = session.bind
             if isinstance(bind, AsyncEngine):
@@ -780,26 +794,33 @@ async def _first_time(session: AsyncSession, inbound: Inbound) -> bool:
 
 
 async def _load_conversation(session: AsyncSession, inbound: Inbound) -> Conversation:
-    """The chat's conversation row, locked for this transaction, created if new."""
-    query = (
-        select(Conversation)
-        .where(Conversation.channel == inbound.channel, Conversation.external_id == inbound.chat_id)
-        .with_for_update()
-    )
-    conversation = await session.scalar(query)
+    """The chat's conversation row, locked for this transaction; for a new chat, a fresh
+    one that is written only if the event leaves something in it (`_keep`)."""
+    conversation = await session.scalar(_conversation_of(inbound).with_for_update())
     if conversation is not None:
         return conversation
+    return Conversation(
+        channel=inbound.channel, external_id=inbound.chat_id, data={}, prompt=0, options=[]
+    )
+
+
+def _conversation_of(inbound: Inbound) -> Select[Conversation]:
+    return select(Conversation).where(
+        Conversation.channel == inbound.channel, Conversation.external_id == inbound.chat_id
+    )
+
+
+async def _keep(session: AsyncSession, conversation: Conversation, inbound: Inbound) -> None:
+    """Write a new chat's conversation, now that there is something in it."""
     try:
         async with session.begin_nested():
-            conversation = Conversation(
-                channel=inbound.channel, external_id=inbound.chat_id, data={}, prompt=0, options=[]
-            )
             session.add(conversation)
     except IntegrityError:
-        # Another process created it at the same moment: use theirs.
-        conversation = await session.scalar(query)
-        assert conversation is not None
-    return conversation
+        # The same chat's other event made it meanwhile: this event's state goes on top.
+        stored = await session.scalar(_conversation_of(inbound).with_for_update())
+        assert stored is not None
+        for column in ("person_id", "step", "prompt", "options", "data"):
+            setattr(stored, column, getattr(conversation, column))
 
 
 async def _discard(session: AsyncSession, conversation: Conversation) -> None:

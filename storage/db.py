@@ -50,7 +50,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout (a round trip per transaction): a connection the server
+    # dropped fails its first statement, the pool is invalidated, and the engine runs the
+    # event again once (`flows.engine.Engine.handle`).
+    kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(sa_url, **kwargs)
 
 
