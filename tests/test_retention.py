@@ -68,9 +68,14 @@ async def seed(session: AsyncSession, council: Council, now: datetime) -> dict[s
 
     gone = message(OutboxStatus.SENT, done, old)
     still_sending = message(OutboxStatus.SENT, running, old)  # its broadcast is not over
+    # …for one of its messages waits to go. Waiting messages are due tomorrow: the dispatcher
+    # running beside the test neither sends them nor closes the broadcast meanwhile.
+    unsent = message(OutboxStatus.PENDING, running, now)
     waiting = message(OutboxStatus.PENDING, None, old)
+    for later in (unsent, waiting):
+        later.next_attempt_at = now + timedelta(days=1)
     recent = message(OutboxStatus.SENT, None, now)
-    session.add_all([gone, still_sending, waiting, recent])
+    session.add_all([gone, still_sending, unsent, waiting, recent])
     member_chat = "member-chat"
     session.add(
         Identity(person_id=bruno.id, channel="web", external_id=member_chat, preferred=False)
@@ -113,6 +118,7 @@ async def seed(session: AsyncSession, council: Council, now: datetime) -> dict[s
     await session.flush()
     return {
         "still_sending": still_sending.id,
+        "unsent": unsent.id,
         "waiting": waiting.id,
         "recent": recent.id,
         "mail_waiting": mail_waiting.id,
@@ -146,7 +152,7 @@ async def test_what_is_kept_for_a_while_goes_once_that_while_has_passed(
     left = await in_transaction(bot, remaining)
     assert left == {
         "events": [2],
-        "outbox": sorted([kept["still_sending"], kept["waiting"], kept["recent"]]),
+        "outbox": sorted([kept["still_sending"], kept["unsent"], kept["waiting"], kept["recent"]]),
         "web": sorted([kept["mail_waiting"], kept["visitor_today"]]),
         "invites": [kept["coming"]],
         "links": 1,

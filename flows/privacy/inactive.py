@@ -54,8 +54,8 @@ def warning(t: Translator, council: Council, membership_id: int, on: datetime) -
 
 
 def job(flows: Sequence[Flow]) -> Job:
-    """The daily job: warn those whose silence nears their council's period, erase those who
-    were warned a month ago and have said nothing since."""
+    """Every six hours: warn those whose silence nears their council's period, erase those
+    who were warned a month ago and have said nothing since."""
     capabilities = [data for flow in flows for data in flow.personal_data]
 
     async def run(session: AsyncSession, now: datetime) -> int:
