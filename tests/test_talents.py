@@ -350,6 +350,16 @@ async def test_stale_profiles_are_asked_then_hidden_until_confirmed(
     assert await bot.scheduler.tick(REFRESH_PROFILES) == 0  # asked once, not at every tick
     bot.dispatcher.wake()
     question = await member.wait_for(lambda m: "is it still right?" in (m.text or ""))
+    # Another member's copy of the buttons confirms nothing (the month below still hides 3).
+    neighbour = emulator.resident(41_002)
+    answered = len(neighbour.answered_callbacks)
+    neighbour.tap_data(question.button("✅ Still right").callback_data or "", question)
+    await emulator.wait_until(lambda: len(neighbour.answered_callbacks) > answered or None, 5)
+    toast = neighbour.answered_callbacks[-1].params.get("text")
+    assert toast in {
+        EN._("Sorry, this button does not work."),
+        FR._("Sorry, this button does not work."),
+    }
 
     async def a_month_passes(session: AsyncSession) -> None:
         await session.execute(
