@@ -40,7 +40,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:
-    """Take one update from Telegram; answer 200 even when a flow fails (else Telegram retries)."""
+    """Take one update from Telegram; 200 once it is kept, even when a flow failed on it (it
+    got an apology: a retry would fail the same), 500 when it could not be kept at all (the
+    database out of reach): Telegram sends it again."""
     given = request.headers.get(SECRET_HEADER)
     if given is None:
         return web.Response(status=401, text="missing secret token")
@@ -55,7 +57,8 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     try:
         await request.app[TELEGRAM].process_json(data)
     except Exception:
-        log.exception("webhook update %s failed", data.get("update_id"))
+        log.exception("webhook update %s could not be kept", data.get("update_id"))
+        return web.Response(status=500, text="not kept, send it again")
     return web.Response(text="ok")
 
 

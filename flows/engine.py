@@ -18,12 +18,9 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import Select, delete, inspect, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows.buttons import Button, decode
@@ -33,8 +30,9 @@ from flows.i18n import Translator, negotiate
 if TYPE_CHECKING:
     from flows.broadcasts.report import Price
     from flows.sections import DashboardSection, DigestSection
+from flows.unit import Unit
 from storage.db import scrub, session_scope
-from storage.models import Conversation, Council, Person, ProcessedEvent, Role, utcnow
+from storage.models import Conversation, Council, Person, Role
 from storage.queries import people
 
 log = logging.getLogger(__name__)
@@ -64,6 +62,21 @@ class Inbound:
     event_id: int | None = None  # for deduplication of re-delivered events
     blocked: bool | None = None  # the person blocked (True) or unblocked (False) the bot
     location: tuple[float, float] | None = None  # a place shared on the map: latitude, longitude
+
+
+class Event(NamedTuple):
+    """An inbound event and the channel's own bookkeeping for it (see `AlongHook`)."""
+
+    inbound: Inbound
+    along: AlongHook | None = None
+
+
+class FlowError(Exception):
+    """A flow raised on the event at `index` of a unit (the cause is chained)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 @dataclass(frozen=True)
@@ -364,6 +377,8 @@ class Context:
     off_the_record: bool = False  # see Outcome.off_the_record
     # The drafts read in this event (None: dropped), written back when it has been handled.
     drafts: dict[type[Draft], Draft | None] = field(default_factory=dict)
+    # The unit of work, where what is read for all its events is found (None: read it here).
+    unit: Unit | None = None
 
     def _(self, message: str) -> str:
         return self.t._(message)
@@ -414,7 +429,10 @@ class Context:
 
     async def roles(self) -> set[tuple[Council, Role]]:
         """The staff roles this sender holds, per council (admins hold none: they are above)."""
-        return await people.roles_of(self.session, self.inbound.channel, self.inbound.sender_id)
+        sender = (self.inbound.channel, self.inbound.sender_id)
+        if self.unit is not None:  # read for every sender of the unit at once
+            return set(await self.unit.roles_of(sender))
+        return await people.roles_of(self.session, *sender)
 
     @property
     def is_admin(self) -> bool:
@@ -521,69 +539,131 @@ class Engine:
         return Translator(negotiate(inbound.language_code))
 
     async def handle(self, inbound: Inbound, *, along: AlongHook | None = None) -> Outcome:
-        """Process one inbound event; the transaction commits before anything is sent.
+        """Process one inbound event; the transaction commits before anything is sent. A
+        flow's failure is raised (the channel answers with `apology`).
 
         `along` is the channel's own bookkeeping for this event (WhatsApp's window), done in
-        the same transaction: it is kept exactly when the event is. An event whose database
-        connection turned out dead (the server restarted; connections are not pinged before
-        use) is run again once, on a fresh one."""
+        the same transaction: it is kept exactly when the event is."""
         try:
-            return await self._handle(inbound, along)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-            log.warning("the database connection was lost; running the event again")
-            return await self._handle(inbound, along)
+            return (await self._attempt([Event(inbound, along)]))[0]
+        except FlowError as failed:
+            raise (failed.__cause__ or failed) from None
 
-    async def _handle(self, inbound: Inbound, along: AlongHook | None) -> Outcome:
-        if not inbound.private:
-            return await self._in_group(inbound)
-        if inbound.blocked is not None:
-            await self._on_reachability(inbound, reachable=not inbound.blocked)
-            return Outcome()
+    async def handle_batch(self, events: Sequence[Event]) -> list[Outcome]:
+        """Process events that came together (a batch of updates) as one unit of work: one
+        transaction, committed before anything is sent; an outcome per event, in order.
+
+        A flow that fails spoils only its own event: the unit's transaction is rolled back,
+        the events before it run again as a unit, it runs alone (and gets the apology if it
+        fails again: not what another event of the unit did, then, but its own fault), and
+        those after it go on as a unit."""
+        outcomes: list[Outcome] = []
+        rest = list(events)
+        while rest:
+            try:
+                outcomes += await self._attempt(rest)
+                return outcomes
+            except FlowError as failed:
+                spoilt = rest[failed.index]
+                log.info("a flow failed in a unit of %d events: running it alone", len(rest))
+                if failed.index:
+                    outcomes += await self.handle_batch(rest[: failed.index])
+                try:
+                    outcomes += await self._attempt([spoilt])
+                except FlowError as again:
+                    log.error("a flow failed", exc_info=again.__cause__)
+                    outcomes.append(Outcome(replies=[apology(spoilt.inbound)]))
+                rest = rest[failed.index + 1 :]
+        return outcomes
+
+    async def _attempt(self, events: Sequence[Event]) -> list[Outcome]:
+        """One transaction for the events. One whose database connection turned out dead (the
+        server restarted; connections are not pinged before use) is run again once, on a
+        fresh one."""
+        try:
+            return await self._unit(events)
+        except (DBAPIError, FlowError) as error:
+            lost = error.__cause__ if isinstance(error, FlowError) else error
+            if not (isinstance(lost, DBAPIError) and lost.connection_invalidated):
+                raise
+            log.warning("the database connection was lost; running the events again")
+            return await self._unit(events)
+
+    async def _unit(self, events: Sequence[Event]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         async with session_scope(self.sessions) as session:
-            if inbound.event_id is not None and not await _first_time(session, inbound):
-                return Outcome(duplicate=True)
-            conversation = await _load_conversation(session, inbound)
-            self._drop_unknown_data(conversation)
-            person = await people.person_by_identity(session, inbound.channel, inbound.sender_id)
-            if person is not None and conversation.person_id != person.id:
-                conversation.person_id = person.id
-            if person is not None:
-                seen(person)
-            ctx = Context(
-                session=session,
-                inbound=inbound,
-                conversation=conversation,
-                person=person,
-                t=Translator(_locale_of(person, conversation, inbound)),
-                config=self.config,
-                engine=self,
+            unit = Unit(session)
+            ids = [(e.inbound.channel, e.inbound.event_id) for e in events if e.inbound.event_id]
+            fresh = await unit.first_times((channel, int(id_)) for channel, id_ in ids)
+            private = [e.inbound for e in events if e.inbound.private]
+            await unit.load(
+                [(i.channel, i.chat_id) for i in private if i.blocked is None],
+                [(i.channel, i.sender_id) for i in private],
             )
-            outcome = Outcome()
-            await self._dispatch(ctx, outcome)
-            ctx.keep_drafts()
-            outcome.replies = ctx.replies
-            outcome.rtl = ctx.t.rtl
-            outcome.locale = ctx.t.locale
-            outcome.toast = ctx.toast or outcome.toast
-            outcome.erased = ctx.drop_conversation
-            outcome.member = ctx.person is not None
-            outcome.off_the_record = ctx.off_the_record
-            if along is not None:
-                await along(session, outcome)
-            stored = inspect(ctx.conversation).persistent
-            empty = ctx.conversation.step is None and not ctx.conversation.data
-            if ctx.drop_conversation or (empty and ctx.person is None):
-                # Nothing to keep for someone who has not consented and is not being asked.
-                if stored:
-                    await _discard(session, ctx.conversation)
-            elif not stored and not (empty and not ctx.conversation.prompt):
-                await _keep(session, ctx.conversation, inbound)
-        if outcome.erased:  # committed: now the files keep no copy either
+            handled: set[tuple[str, str]] = set()  # senders with an event handled in the unit
+            for index, (inbound, along) in enumerate(events):
+                if inbound.event_id and (inbound.channel, inbound.event_id) not in fresh:
+                    outcomes.append(Outcome(duplicate=True))
+                    continue
+                fresh.discard((inbound.channel, inbound.event_id or 0))  # one run per id
+                sender = (inbound.channel, inbound.sender_id)
+                try:
+                    if not inbound.private:
+                        outcomes.append(await self._in_group(session, inbound))
+                    elif inbound.blocked is not None:
+                        await self._on_reachability(unit, inbound, reachable=not inbound.blocked)
+                        outcomes.append(Outcome())
+                    else:
+                        outcomes.append(await self._run(unit, inbound, along, sender in handled))
+                except Exception as error:
+                    raise FlowError(index) from error
+                handled.add(sender)
+            await unit.write()
+        if any(outcome.erased for outcome in outcomes):  # committed: the files keep no copy
             bind = session.bind
             if isinstance(bind, AsyncEngine):
                 await scrub(bind)
+        return outcomes
+
+    async def _run(
+        self, unit: Unit, inbound: Inbound, along: AlongHook | None, again: bool
+    ) -> Outcome:
+        """One private event in the unit; `again` when its sender had one before it."""
+        session = unit.session
+        chat = (inbound.channel, inbound.chat_id)
+        sender = (inbound.channel, inbound.sender_id)
+        conversation = unit.conversations[chat].conversation
+        self._drop_unknown_data(conversation)
+        person = unit.persons[sender]
+        if person is not None and conversation.person_id != person.id:
+            conversation.person_id = person.id
+        if person is not None:
+            unit.saw(person, SEEN_EVERY)
+        ctx = Context(
+            session=session,
+            inbound=inbound,
+            conversation=conversation,
+            person=person,
+            t=Translator(_locale_of(person, conversation, inbound)),
+            config=self.config,
+            engine=self,
+            unit=None if again else unit,
+        )
+        outcome = Outcome()
+        await self._dispatch(ctx, outcome)
+        ctx.keep_drafts()
+        outcome.replies = ctx.replies
+        outcome.rtl = ctx.t.rtl
+        outcome.locale = ctx.t.locale
+        outcome.toast = ctx.toast or outcome.toast
+        outcome.erased = ctx.drop_conversation
+        outcome.member = ctx.person is not None
+        outcome.off_the_record = ctx.off_the_record
+        if along is not None:
+            await along(session, outcome)
+        unit.persons[sender] = ctx.person
+        if ctx.drop_conversation:
+            unit.drop(chat)
         return outcome
 
     async def joined(self, session: AsyncSession, person: Person, council: Council) -> list[Reply]:
@@ -593,17 +673,14 @@ class Engine:
             replies += await hook(session, person, council)
         return replies
 
-    async def _on_reachability(self, inbound: Inbound, reachable: bool) -> None:
-        async with session_scope(self.sessions) as session:
-            if inbound.event_id is not None and not await _first_time(session, inbound):
-                return
-            person = await people.person_by_identity(session, inbound.channel, inbound.sender_id)
-            if person is None:
-                return
-            for hook in self.reachability_hooks:
-                await hook(session, person, reachable)
+    async def _on_reachability(self, unit: Unit, inbound: Inbound, reachable: bool) -> None:
+        person = unit.persons[(inbound.channel, inbound.sender_id)]
+        if person is None:
+            return
+        for hook in self.reachability_hooks:
+            await hook(unit.session, person, reachable)
 
-    async def _in_group(self, inbound: Inbound) -> Outcome:
+    async def _in_group(self, session: AsyncSession, inbound: Inbound) -> Outcome:
         """In a group the bot answers only its commands, briefly, and stores nothing but
         what a group command records (the council's group, registered by a coordinator)."""
         if inbound.command is None:
@@ -612,10 +689,7 @@ class Engine:
         group_command = self.group_commands.get(inbound.command)
         if group_command is not None:
             is_admin = inbound.channel == "telegram" and inbound.sender_id in self.config.admin_ids
-            async with session_scope(self.sessions) as session:
-                if inbound.event_id is not None and not await _first_time(session, inbound):
-                    return Outcome(duplicate=True)
-                answer = await group_command.run(session, inbound, t, is_admin)
+            answer = await group_command.run(session, inbound, t, is_admin)
             return Outcome(replies=[Reply(answer)] if answer else [])
         if inbound.command in self.commands:
             text = t._("I work in a private chat, to keep your answers private.")
@@ -741,14 +815,7 @@ class Engine:
         ctx.replies.append(Reply(prompt.text, choices, prompt.attachment, replace=replace))
 
 
-SEEN_EVERY = timedelta(days=1)
-
-
-def seen(person: Person, now: datetime | None = None) -> None:
-    """The person wrote or tapped: they are active (written at most once a day)."""
-    now = now or utcnow()
-    if person.last_seen_at is None or person.last_seen_at <= now - SEEN_EVERY:
-        person.last_seen_at = now
+SEEN_EVERY = timedelta(days=1)  # how often a person's last visit is written, at most
 
 
 def _handlers(flow: Flow) -> list[Callable[..., Any]]:
@@ -777,56 +844,6 @@ def apology(inbound: Inbound) -> Reply:
     """What a person reads when something failed on our side."""
     t = Translator(negotiate(inbound.language_code))
     return Reply(t._("Sorry, something went wrong on our side. Please try again in a moment."))
-
-
-async def _first_time(session: AsyncSession, inbound: Inbound) -> bool:
-    """Record the event id; False when it was already processed (one INSERT … ON CONFLICT
-    DO NOTHING: this runs for every update, so no savepoint)."""
-    assert inbound.event_id is not None
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    result = await session.execute(
-        insert(ProcessedEvent)
-        .values(channel=inbound.channel, event_id=inbound.event_id, processed_at=utcnow())
-        .on_conflict_do_nothing()
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def _load_conversation(session: AsyncSession, inbound: Inbound) -> Conversation:
-    """The chat's conversation row, locked for this transaction; for a new chat, a fresh
-    one that is written only if the event leaves something in it (`_keep`)."""
-    conversation = await session.scalar(_conversation_of(inbound).with_for_update())
-    if conversation is not None:
-        return conversation
-    return Conversation(
-        channel=inbound.channel, external_id=inbound.chat_id, data={}, prompt=0, options=[]
-    )
-
-
-def _conversation_of(inbound: Inbound) -> Select[Conversation]:
-    return select(Conversation).where(
-        Conversation.channel == inbound.channel, Conversation.external_id == inbound.chat_id
-    )
-
-
-async def _keep(session: AsyncSession, conversation: Conversation, inbound: Inbound) -> None:
-    """Write a new chat's conversation, now that there is something in it."""
-    try:
-        async with session.begin_nested():
-            session.add(conversation)
-    except IntegrityError:
-        # The same chat's other event made it meanwhile: this event's state goes on top.
-        stored = await session.scalar(_conversation_of(inbound).with_for_update())
-        assert stored is not None
-        for column in ("person_id", "step", "prompt", "options", "data"):
-            setattr(stored, column, getattr(conversation, column))
-
-
-async def _discard(session: AsyncSession, conversation: Conversation) -> None:
-    """Delete the row (it may already be gone) and stop tracking the object."""
-    await session.execute(delete(Conversation).where(Conversation.id == conversation.id))
-    session.expunge(conversation)
 
 
 def _locale_of(person: Person | None, conversation: Conversation, inbound: Inbound) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ChatLanes:
@@ -39,6 +41,24 @@ class ChatLanes:
 
         task = asyncio.create_task(run(), name=f"{self._name}-{chat_id}")
         self._tails[chat_id] = task
+
+    async def run(self, chat_id: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` in the chat's lane (after what it has in hand, before what comes next)
+        and give back its result: a queued message keeps its place among the replies."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        async def step() -> None:
+            try:
+                result = await work()
+            except Exception as error:
+                if not done.done():
+                    done.set_exception(error)
+                return
+            if not done.done():
+                done.set_result(result)
+
+        self.after(chat_id, step)
+        return await done
 
     async def room(self, most: int) -> None:
         """Wait until fewer than `most` chats have replies in hand (bounded memory when the

@@ -9,6 +9,7 @@ import os
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from telegram import (
@@ -36,14 +37,15 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder
 
 from bot.channels import text
+from bot.channels.gathering import Gathering
 from bot.channels.http import AiohttpRequest
 from bot.channels.lanes import ChatLanes
 from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
 from bot.ratelimit import RateLimiter
-from flows.engine import Engine, Inbound, Outcome, Reply, apology
+from flows.engine import Engine, Event, Inbound, Outcome, Reply
 from flows.i18n import SHIPPED_LOCALES, Translator
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,11 @@ POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 # Chats whose replies may be in hand at once before reading waits: far above what the rate
 # limit sends in a second, low enough to bound memory if the Bot API stalls.
 CHATS_IN_HAND = 1000
+# Webhook calls that arrive within this many seconds of each other make one unit of work
+# (Telegram makes up to 40 calls at once): a few milliseconds on each call's answer, against
+# a transaction for each.
+WEBHOOK_WINDOW = 0.005
+UNIT_MOST = 100  # updates in a unit, as in a getUpdates batch
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 
 
@@ -186,10 +193,12 @@ class TelegramChannel:
             .get_updates_request(AiohttpRequest(1, read_timeout=POLL_TIMEOUT + 10))
             .build()
         )
-        self.application.add_handler(TypeHandler(Update, self._on_update))
         self._polling: asyncio.Task[None] | None = None
         self._offset = 0
         self._replying = ChatLanes("telegram-reply")
+        self._webhook_units: Gathering[Update, None] = Gathering(
+            self._handle, window=WEBHOOK_WINDOW, most=UNIT_MOST, name="telegram-webhook"
+        )
 
     @property
     def bot_username(self) -> str:
@@ -219,16 +228,18 @@ class TelegramChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._polling
             self._polling = None
+        await self._webhook_units.close()
         await self._replying.drain(timeout=10)
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
 
     async def process_json(self, data: dict[str, Any]) -> None:
-        """Handle one update posted to the webhook."""
+        """Handle one update posted to the webhook, with those posted at the same time;
+        returns once it is kept (raises if its unit could not be: Telegram sends it again)."""
         update = self._decode(data)
         if update is not None:
-            await self.application.process_update(update)
+            await self._webhook_units.submit(update)
 
     async def _publish_commands(self) -> None:
         """Set the command menu in every shipped language."""
@@ -279,10 +290,15 @@ class TelegramChannel:
                 backoff = min(backoff * 2, 60)
                 continue
             backoff = 1.0
-            for data in raw or ():
-                update = self._decode(data)
-                if update is not None:
-                    await self.application.process_update(update)
+            batch = [update for update in map(self._decode, raw or ()) if update is not None]
+            try:
+                await self._handle(batch)
+            except Exception:  # the database is out of reach: the same batch again, later
+                log.exception("could not handle a batch of %d updates", len(batch))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
+                continue
+            for data in raw or ():  # confirmed by the next call
                 self._offset = max(self._offset, int(data.get("update_id", -1)) + 1)
 
     def _decode(self, data: Any) -> Update | None:
@@ -293,19 +309,22 @@ class TelegramChannel:
             log.warning("skipped an update that cannot be read (%s): %.300r", error, data)
             return None
 
-    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Run the flows (committed when this returns: the update can be confirmed); the
-        answer goes out in the chat's lane, and the next update is read meanwhile."""
-        inbound = to_inbound(update, self.bot_username)
-        if inbound is None:
-            return
-        await self._replying.room(CHATS_IN_HAND)
-        try:
-            outcome = await self.engine.handle(inbound)
-        except Exception:
-            log.exception("a flow failed on update %s", update.update_id)
-            outcome = Outcome(replies=[apology(inbound)])
-        self._replying.after(inbound.chat_id, lambda: self._render(update, inbound, outcome))
+    async def _handle(self, updates: Sequence[Update]) -> list[None]:
+        """Run the flows for updates that came together, as one unit of work; once it is
+        committed, each answer is handed to its chat's lane, and reading goes on meanwhile."""
+        handled = [
+            (update, inbound)
+            for update in updates
+            if (inbound := to_inbound(update, self.bot_username)) is not None
+        ]
+        if handled:
+            await self._replying.room(CHATS_IN_HAND)
+            outcomes = await self.engine.handle_batch([Event(inbound) for _, inbound in handled])
+            for (update, inbound), outcome in zip(handled, outcomes, strict=True):
+                self._replying.after(
+                    inbound.chat_id, partial(self._render, update, inbound, outcome)
+                )
+        return [None] * len(updates)
 
     async def _render(self, update: Update, inbound: Inbound, outcome: Outcome) -> None:
         query = update.callback_query
@@ -360,7 +379,9 @@ class TelegramChannel:
         """Send one queued message, resuming after the parts of it already sent; say what
         happened rather than raise."""
         done = envelope.parts_sent if envelope is not None else 0
-        return await self._deliver(chat_id, messages(reply), done, paid=paid)
+        return await self._replying.run(
+            chat_id, partial(self._deliver, chat_id, messages(reply), done, paid=paid)
+        )
 
     async def _deliver(
         self, chat_id: str, shown: list[Reply], done: int, *, paid: bool
