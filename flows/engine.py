@@ -10,6 +10,7 @@ value must be one the step offered (anything else was forged).
 
 from __future__ import annotations
 
+import base64
 import enum
 import logging
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -126,6 +128,36 @@ class Reply:
     attachment: Attachment | None = None
     replace: bool = False  # redraw the message whose button was tapped, rather than add one
     notice: Notice | None = None  # for a message that reaches someone who is not waiting
+
+    def kept(self) -> dict[str, Any]:
+        """The reply as JSON, to be sent again if its event is delivered again (a new message:
+        the tapped one may be gone; no notice: its reader is waiting for it)."""
+        kept: dict[str, Any] = {"text": self.text}
+        if self.choices:
+            kept["choices"] = [[[c.label, c.data] for c in row] for row in self.choices]
+        if self.attachment is not None:
+            kept["attachment"] = {
+                "filename": self.attachment.filename,
+                "content": base64.b64encode(self.attachment.content).decode(),
+                "mime_type": self.attachment.mime_type,
+                "kind": self.attachment.kind,
+            }
+        return kept
+
+    @classmethod
+    def from_kept(cls, kept: dict[str, Any]) -> Reply:
+        file = kept.get("attachment")
+        return cls(
+            text=kept["text"],
+            choices=tuple(
+                tuple(Choice(label, data) for label, data in row) for row in kept.get("choices", ())
+            ),
+            attachment=None
+            if file is None
+            else Attachment(
+                file["filename"], base64.b64decode(file["content"]), file["mime_type"], file["kind"]
+            ),
+        )
 
 
 @dataclass
@@ -549,47 +581,72 @@ class Engine:
         except FlowError as failed:
             raise (failed.__cause__ or failed) from None
 
-    async def handle_batch(self, events: Sequence[Event]) -> list[Outcome]:
+    async def handle_batch(self, events: Sequence[Event], *, replay: bool = False) -> list[Outcome]:
         """Process events that came together (a batch of updates) as one unit of work: one
         transaction, committed before anything is sent; an outcome per event, in order.
 
         A flow that fails spoils only its own event: the unit's transaction is rolled back,
         the events before it run again as a unit, it runs alone (and gets the apology if it
         fails again: not what another event of the unit did, then, but its own fault), and
-        those after it go on as a unit."""
+        those after it go on as a unit. A unit that fails in no flow (writing what it changed)
+        runs again event by event. When the database is out of reach, nothing was kept: the
+        error is raised, for the caller to try again later.
+
+        With `replay`, what each event answered is kept for a while with its id: an event
+        delivered again (the process stopped after the commit, before the messenger learnt
+        the event was handled) is not handled again, and its outcome, marked `duplicate`,
+        carries the same replies, to be sent again."""
         outcomes: list[Outcome] = []
         rest = list(events)
         while rest:
             try:
-                outcomes += await self._attempt(rest)
+                return outcomes + await self._attempt(rest, replay)
+            except Exception as error:
+                cause = error.__cause__ if isinstance(error, FlowError) else error
+                failure = cause if isinstance(cause, Exception) else error
+                if await self._out_of_reach(failure):
+                    raise failure from None  # nothing was kept: the caller tries again later
+                spoilt = error.index if isinstance(error, FlowError) else None
+            if len(rest) == 1:
+                log.error("a flow failed, or what it changed could not be kept", exc_info=failure)
+                outcomes.append(Outcome(replies=[apology(rest[0].inbound)]))
                 return outcomes
-            except FlowError as failed:
-                spoilt = rest[failed.index]
-                log.info("a flow failed in a unit of %d events: running it alone", len(rest))
-                if failed.index:
-                    outcomes += await self.handle_batch(rest[: failed.index])
-                try:
-                    outcomes += await self._attempt([spoilt])
-                except FlowError as again:
-                    log.error("a flow failed", exc_info=again.__cause__)
-                    outcomes.append(Outcome(replies=[apology(spoilt.inbound)]))
-                rest = rest[failed.index + 1 :]
+            log.info("a unit of %d events failed: running again without %s", len(rest), spoilt)
+            if spoilt is None:  # each alone, then
+                for event in rest:
+                    outcomes += await self.handle_batch([event], replay=replay)
+                return outcomes
+            outcomes += await self.handle_batch(rest[:spoilt], replay=replay)
+            outcomes += await self.handle_batch([rest[spoilt]], replay=replay)
+            rest = rest[spoilt + 1 :]
         return outcomes
 
-    async def _attempt(self, events: Sequence[Event]) -> list[Outcome]:
+    async def _out_of_reach(self, error: Exception) -> bool:
+        """Whether the database could not be used at all (down, restarting, locked too long),
+        rather than refusing what an event did: it is asked something trivial."""
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        try:
+            async with session_scope(self.sessions) as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            return True
+        return False
+
+    async def _attempt(self, events: Sequence[Event], replay: bool = False) -> list[Outcome]:
         """One transaction for the events. One whose database connection turned out dead (the
         server restarted; connections are not pinged before use) is run again once, on a
         fresh one."""
         try:
-            return await self._unit(events)
+            return await self._unit(events, replay)
         except (DBAPIError, FlowError) as error:
             lost = error.__cause__ if isinstance(error, FlowError) else error
             if not (isinstance(lost, DBAPIError) and lost.connection_invalidated):
                 raise
             log.warning("the database connection was lost; running the events again")
-            return await self._unit(events)
+            return await self._unit(events, replay)
 
-    async def _unit(self, events: Sequence[Event]) -> list[Outcome]:
+    async def _unit(self, events: Sequence[Event], replay: bool) -> list[Outcome]:
         outcomes: list[Outcome] = []
         async with session_scope(self.sessions) as session:
             unit = Unit(session)
@@ -600,12 +657,16 @@ class Engine:
                 [(i.channel, i.chat_id) for i in private if i.blocked is None],
                 [(i.channel, i.sender_id) for i in private],
             )
+            again = set(ids) - fresh
+            kept = await unit.kept_replies(again) if replay and again else {}
             handled: set[tuple[str, str]] = set()  # senders with an event handled in the unit
             for index, (inbound, along) in enumerate(events):
-                if inbound.event_id and (inbound.channel, inbound.event_id) not in fresh:
-                    outcomes.append(Outcome(duplicate=True))
+                key = (inbound.channel, inbound.event_id or 0)
+                if inbound.event_id and key not in fresh:
+                    replies = [Reply.from_kept(reply) for reply in kept.get(key, ())]
+                    outcomes.append(Outcome(replies=replies, duplicate=True))
                     continue
-                fresh.discard((inbound.channel, inbound.event_id or 0))  # one run per id
+                fresh.discard(key)  # one run per id
                 sender = (inbound.channel, inbound.sender_id)
                 try:
                     if not inbound.private:
@@ -619,6 +680,15 @@ class Engine:
                     raise FlowError(index) from error
                 handled.add(sender)
             await unit.write()
+            if replay:
+                await unit.keep_replies(
+                    (event.inbound.channel, event_id, event.inbound.chat_id, kept_replies)
+                    for event, outcome in zip(events, outcomes, strict=True)
+                    if (event_id := event.inbound.event_id)
+                    and not outcome.duplicate
+                    and not outcome.erased  # nothing is kept of someone just forgotten
+                    and (kept_replies := [reply.kept() for reply in outcome.replies])
+                )
         if any(outcome.erased for outcome in outcomes):  # committed: the files keep no copy
             bind = session.bind
             if isinstance(bind, AsyncEngine):

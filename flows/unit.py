@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,6 +74,38 @@ class Unit:
             .returning(ProcessedEvent.channel, ProcessedEvent.event_id)
         )
         return {(row.channel, row.event_id) for row in await self.session.execute(statement)}
+
+    async def kept_replies(
+        self, events: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], list[dict[str, Any]]]:
+        """What these events (delivered again) answered, as kept by `keep_replies`."""
+        rows = await self.session.execute(
+            select(ProcessedEvent.channel, ProcessedEvent.event_id, ProcessedEvent.replies).where(
+                tuple_(ProcessedEvent.channel, ProcessedEvent.event_id).in_(list(events)),
+                ProcessedEvent.replies.is_not(None),
+            )
+        )
+        return {(channel, event_id): replies or [] for channel, event_id, replies in rows}
+
+    async def keep_replies(
+        self, answered: Iterable[tuple[str, int, str, list[dict[str, Any]]]]
+    ) -> None:
+        """Keep what events answered (channel, event id, chat, replies), to answer them again
+        if they are delivered again (one statement)."""
+        rows = [
+            {"c": channel, "e": event_id, "chat": chat, "replies": replies}
+            for channel, event_id, chat, replies in answered
+        ]
+        if rows:
+            table = ProcessedEvent.__table__
+            assert isinstance(table, Table)
+            connection = await self.session.connection()  # Core: one executemany
+            await connection.execute(
+                update(table)
+                .where(table.c.channel == bindparam("c"), table.c.event_id == bindparam("e"))
+                .values(chat_id=bindparam("chat"), replies=bindparam("replies")),
+                rows,
+            )
 
     async def load(self, chats: Sequence[Chat], senders: Sequence[Sender]) -> None:
         """The chats' conversations (locked for the transaction) and the senders' persons."""

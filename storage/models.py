@@ -249,13 +249,17 @@ class Conversation(Base):
 
 
 class ProcessedEvent(Base):
-    """An inbound event already handled (Telegram re-delivers webhook calls)."""
+    """An inbound event already handled (Telegram re-delivers webhook calls), and for a
+    while what it answered: an event delivered again because the process stopped before the
+    messenger learnt it was handled is answered again, not handled again."""
 
     __tablename__ = "processed_events"
 
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    chat_id: Mapped[str | None] = mapped_column(String(64))  # set with `replies`
+    replies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class AppSecret(Base):

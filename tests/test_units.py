@@ -19,6 +19,7 @@ from flows.registry import FLOWS
 from storage.models import Conversation, Council, ProcessedEvent
 from tests.conftest import StartBot, in_transaction
 from tests.emulator import BotApiEmulator, FakeUser, SentMessage
+from tests.helpers import EN, onboard
 from tests.test_webhook import WEBHOOK, post
 
 CONSENT = "Bonjour"  # the consent question starts so, in French
@@ -73,11 +74,20 @@ async def bad_sql(ctx: Context) -> Next:
     return None
 
 
+async def dangle(ctx: Context) -> Next:
+    """Leave the conversation pointing to nobody: the unit fails when it writes, in no flow."""
+    ctx.conversation.person_id = 999_999_999
+    ctx.conversation.data = {"chat": {"locale": "en"}}
+    ctx.say("Left dangling.")
+    return None
+
+
 BROKEN = Flow(
     name="broken",
     commands=[
         Command("boom", mark_then_fail, "fail", needs_consent=False),
         Command("badsql", bad_sql, "fail", needs_consent=False),
+        Command("dangle", dangle, "fail", needs_consent=False),
     ],
 )
 
@@ -134,8 +144,8 @@ async def test_what_a_batch_needs_is_read_once_for_all_its_updates(
             assert starts(await person.next_message(), "Voici ce que vous pouvez faire")
     assert counts.commits["telegram-polling"] == 1
     # BEGIN (a statement on SQLite), the event ids recorded, the conversations, the persons,
-    # the roles: the same statements for 40 updates as for one.
-    assert counts.statements["telegram-polling"] <= 5, counts.statements
+    # the roles, the answers kept: the same statements for 40 updates as for one.
+    assert counts.statements["telegram-polling"] <= 6, counts.statements
 
 
 async def test_a_failing_flow_spoils_only_its_own_update(
@@ -166,6 +176,25 @@ async def test_a_failing_flow_spoils_only_its_own_update(
     assert await in_transaction(app, name) == council.name
 
 
+async def test_a_unit_that_cannot_be_written_is_handled_event_by_event(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    amina, bilal, chloe = newcomers(emulator, 76_000, 3, "en")
+    sent = {
+        amina: amina.send("/start quartier-nord"),
+        bilal: bilal.send("/dangle"),
+        chloe: chloe.send("/help"),
+    }
+    app = await start_bot(flows=[*FLOWS, BROKEN])
+    assert starts(await amina.next_message(), "Hello")
+    assert (await bilal.next_message()).text == APOLOGY
+    assert starts(await chloe.next_message(), "Here is what you can do")
+    processed, prompts = await stored(app)
+    assert {sent[amina], sent[chloe]} <= processed
+    assert sent[bilal] not in processed
+    assert prompts == {str(amina.id): 1}
+
+
 async def test_webhook_calls_arriving_together_make_one_unit(
     start_bot: StartBot, emulator: BotApiEmulator, council: Council
 ) -> None:
@@ -181,3 +210,27 @@ async def test_webhook_calls_arriving_together_make_one_unit(
         assert starts(await person.next_message(), CONSENT)
     _, prompts = await stored(app)
     assert prompts == {str(person.id): 1 for person in people}
+
+
+async def test_what_an_update_answered_is_kept_until_the_person_is_forgotten(
+    start_bot: StartBot, emulator: BotApiEmulator, council: Council
+) -> None:
+    app = await start_bot()
+    nour = emulator.resident(75_001, first_name="Nour", language_code="en")
+    await onboard(nour, EN)
+    nour.send("/help")
+    await nour.next_message()
+
+    async def kept(session: AsyncSession) -> list[str]:
+        rows = await session.scalars(
+            select(ProcessedEvent.replies).where(ProcessedEvent.chat_id == str(nour.id))
+        )
+        return [reply["text"] for replies in rows for reply in replies or ()]
+
+    assert any(
+        text.startswith("Here is what you can do") for text in await in_transaction(app, kept)
+    )
+    nour.send("/forget")
+    nour.tap("Yes, erase everything", await nour.next_message())
+    await nour.next_message()
+    assert await in_transaction(app, kept) == []  # nor the goodbye: nobody to keep it for

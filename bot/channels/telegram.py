@@ -319,7 +319,9 @@ class TelegramChannel:
         ]
         if handled:
             await self._replying.room(CHATS_IN_HAND)
-            outcomes = await self.engine.handle_batch([Event(inbound) for _, inbound in handled])
+            outcomes = await self.engine.handle_batch(
+                [Event(inbound) for _, inbound in handled], replay=True
+            )
             for (update, inbound), outcome in zip(handled, outcomes, strict=True):
                 self._replying.after(
                     inbound.chat_id, partial(self._render, update, inbound, outcome)
@@ -332,8 +334,10 @@ class TelegramChannel:
             await self._quietly(query.answer(text=outcome.toast))
             message = query.message
             if outcome.clear_buttons and isinstance(message, Message) and message.reply_markup:
+                await self.limiter.acquire(priority=True)  # an edit counts as a message
                 await self._quietly(message.edit_reply_markup(reply_markup=None))
-        if outcome.duplicate:
+        if outcome.duplicate:  # handled before: what it answered goes again, as new messages
+            await self.send(int(inbound.chat_id), outcome.replies)
             return
         replies = outcome.replies
         redrawable = replies and replies[0].replace and query is not None
@@ -345,6 +349,7 @@ class TelegramChannel:
         """Edit the tapped message into the new question; False if it cannot be edited."""
         if not isinstance(message, Message) or len(messages(reply)) > 1:
             return False
+        await self.limiter.acquire(priority=True)  # an edit counts as a message
         try:
             await message.edit_text(reply.text, reply_markup=keyboard(reply))
         except TelegramError as error:

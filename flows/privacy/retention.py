@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.engine import Retention, deleted
@@ -25,6 +25,18 @@ async def processed_events(session: AsyncSession, before: datetime) -> int:
     return deleted(
         await session.execute(delete(ProcessedEvent).where(ProcessedEvent.processed_at < before))
     )
+
+
+async def answers_kept_for_a_redelivery(session: AsyncSession, before: datetime) -> int:
+    """What an update answered, kept in case it is delivered again after a crash (see
+    `ProcessedEvent`): by then, it went."""
+    result = await session.execute(
+        update(ProcessedEvent)
+        .where(ProcessedEvent.replies.is_not(None), ProcessedEvent.processed_at < before)
+        .values(replies=None, chat_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return deleted(result)
 
 
 async def sent_messages(session: AsyncSession, before: datetime) -> int:
@@ -79,6 +91,11 @@ async def visitors_who_never_joined(session: AsyncSession, before: datetime) -> 
 
 RULES = (
     Retention("processed update ids", timedelta(days=7), processed_events),
+    Retention(
+        "answers kept for an update delivered again",
+        timedelta(hours=1),
+        answers_kept_for_a_redelivery,
+    ),
     Retention("sent messages of the outbox", timedelta(days=90), sent_messages),
     Retention("web chat conversations", timedelta(days=365), old_conversations),
     Retention(

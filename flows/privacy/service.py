@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.engine import PersonalData
 from flows.i18n import Translator, language_name
-from storage.models import OutboxMessage, Person, PushSubscription, utcnow
+from storage.models import OutboxMessage, Person, ProcessedEvent, PushSubscription, utcnow
 from storage.queries import people, webchat
 
 
@@ -83,6 +83,17 @@ async def _core(session: AsyncSession, person: Person) -> dict[str, Any]:
                 "updated_at": _iso(conversation.updated_at),
             }
             for conversation in conversations
+        ],
+        "answers_just_sent": [
+            {"at": _iso(at), "messages": [reply["text"] for reply in replies or ()]}
+            for at, replies in await session.execute(
+                select(ProcessedEvent.processed_at, ProcessedEvent.replies).where(
+                    tuple_(ProcessedEvent.channel, ProcessedEvent.chat_id).in_(
+                        [(i.channel, i.external_id) for i in person.identities]
+                    ),
+                    ProcessedEvent.replies.is_not(None),
+                )
+            )
         ],
         "messages_queued": [
             {"at": _iso(at), "status": status.value}
@@ -165,6 +176,7 @@ CORE_TABLES = (
     "web_messages",
     "push_subscriptions",
     "whatsapp_menus",
+    "processed_events",  # what was just answered, kept in case the update comes again
 )
 
 

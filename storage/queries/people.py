@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, or_, select, tuple_
+from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -15,6 +15,7 @@ from storage.models import (
     Membership,
     OutboxMessage,
     Person,
+    ProcessedEvent,
     PushSubscription,
     Role,
     RoleGrant,
@@ -131,6 +132,14 @@ async def erase(session: AsyncSession, person: Person) -> None:
                 Conversation.channel == identity.channel,
                 Conversation.external_id == identity.external_id,
             )
+        )
+        await session.execute(
+            update(ProcessedEvent)
+            .where(
+                ProcessedEvent.channel == identity.channel,
+                ProcessedEvent.chat_id == identity.external_id,
+            )
+            .values(replies=None, chat_id=None)
         )
         if identity.channel == "web":
             await session.execute(
