@@ -358,6 +358,12 @@ class Dispatcher:
                 self._on_flood(message, delivery.retry_after, everyone=delivery.everyone)
             elif delivery.kind is DeliveryKind.SENT:
                 self.sent += 1
+                # The chat's next message waits its interval from now, when the messenger
+                # has surely received this one: from when this one was let go, a loaded
+                # machine could bring the two closer than the chat's limit at the other end.
+                key = (message.channel, message.chat_id)
+                free_at = self._clock() + self._interval(message.chat_id)
+                self._chat_free_at[key] = max(self._chat_free_at.get(key, 0.0), free_at)
         finally:
             self._slots.release()
 

@@ -1,14 +1,25 @@
-"""A token bucket that serves waiting replies before broadcast traffic."""
+"""Pacing that serves waiting replies before broadcast traffic, and never lets a second hold
+more than the messenger counts in one."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
 import time
 from collections.abc import Callable
 
+# The moving window is a little over a second: a message reaches the messenger a few
+# milliseconds after it was let go, and not always the same few.
+WINDOW = 1.02
+MIN_WAIT = 0.0005
+
 
 class RateLimiter:
-    """At most `rate` acquisitions per second, with bursts of `burst` seconds' worth.
+    """At most `rate` acquisitions per second: a token bucket holding `burst` seconds' worth
+    spaces them evenly, and a moving window holds any `WINDOW` seconds to `rate` of them, so
+    that an event loop that stalled catches up by the bucket's few tokens, never beyond what
+    the messenger accepts in a second.
 
     Callers marked `priority` (someone is waiting for an answer) go first: while one
     waits, the others do not take tokens.
@@ -25,30 +36,46 @@ class RateLimiter:
         self._tokens = self.capacity
         self._updated = clock()
         self._priority_waiting = 0
+        self._most = max(1, math.floor(rate))  # in any window
+        self._recent: collections.deque[float] = collections.deque()
 
     def _refill(self) -> None:
         now = self._clock()
         self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
         self._updated = now
 
+    def _wait(self) -> float:
+        """Seconds until one may go (0: now), by the bucket and by the window."""
+        self._refill()
+        bucket = max(0.0, (1 - self._tokens) / self.rate) if self._tokens < 1 else 0.0
+        recent = self._recent
+        while recent and recent[0] <= self._updated - WINDOW:
+            recent.popleft()
+        window = recent[0] + WINDOW - self._updated if len(recent) >= self._most else 0.0
+        return max(bucket, window)
+
+    def _take(self) -> None:
+        self._tokens -= 1
+        self._recent.append(self._updated)
+
     def try_acquire(self) -> float:
         """Take a token now and return 0, or return how long to wait for one."""
-        self._refill()
-        if self._tokens >= 1 and self._priority_waiting == 0:
-            self._tokens -= 1
+        wait = self._wait()
+        if wait <= 0 and self._priority_waiting == 0:
+            self._take()
             return 0.0
-        return max((1 - self._tokens) / self.rate, 0.0005)
+        return max(wait, MIN_WAIT)
 
     async def acquire(self, priority: bool = False) -> None:
         if priority:
             self._priority_waiting += 1
         try:
             while True:
-                self._refill()
-                if self._tokens >= 1 and (priority or self._priority_waiting == 0):
-                    self._tokens -= 1
+                wait = self._wait()
+                if wait <= 0 and (priority or self._priority_waiting == 0):
+                    self._take()
                     return
-                await asyncio.sleep(max((1 - self._tokens) / self.rate, 0.0005))
+                await asyncio.sleep(max(wait, MIN_WAIT))
         finally:
             if priority:
                 self._priority_waiting -= 1

@@ -44,6 +44,7 @@ only HTML is validated.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import html
@@ -387,6 +388,7 @@ class _FloodLimits:
         retry_after: int | None,
         burst: float,
         now: float,
+        window: bool = False,
     ) -> None:
         for name, rate in (
             ("global_per_second", global_per_second),
@@ -407,6 +409,16 @@ class _FloodLimits:
         if global_per_second is not None:
             self.buckets[_GLOBAL] = self._bucket(global_per_second, now)
         self.banned_until: dict[_Scope, float] = {}
+        # The bot-wide limit as a moving one-second window: at most `global_per_second` sends
+        # in any second, however they bunch (stricter than the bucket, which lends a burst).
+        self.window = window and global_per_second is not None
+        self.most = int(global_per_second or 0)
+        self.recent: collections.deque[float] = collections.deque()
+
+    def _window_wait(self, now: float) -> float:
+        while self.recent and self.recent[0] <= now - 1.0:
+            self.recent.popleft()
+        return self.recent[0] + 1.0 - now if len(self.recent) >= self.most else 0.0
 
     def _bucket(self, rate: float, now: float) -> _TokenBucket:
         capacity = max(1.0, rate * self.burst)
@@ -439,13 +451,15 @@ class _FloodLimits:
             if banned > _EPSILON:
                 waits[scope] = banned
                 continue
-            wait = bucket.wait(now)
+            wait = self._window_wait(now) if scope == _GLOBAL and self.window else bucket.wait(now)
             if wait > _EPSILON:
                 waits[scope] = wait
                 newly_dry.append(scope)
         if not waits:
             for _, bucket in scopes:
                 bucket.tokens -= 1.0
+            if self.window:
+                self.recent.append(now)
             return None
         announced = self.retry_after
         if announced is None:
@@ -458,6 +472,8 @@ class _FloodLimits:
         """Return the tokens of a send that failed for another reason (nothing delivered)."""
         for _, bucket in self._scopes(chat_id, now):
             bucket.tokens = min(bucket.capacity, bucket.tokens + 1.0)
+        if self.window and self.recent:
+            self.recent.pop()
 
 
 def utf16_length(text: str) -> int:
@@ -1065,6 +1081,7 @@ class BotApiEmulator:
         per_group_per_minute: float | None = 20.0,
         retry_after: int | None = None,
         burst: float = 1.0,
+        window: bool = False,
     ) -> None:
         """Refuse sends beyond Telegram's flood limits from now on, like Telegram does.
 
@@ -1081,6 +1098,9 @@ class BotApiEmulator:
         chat) then stays refused until those N seconds have passed, however many tokens it has
         meanwhile. Sends refused for another reason (400, 403, ...) take no token either.
 
+        With `window`, the bot-wide limit is a moving one-second window instead: at most
+        `global_per_second` sends in any second, a burst lent by nothing.
+
         Calling it again replaces the limits and starts afresh (full buckets, no bans).
         """
         self._limits = _FloodLimits(
@@ -1090,6 +1110,7 @@ class BotApiEmulator:
             retry_after=retry_after,
             burst=burst,
             now=self.clock(),
+            window=window,
         )
 
     def lift_limits(self) -> None:

@@ -271,7 +271,7 @@ async def test_a_no_is_respected_silently(
     answered = len(stranger.answered_callbacks)
     stranger.tap_data(question.buttons[0][0].callback_data or "", question)  # someone else's yes
     await emulator.wait_until(lambda: len(stranger.answered_callbacks) > answered or None, 5)
-    assert len(nadia.inbox) == before  # the holder hears nothing
+    assert len(nadia.inbox) == before, [m.text for m in nadia.inbox[-3:]]  # she hears nothing
 
 
 async def test_direct_contact_when_the_resident_allowed_it(

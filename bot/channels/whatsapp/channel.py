@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Final
 
 from aiohttp import web
@@ -397,7 +398,11 @@ class WhatsAppChannel:
     async def deliver(
         self, chat_id: str, reply: Reply, *, paid: bool = False, envelope: Envelope | None = None
     ) -> Delivery:
-        """Send one queued message: in full inside the window, as a template outside it."""
+        """Send one queued message, in its place among the chat's replies: in full inside the
+        window, as a template outside it."""
+        return await self._sending.run(chat_id, partial(self._deliver, chat_id, reply, envelope))
+
+    async def _deliver(self, chat_id: str, reply: Reply, envelope: Envelope | None) -> Delivery:
         if envelope is not None and not _window_open(envelope):
             delivery = await self._send_template(chat_id, reply, envelope)
         else:
