@@ -216,9 +216,9 @@ async def test_network_errors_are_retried_with_backoff(
     tries = [c for c in emulator.calls_to("sendMessage") if c.params["chat_id"] == 15_002]
     assert len(tries) == 4
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(tries)]
-    assert gaps[0] >= 0.2
-    assert gaps[1] >= 1.5 * gaps[0]  # backing off
-    assert gaps[2] >= 1.5 * gaps[1]
+    # Backing off: at least 0.2, 0.4, 0.8 s (a busy machine may stretch any of them, so
+    # each is held to its own floor rather than compared with the one before).
+    assert [gap >= 0.2 * 2**n * 0.95 for n, gap in enumerate(gaps)] == [True] * 3, gaps
 
 
 async def test_stop_in_the_middle_of_a_flow_is_never_taken_as_an_answer(
