@@ -42,6 +42,7 @@ from tests.helpers import AR, EN, FR, count_rows, onboard
 from tests.test_calls import send_cooking_call
 from tests.test_meetings import organiser_of, send_meeting, text_of
 from tests.test_talents import coordinator_of
+from tests.test_units import tally
 from tests.whatsapp_emulator import CloudApiEmulator, FakeWhatsAppUser, SentMessage
 
 AMINA, KARIM, SALMA = "33612345001", "33612345002", "213550000003"
@@ -820,3 +821,16 @@ async def test_receipts_never_go_back_and_early_ones_are_told_apart(
     early, late, receipt = await in_transaction(wa_bot, run)
     assert early == {"wamid.Y"}  # no message has that id yet: kept for a later try
     assert late == set() and receipt == "read"  # a late "delivered" does not undo "read"
+
+
+async def test_messages_arriving_together_make_one_unit_answered_once_kept(
+    wa_bot: CoupDePouce, whatsapp: CloudApiEmulator, council: Council
+) -> None:
+    people = [whatsapp.user(f"3361234{n:04d}", name=f"R{n}") for n in range(30)]
+    with tally() as counts:
+        statuses = await asyncio.gather(*(person.send("aide") for person in people))
+        assert statuses == [200] * len(people)
+        for person in people:
+            assert FR._("Here is what you can do:") in text(await person.next_message())
+    units = counts.commits["whatsapp-unit"]
+    assert 1 <= units < len(people) / 3, counts.commits

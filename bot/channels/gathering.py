@@ -16,6 +16,12 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
+# Webhook calls that arrive within this many seconds of each other make one unit of work
+# (Telegram makes up to 40 calls at once, Meta as many as it likes): a few milliseconds on
+# each call's answer, against a transaction for each.
+WINDOW = 0.005
+MOST = 100  # events in a unit, as in a getUpdates batch
+
 
 class Gathering(Generic[T, R]):
     def __init__(

@@ -39,8 +39,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.channels import text
-from bot.channels.gathering import Gathering
+from bot.channels import gathering, text
 from bot.channels.http import AiohttpRequest
 from bot.channels.lanes import ChatLanes
 from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
@@ -62,11 +61,6 @@ POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 # Chats whose replies may be in hand at once before reading waits: far above what the rate
 # limit sends in a second, low enough to bound memory if the Bot API stalls.
 CHATS_IN_HAND = 1000
-# Webhook calls that arrive within this many seconds of each other make one unit of work
-# (Telegram makes up to 40 calls at once): a few milliseconds on each call's answer, against
-# a transaction for each.
-WEBHOOK_WINDOW = 0.005
-UNIT_MOST = 100  # updates in a unit, as in a getUpdates batch
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 
 
@@ -196,8 +190,8 @@ class TelegramChannel:
         self._polling: asyncio.Task[None] | None = None
         self._offset = 0
         self._replying = ChatLanes("telegram-reply")
-        self._webhook_units: Gathering[Update, None] = Gathering(
-            self._handle, window=WEBHOOK_WINDOW, most=UNIT_MOST, name="telegram-webhook"
+        self._webhook_units: gathering.Gathering[Update, None] = gathering.Gathering(
+            self._handle, window=gathering.WINDOW, most=gathering.MOST, name="telegram-webhook"
         )
 
     @property

@@ -34,6 +34,7 @@ from aiohttp import web
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels import gathering
 from bot.channels.lanes import ChatLanes
 from bot.channels.whatsapp import payloads, templates
 from bot.channels.whatsapp.client import CloudApi, GraphError, NetworkError
@@ -48,7 +49,17 @@ from bot.channels.whatsapp.payloads import (
 )
 from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
 from bot.ratelimit import RateLimiter
-from flows.engine import Attachment, Choice, Engine, Notice, NoticeKind, Outcome, Reply, apology
+from flows.engine import (
+    Attachment,
+    Choice,
+    Engine,
+    Event,
+    Inbound,
+    Notice,
+    NoticeKind,
+    Outcome,
+    Reply,
+)
 from flows.i18n import DEFAULT_LOCALE, Translator
 from storage.db import session_scope
 from storage.models import Identity, OutboxMessage, Person, Priority, WhatsAppMenu, utcnow
@@ -127,8 +138,10 @@ class WhatsAppChannel:
         self.on_queued = on_queued  # tell the dispatcher something was queued
         self._app_secret = app_secret.encode()
         self._verify_token = verify_token
-        self._chat_locks: dict[str, asyncio.Lock] = {}
         self._sending = ChatLanes("whatsapp-reply")
+        self._units: gathering.Gathering[Incoming, None] = gathering.Gathering(
+            self._handle_unit, window=gathering.WINDOW, most=gathering.MOST, name="whatsapp-unit"
+        )
         self._media: dict[str, tuple[str, float]] = {}  # content hash → media id, uploaded at
         # Message id → outbox row, for receipts that arrive before the send is recorded.
         self._recent: OrderedDict[str, int] = OrderedDict()
@@ -147,6 +160,7 @@ class WhatsAppChannel:
 
     async def stop(self) -> None:
         """Let the replies being sent finish, then close the connections."""
+        await self._units.close()
         await self._sending.drain(timeout=10)
         if self._recording is not None:
             self._recording.cancel()
@@ -197,49 +211,58 @@ class WhatsAppChannel:
                 await self._on_failure(receipt)
             except Exception:
                 log.exception("a WhatsApp receipt could not be recorded")
-        for incoming in found.incoming:
-            try:
-                await self._on_incoming(incoming)
-            except Exception:
-                log.exception("a WhatsApp message could not be handled")
+        # Handled with the messages of calls arriving at the same time, as one unit of work;
+        # answered once kept (Meta calls again otherwise: a message is never lost).
+        kept = await asyncio.gather(
+            *(self._units.submit(incoming) for incoming in found.incoming),
+            return_exceptions=True,
+        )
+        failed = [error for error in kept if isinstance(error, BaseException)]
+        if failed:
+            log.error("WhatsApp messages could not be kept", exc_info=failed[0])
+            return web.Response(status=500, text="not kept, send it again")
         return web.Response(text="ok")
 
-    async def _on_incoming(self, incoming: Incoming) -> None:
-        lock = self._chat_locks.setdefault(incoming.wa_id, asyncio.Lock())
-        async with lock:
-            replies, locale = await self._handle(incoming)
-        if replies:
-            self._send_in_order(incoming.wa_id, replies, locale)
-        if not lock.locked() and self._chat_locks.get(incoming.wa_id) is lock:
-            del self._chat_locks[incoming.wa_id]
+    async def _handle_unit(self, messages: Sequence[Incoming]) -> list[None]:
+        """Run the flows for messages that came together: those the flows handle as one unit
+        of work, a tap they never see (a template's button, "More…") on its own, in the
+        order they came; each chat's answers are then handed to its lane."""
+        pending: list[tuple[Incoming, Inbound, Opened]] = []
+        for incoming in messages:
+            tapped = _tapped(incoming)
+            if tapped.startswith((OPEN_PREFIX + ":", MORE_PREFIX + ":")):
+                await self._flows(pending)
+                pending = []
+                if tapped.startswith(OPEN_PREFIX + ":"):
+                    await self._in_own_transaction(incoming)  # what it announced follows
+                else:
+                    replies, locale = await self._next_page(incoming.wa_id, tapped)
+                    if replies:
+                        self._send_in_order(incoming.wa_id, replies, locale)
+                continue
+            inbound = payloads.to_inbound(incoming, self.engine.command_words)
+            if inbound is not None:
+                inbound = replace(inbound, event_id=event_id(incoming.id))
+                pending.append((incoming, inbound, Opened(incoming)))
+        await self._flows(pending)
+        return [None] * len(messages)
 
-    async def _handle(self, incoming: Incoming) -> tuple[list[Reply], str | None]:
-        """Run the flows for one message; the replies to send, and their language."""
-        tapped = _tapped(incoming)
-        if tapped.startswith(OPEN_PREFIX + ":"):
-            await self._in_own_transaction(incoming)  # what the template announced follows
-            return [], None
-        if tapped.startswith(MORE_PREFIX + ":"):
-            await self._in_own_transaction(incoming)
-            return await self._next_page(incoming.wa_id, tapped)
-        inbound = payloads.to_inbound(incoming, self.engine.command_words)
-        if inbound is None:
-            return [], None
-        inbound = replace(inbound, event_id=event_id(incoming.id))
-        opened = Opened(incoming)
-        try:
-            outcome = await self.engine.handle(inbound, along=opened.record)
-        except Exception:
-            log.exception("a flow failed on WhatsApp message %s", incoming.id)
-            outcome = Outcome(replies=[apology(inbound)])
-        if outcome.duplicate:
-            return [], None
-        if opened.held:
-            self.on_queued()
-        replies = list(outcome.replies)
-        if outcome.toast and not replies:
-            replies = [Reply(outcome.toast)]  # WhatsApp has no notice for a tap: say it
-        return replies, outcome.locale
+    async def _flows(self, pending: Sequence[tuple[Incoming, Inbound, Opened]]) -> None:
+        if not pending:
+            return
+        outcomes = await self.engine.handle_batch(
+            [Event(inbound, opened.record) for _, inbound, opened in pending]
+        )
+        for (incoming, _inbound, opened), outcome in zip(pending, outcomes, strict=True):
+            if outcome.duplicate:  # Meta called again: it was handled, and answered
+                continue
+            if opened.held:
+                self.on_queued()
+            replies = list(outcome.replies)
+            if outcome.toast and not replies:
+                replies = [Reply(outcome.toast)]  # WhatsApp has no notice for a tap: say it
+            if replies:
+                self._send_in_order(incoming.wa_id, replies, outcome.locale)
 
     async def _in_own_transaction(self, incoming: Incoming) -> None:
         """A tap the flows never see (a template's button, "More…"): its bookkeeping alone."""
