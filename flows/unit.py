@@ -5,7 +5,8 @@ What every event needs is read for the whole unit at once, one statement each: w
 are new (their ids recorded by the same statement), the chats' conversations, the senders'
 persons, and, when a flow first asks, the senders' staff roles. The flows then run one
 event after another; what the unit changed of the conversations and of when people were
-last seen is written with one statement each just before the commit.
+last seen, and what each event answered (kept a while, to answer an event delivered again),
+is written with one statement each just before the commit.
 
 Conversations are plain objects outside the ORM session while the unit runs: a flow's own
 queries never flush them one by one, and a new chat's row is written only if the unit left
