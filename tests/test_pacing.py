@@ -54,18 +54,20 @@ def test_the_next_in_a_full_second_waits() -> None:
     assert limiter.try_acquire() == 0
 
 
-async def test_a_broadcast_under_a_strict_window_on_a_stalling_machine_gets_no_429(
+async def test_a_broadcast_on_a_stalling_machine_gets_no_429(
     start_bot: StartBot, emulator: BotApiEmulator, council: Council
 ) -> None:
-    # Stricter than Telegram's bucket: at most 20 sends in any second, bunching refused.
-    emulator.enforce_limits(global_per_second=20, per_chat_per_second=1, window=True)
+    # Telegram's bucket. (That no second holds more than the rate when the loop stalls is
+    # the limiter's own test above: here the emulator shares the stalling loop, so what it
+    # reads after a stall comes closer together than it left, as no real network does.)
+    emulator.enforce_limits(global_per_second=20, per_chat_per_second=1)
     app = await start_bot(limits=FAST, dispatch_rate=20)
     await residents(app, emulator, council, range(19_001, 19_061))
 
     async def load() -> None:
         while True:
             await asyncio.sleep(0.4)
-            time.sleep(0.05)  # the event loop held up by other work  # noqa: ASYNC251
+            time.sleep(0.1)  # the event loop held up by other work  # noqa: ASYNC251
 
     loader = asyncio.create_task(load())
     try:
