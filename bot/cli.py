@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import json
 import logging
 import re
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -74,6 +76,21 @@ def configure_logging(level: str) -> None:
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # a line per tick
 
 
+def check_port(config: Settings) -> None:
+    """Stop at once, in one line, when the web server's port is taken (before migrating or
+    seeding anything)."""
+    if config.http_port == 0:
+        return  # any free port
+    with socket.socket(socket.AF_INET6 if ":" in config.http_host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind((config.http_host, config.http_port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                fail(f"port {config.http_port} is in use: set HTTP_PORT")
+            fail(f"cannot listen on {config.http_host}:{config.http_port}: {error.strerror}")
+
+
 def upgrade_database(config: Settings) -> None:
     """Apply migrations, turning an unreachable database into one clear line."""
     try:
@@ -118,6 +135,7 @@ def run() -> None:
 
     config = settings()
     require_channel(config)
+    check_port(config)
     configure_logging(config.log_level)
     upgrade_database(config)
     _run(CoupDePouce(config).serve_forever())
@@ -129,6 +147,7 @@ def demo() -> None:
     from bot.demo import run_demo
 
     config = settings()
+    check_port(config)
     configure_logging(config.log_level)
     upgrade_database(config)
     _run(run_demo(config))

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import unquote
@@ -343,3 +344,24 @@ async def test_run_serves_a_council_on_whatsapp_alone(
         _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, err.decode()
     assert "Traceback" not in err.decode()
+
+
+@pytest.mark.parametrize("command", ["demo", "run"])
+async def test_a_port_in_use_stops_at_once_in_one_line(command: str, tmp_path: Path) -> None:
+    """Before migrating or seeding anything: the database file is never created."""
+    database = tmp_path / "fresh.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _out, err = await run_cli(
+            command,
+            env={
+                "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+                "HTTP_PORT": str(port),
+                "TELEGRAM_BOT_TOKEN": "123456:TEST-token",
+            },
+        )
+    assert code == 2
+    assert err.strip() == f"coupdepouce: error: port {port} is in use: set HTTP_PORT"
+    assert not database.exists()
