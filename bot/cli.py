@@ -35,6 +35,7 @@ from storage import db
 from storage.models import Council, Role
 from storage.queries import councils, people, talents
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
 
@@ -73,7 +74,10 @@ def configure_logging(level: str) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # a line per tick
+    if logging.getLevelName(level) > logging.DEBUG:
+        # A line per migration, per job added and per tick: what runs is said in a handful.
+        for chatty in ("alembic", "apscheduler"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def check_port(config: Settings) -> None:
@@ -98,6 +102,7 @@ def upgrade_database(config: Settings) -> None:
     except (OperationalError, OSError) as error:
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]
         fail(f"cannot open the database ({_safe_url(config.database_url)}): {reason}")
+    log.info("database ready: %s", _safe_url(config.database_url))
 
 
 def with_session(config: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -61,6 +61,7 @@ class Scheduler:
                 misfire_grace_time=None,
             )
         self._scheduler.start()
+        log.info("scheduled work: %s", ", ".join(job.name for job in self.jobs) or "none")
         if not self.jobs:
             self._caught_up.set()
 

@@ -218,6 +218,11 @@ async def test_demo_prints_where_to_go_and_serves_it(database_url: str) -> None:
         _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, err.decode()
     assert "Traceback" not in err.decode()
+    # Start-up says what runs and where in a handful of lines: migrations and jobs added are
+    # told at DEBUG only.
+    logged = err.decode().splitlines()
+    assert len(logged[: next(i for i, line in enumerate(logged) if "web server on" in line)]) <= 4
+    assert not [line for line in logged if "alembic" in line or "apscheduler" in line], logged
 
 
 async def test_invite_on_whatsapp_prints_a_wa_me_link_that_asks_to_join(
