@@ -10,7 +10,7 @@ import logging
 import re
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import quote
@@ -39,17 +39,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
 
+# Plain help (click's): options without type noise, text wrapped between words.
+PLAIN: Any = {"rich_markup_mode": None, "no_args_is_help": True}
 app = typer.Typer(
     help="Coup de pouce: the neighbourhood council's chat bot.",
+    rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="The database.", no_args_is_help=True)
-council_app = typer.Typer(help="Councils served by this bot.", no_args_is_help=True)
-role_app = typer.Typer(help="Staff roles in a council.", no_args_is_help=True)
-skills_app = typer.Typer(help="A council's skills catalogue.", no_args_is_help=True)
-whatsapp_app = typer.Typer(help="The WhatsApp channel.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", **PLAIN)
+council_app = typer.Typer(help="Councils served by this bot.", **PLAIN)
+role_app = typer.Typer(help="Staff roles in a council.", **PLAIN)
+skills_app = typer.Typer(help="A council's skills catalogue.", **PLAIN)
+whatsapp_app = typer.Typer(help="The WhatsApp channel.", **PLAIN)
 app.add_typer(db_app, name="db")
 app.add_typer(council_app, name="council")
 app.add_typer(role_app, name="role")
@@ -132,7 +135,24 @@ def _safe_url(url: str) -> str:
 # --- commands ------------------------------------------------------------------------------
 
 
-@app.command()
+def reads(names: Iterable[str]) -> str:
+    """A command's help epilog: the settings it reads."""
+    listed = ", ".join(name.upper() for name in names)
+    return f"Settings read (environment variables, or a .env file; see the README): {listed}."
+
+
+DEMO_SETTINGS = (
+    "database_url",
+    "http_host",
+    "http_port",
+    "public_url",
+    "dashboard_link_minutes",
+    "dashboard_session_hours",
+    "log_level",
+)
+
+
+@app.command(epilog=reads(Settings.model_fields))
 def run() -> None:
     """Run the bot on Telegram and/or WhatsApp, with the web server."""
     from bot.app import CoupDePouce
@@ -146,7 +166,7 @@ def run() -> None:
     _run(CoupDePouce(config).serve_forever())
 
 
-@app.command()
+@app.command(epilog=reads(DEMO_SETTINGS))
 def demo() -> None:
     """Try the bot with no token and no internet: a demo council in a browser chat."""
     from bot.demo import run_demo

@@ -370,3 +370,23 @@ async def test_a_port_in_use_stops_at_once_in_one_line(command: str, tmp_path: P
     assert code == 2
     assert err.strip() == f"coupdepouce: error: port {port} is in use: set HTTP_PORT"
     assert not database.exists()
+
+
+async def test_help_is_plain_wrapped_between_words_and_lists_the_settings_read() -> None:
+    helps = {
+        args: await run_cli(*args, "--help", env={"COLUMNS": "60"})
+        for args in [(), ("run",), ("demo",), ("export",), ("invite",), ("council", "keep")]
+    }
+    for args, (code, out, err) in helps.items():
+        assert code == 0, (args, err)
+        assert "<bool>" not in out, args
+        assert "╭" not in out, args  # no boxes to break a line inside
+        assert max(len(line) for line in out.splitlines()) <= 60, args
+    words = " ".join(helps[("export",)][1].split())
+    assert "its consultations with their figures" in words
+    settings_of_run = " ".join(helps[("run",)][1].split())
+    for name in ("DATABASE_URL", "TELEGRAM_BOT_TOKEN", "WHATSAPP_TOKEN", "DISPATCH_RATE"):
+        assert name in settings_of_run
+    settings_of_demo = " ".join(helps[("demo",)][1].split())
+    assert "DATABASE_URL, HTTP_HOST, HTTP_PORT" in settings_of_demo
+    assert "TELEGRAM_BOT_TOKEN" not in settings_of_demo
