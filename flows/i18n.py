@@ -71,6 +71,13 @@ def first_language(accept_language: str | None) -> str | None:
     return first or None
 
 
+def typed_number(text: str) -> int | None:
+    """A whole number typed alone, in any script's digits ("4", "٤", "۴"); None otherwise.
+    Where a number or a scale is asked, one typed in range is as good as its button."""
+    bare = text.strip().rstrip(".")
+    return int(bare) if bare.isdecimal() and len(bare) <= 6 else None
+
+
 def language_name(locale: str) -> str:
     """The language's own name for itself, capitalised: 'Français', 'English', 'العربية'."""
     name = Locale.parse(locale).get_display_name(locale) or locale

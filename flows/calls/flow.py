@@ -25,7 +25,7 @@ from flows.engine import (
     Step,
     StepName,
 )
-from flows.i18n import N_, Translator
+from flows.i18n import N_, Translator, typed_number
 from flows.staff import COORDINATING, council_in_use, council_options, start_in_council
 from flows.talents import export as talent_export
 from flows.talents import picker
@@ -52,6 +52,7 @@ class CallStep(StepName):
 
 DEADLINES = {"3d": (3, N_("In 3 days")), "1w": (7, N_("In a week")), "2w": (14, N_("In two weeks"))}
 PEOPLE = (1, 2, 3, 5, 10)
+MOST_PEOPLE = 100
 ANSWERS = {
     Answer.YES: N_("I can help"),
     Answer.MAYBE: N_("Maybe, tell me more"),
@@ -147,6 +148,19 @@ async def ask_people(ctx: Context) -> Prompt:
 async def handle_people(ctx: Context, value: str) -> Next:
     ctx.draft(CallDraft).people = int(value)
     return CallStep.DEADLINE
+
+
+async def handle_people_text(ctx: Context, text: str) -> Next:
+    """A number typed rather than tapped: any from 1 to MOST_PEOPLE."""
+    people = typed_number(text)
+    if people is None or not 1 <= people <= MOST_PEOPLE:
+        ctx.say(
+            ctx._("Please tap a number, or type one from 1 to {most}.").format(
+                most=ctx.t.number(MOST_PEOPLE)
+            )
+        )
+        return CallStep.PEOPLE
+    return await handle_people(ctx, str(people))
 
 
 async def ask_deadline(ctx: Context) -> Prompt:
@@ -364,7 +378,13 @@ FLOW = Flow(
             on_done=skills_done,
         ),
         Step(CallStep.WHEN, ask_when, on_choice=handle_when, in_place=True),
-        Step(CallStep.PEOPLE, ask_people, on_choice=handle_people),
+        Step(
+            CallStep.PEOPLE,
+            ask_people,
+            on_choice=handle_people,
+            on_text=handle_people_text,
+            max_text_length=20,
+        ),
         Step(CallStep.DEADLINE, ask_deadline, on_choice=handle_deadline),
         Step(CallStep.PREVIEW, ask_preview, on_choice=handle_preview),
         Step(

@@ -38,7 +38,7 @@ from flows.engine import (
     Step,
     StepName,
 )
-from flows.i18n import N_, Translator
+from flows.i18n import N_, Translator, typed_number
 from flows.staff import (
     ORGANISING,
     coordinated,
@@ -573,6 +573,10 @@ async def handle_answer_text(ctx: Context, text: str) -> Next:
     assert ctx.person is not None  # answering() has checked
     _consultation, ballot, questions, index = current
     question = questions[index]
+    typed = typed_number(text)
+    if question.kind is QuestionKind.SCALE and typed in service.SCALE:
+        await service.record(ctx.session, ctx.person, ballot, question, [typed])
+        return await next_question(ctx, index, len(questions))
     if question.kind is not QuestionKind.TEXT:
         ctx.say(ctx._("Please answer with the buttons below."))
         return ConsultStep.ANSWER
