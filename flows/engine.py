@@ -175,6 +175,8 @@ class Outcome:
     # What was said is not to be kept beyond the question in hand (an anonymous ballot's
     # answers): a channel that keeps the conversation lets it go once the question is past.
     off_the_record: bool = False
+    # What was typed was not taken (too long): a channel that can gives it back to the box.
+    given_back: bool = False
 
 
 # --- How flows are written -----------------------------------------------------------------
@@ -407,6 +409,7 @@ class Context:
     tapped: bool = False  # a button of the current question was tapped: its message can be redrawn
     memo: dict[str, Any] = field(default_factory=dict)  # what a step loaded, for the next one
     off_the_record: bool = False  # see Outcome.off_the_record
+    given_back: bool = False  # see Outcome.given_back
     # The drafts read in this event (None: dropped), written back when it has been handled.
     drafts: dict[type[Draft], Draft | None] = field(default_factory=dict)
     # The unit of work, where what is read for all its events is found (None: read it here).
@@ -729,6 +732,7 @@ class Engine:
         outcome.erased = ctx.drop_conversation
         outcome.member = ctx.person is not None
         outcome.off_the_record = ctx.off_the_record
+        outcome.given_back = ctx.given_back
         if along is not None:
             await along(session, outcome)
         unit.persons[sender] = ctx.person
@@ -851,11 +855,17 @@ class Engine:
             await self.ask(ctx, step)
             return
         if len(text) > step.max_text_length:
+            # Not taken: said how long it may be, the question again, and on a channel that
+            # can, what was typed back where it was typed, to shorten rather than rewrite.
             ctx.say(
-                ctx._("That is a bit long: please keep it under {limit} characters.").format(
-                    limit=ctx.t.number(step.max_text_length)
-                )
+                ctx.ngettext(
+                    "That is {count} character long, for {limit} at most.",
+                    "That is {count} characters long, for {limit} at most.",
+                    len(text),
+                ).format(count=ctx.t.number(len(text)), limit=ctx.t.number(step.max_text_length))
             )
+            ctx.given_back = True
+            await self.ask(ctx, step)
             return
         await self.go(ctx, await step.on_text(ctx, text.strip()))
 

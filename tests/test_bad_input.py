@@ -15,6 +15,7 @@ from storage.models import Conversation, Council, Person
 from tests.conftest import StartBot, in_transaction
 from tests.emulator import BotApiEmulator, FakeUser
 from tests.helpers import AR, EN, FR, count_rows, onboard
+from tests.test_talents import coordinator_of
 
 
 async def conversation_state(app: CoupDePouce, chat_id: int) -> tuple[str | None, int] | None:
@@ -223,3 +224,18 @@ async def test_a_person_who_blocked_the_bot_causes_no_error(
     emulator.unblock(sam.id)
     sam.send("/help")
     assert "/start" in ((await sam.next_message()).text or "")
+
+
+async def test_a_text_over_a_steps_limit_says_the_limit_and_asks_again(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    nadia = await coordinator_of(bot, emulator, council, 4_101)
+    nadia.send("/call")
+    title = await nadia.next_message()
+    nadia.send("Repas solidaire " * 20)  # 320 characters, for 120
+    said = await nadia.next_message()
+    assert said.text == "That is 320 characters long, for 120 at most."
+    again = await nadia.next_message()
+    assert again.text == title.text and again.labels() == ["Cancel"]
+    nadia.send("Repas solidaire")  # the question is still open
+    assert (await nadia.next_message()).text != said.text

@@ -154,3 +154,28 @@ async def test_an_arabic_page_reads_right_to_left(
     await screenshot(page, "webchat-ar-joined")
 
     assert console_errors(page) == []
+
+
+async def test_a_text_over_the_limit_goes_back_to_the_box(
+    bot: CoupDePouce, council: Council, browser: Browser
+) -> None:
+    page = await new_page(browser, "fr-FR")
+    await page.goto(poster_link(bot))
+    consent = bot_bubble(page, FR._("Do you agree?"))
+    await consent.get_by_role("button", name=FR._("✅ Yes, I agree")).click()
+    welcome = FR._("Thank you! You are now a member of {council}.").format(council=COUNCIL_NAME)
+    await expect(bot_bubble(page, welcome)).to_be_visible()
+    message = page.get_by_role("textbox", name=FR._("Your message"))
+    await message.fill("/verify")
+    await message.press("Enter")
+    asked = FR._("Type the code printed on your card: 8 letters and digits, like ABCD-EFGH.")
+    await expect(bot_bubble(page, asked)).to_be_visible()
+    too_long = "ABCD-EFGH-" * 10  # 100 characters, for 40
+    await message.fill(too_long)
+    await message.press("Enter")
+    await expect(bot_bubble(page, "100\u202fcaractères, pour 40 au plus")).to_be_visible()
+    await expect(message).to_have_value(too_long)  # back in the box, to shorten
+    log = page.get_by_role("log")
+    await expect(log.locator(".bubble.me").filter(has_text="ABCD-EFGH-ABCD")).to_have_count(0)
+    await expect(log.locator(".bubble.bot").filter(has_text=asked)).to_have_count(2)
+    assert console_errors(page) == []

@@ -340,3 +340,25 @@ async def test_a_very_long_message_is_kept_shortened(bot: CoupDePouce, council: 
             assert kept[-1] == "é" * 1999 + "…"
     finally:
         await browser.close()
+
+
+async def test_a_text_over_the_limit_goes_back_to_the_box_and_the_question_stays(
+    bot: CoupDePouce, council: Council
+) -> None:
+    browser = Browser(bot, "fr-FR")
+    try:
+        await browser.open_page()
+        async with browser.connect() as socket:
+            await onboard_on_the_web(browser, socket)
+            asked = await browser.say(socket, {"type": "text", "text": "/verify"})
+            question = asked["replies"][-1]["text"]
+            answer = await browser.say(socket, {"type": "text", "text": "A" * 10_000})
+            assert answer["given_back"] is True  # the page puts it back in the box
+            assert "mine" not in answer
+            said, again = answer["replies"]
+            assert said["text"] == "C\u2019est 10\u202f000 caractères, pour 40 au plus."
+            assert again["text"] == question
+        async with browser.connect():
+            assert "A" * 100 not in json.dumps(browser.history)  # nothing kept of it
+    finally:
+        await browser.close()

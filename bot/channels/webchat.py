@@ -136,6 +136,7 @@ def render(outcome: Outcome) -> dict[str, Any]:
         "dir": _direction(outcome.rtl),
         "toast": outcome.toast,
         "clear_buttons": outcome.clear_buttons,
+        "given_back": outcome.given_back,
         "replies": [_reply(reply) for reply in outcome.replies],
     }
 
@@ -196,6 +197,8 @@ class Keeping:
         if self.tapped is not None:
             tapped = await conversation.one(session, self.chat_id, self.tapped)
         mine = self.text if self.choice is None else _label_of(tapped, self.choice)
+        if outcome.given_back:
+            mine = None  # not taken: back in the person's box, and not kept
         if mine and len(mine) > KEPT_CHARS:  # what flows refuse anyway; the history stays light
             mine = mine[: KEPT_CHARS - 1] + "…"
         if mine and outcome.off_the_record:
