@@ -112,17 +112,28 @@ def summary(t: Translator, consultation: Consultation, results: Results, final: 
             lines.append(
                 f"• {label}: {t.number(count)} ({t.percent(share(count, whole['answered']))})"
             )
-        places = [
-            f"{place_label(t, place)} {figure}"
-            for place, cell in question["by_neighbourhood"].items()
-            if (figure := headline(t, question, cell)) is not None
-        ]
-        if places:
-            lines.append(t._("By neighbourhood: {figures}").format(figures=" · ".join(places)))
+        lines += neighbourhood_lines(t, question)
     text = "\n".join(lines)
     if len(text) > MESSAGE_LIMIT:
         text = text[: MESSAGE_LIMIT - 1] + "…"
     return text
+
+
+def neighbourhood_lines(t: Translator, question: Mapping[str, Any]) -> list[str]:
+    """The main figure per neighbourhood, when one at least is shown by name: merged small
+    ones or unknown ones alone say nothing, so then it is said why there are none."""
+    groups = question["by_neighbourhood"]
+    places = [
+        f"{place_label(t, place)} {figure}"
+        for place, cell in groups.items()
+        if (figure := headline(t, question, cell)) is not None
+    ]
+    named = any(place not in (OTHER, UNKNOWN) for place in groups)
+    if named and places:
+        return [t._("By neighbourhood: {figures}").format(figures=" · ".join(places))]
+    if not named and OTHER in groups:
+        return [t._("Results by neighbourhood are not shown, to protect small groups.")]
+    return []
 
 
 def table(t: Translator, results: Results) -> bytes:
