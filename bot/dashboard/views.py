@@ -121,6 +121,8 @@ class Dashboard:
             who = await viewer(session, request, self.admin_ids)
             if who is None:  # the landing page: how to sign in
                 return self.signed_out(request, status=200)
+            if len(who.councils) == 1:  # nothing to choose: straight to its overview
+                raise web.HTTPFound(f"/dashboard/{who.councils[0].slug}/")
             t = Translator(who.person.locale)
             return page(
                 "home.html", t, who, councils=who.councils, roles=who.roles, labels=ROLE_LABELS
