@@ -41,6 +41,8 @@ class CoupDePouce:
         leaves Telegram out, as the demo does)."""
         self.settings = settings
         self.flows = flows
+        # More pages on the web server, added when it starts (the demo's own).
+        self.extra_routes: list[Callable[[web.Application], None]] = []
         price = (
             Price(settings.whatsapp_template_price, settings.whatsapp_price_currency)
             if settings.whatsapp_template_price is not None
@@ -162,6 +164,8 @@ class CoupDePouce:
             ),
             trusted_proxy=self.settings.trusted_proxy,
         )
+        for add_routes in self.extra_routes:
+            add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
@@ -205,9 +206,22 @@ async def vouch_for_visitors(
 DEMO_FLOWS: tuple[Flow, ...] = (*FLOWS, Flow(name="demo", on_join=vouch_for_visitors))
 
 
+DASHBOARD_PATH = "/demo/dashboard"
+
+
 def let_in_as_coordinator(app: CoupDePouce) -> None:
-    """Whoever tries the demo may open the coordinator's chat at /chat/as/coordinator."""
+    """Whoever tries the demo may open the coordinator's chat at /chat/as/coordinator, and
+    the coordinator's dashboard at /demo/dashboard: a fresh one-time sign-in link at each
+    visit (one made at start would expire while the demo runs)."""
     app.webchat.open_as["coordinator"] = COORDINATOR_CHAT
+
+    async def dashboard_link(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(await coordinator_link(app))
+
+    def add_route(web_app: web.Application) -> None:
+        web_app.router.add_get(DASHBOARD_PATH, dashboard_link)
+
+    app.extra_routes.append(add_route)
 
 
 async def coordinator_link(app: CoupDePouce) -> str:
@@ -233,14 +247,11 @@ async def run_demo(settings: Settings) -> None:
 
     async def announce() -> None:
         base = app.public_url
-        minutes = settings.dashboard_link_minutes
         print(
             "Coup de pouce demo (Ctrl+C to stop)\n"
             f"  as a resident:       {base}/?start={DEMO_SLUG}\n"
             f"  as the coordinator:  {base}/chat/as/coordinator\n"
-            f"  dashboard:           {await coordinator_link(app)}\n"
-            f"                       (works once, for {minutes} minutes; "
-            "send /dashboard in the coordinator's chat for another)",
+            f"  dashboard:           {base}{DASHBOARD_PATH}",
             flush=True,
         )
 

@@ -213,6 +213,15 @@ async def test_demo_prints_where_to_go_and_serves_it(database_url: str) -> None:
                 assert page.status == 200 and '<html lang="fr"' in await page.text()
             async with client.get(printed["dashboard"]) as page:
                 assert page.status == 200  # the one-time link's sign-in page
+            # The printed address makes a fresh one-time link at each visit: it never expires.
+            assert printed["dashboard"].endswith("/demo/dashboard")
+            links = []
+            for _visit in range(2):
+                async with client.get(printed["dashboard"], allow_redirects=False) as page:
+                    assert page.status == 302
+                    links.append(page.headers["Location"])
+            assert all("/dashboard/login/" in link for link in links)
+            assert links[0] != links[1]
     finally:
         process.send_signal(signal.SIGINT)
         _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
