@@ -127,3 +127,20 @@ def test_numbers_are_written_the_local_way() -> None:
     assert Translator("fr").number(12000) == "12\u202f000"
     assert Translator("en").number(12000) == "12,000"
     assert Translator("ar").rtl and not Translator("fr").rtl
+
+
+def test_french_typography() -> None:
+    """A narrow no-break space before : ; ! ? (never an ordinary space, never none), and
+    « guillemets » (with no-break spaces inside) rather than “ ” or straight quotes."""
+    faults = []
+    for message in catalog("fr"):
+        if not message.id:
+            continue
+        for text in forms(message.string):
+            # Links, placeholders and times (14:30) aside.
+            bare = re.sub(r"https?://\S+|\{[^}]*\}|\d:\d", "", text)
+            if re.search(r"[^\u202f][:;!?]", bare) or re.search(r"[“”\"]", bare):
+                faults.append(text)
+            if re.search(r"«(?!\u00a0)|(?<!\u00a0)»", bare):
+                faults.append(text)
+    assert faults == []

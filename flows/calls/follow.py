@@ -93,7 +93,10 @@ async def ask_answers(ctx: Context) -> Prompt:
         .where(CallAnswer.call_id == call.id)
         .order_by(CallAnswer.answer, CallAnswer.answered_at)
     )
-    lines = [f"“{call.title}”", who_may_answer(ctx.t, call.accepts_unverified)]
+    lines = [
+        ctx._("“{text}”").format(text=call.title),
+        who_may_answer(ctx.t, call.accepts_unverified),
+    ]
     options: list[list[Option]] = []
     for answer, person, intro, counts in rows:
         name = person.first_name

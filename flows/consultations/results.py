@@ -50,7 +50,7 @@ def headline(t: Translator, question: Mapping[str, Any], cell: Mapping[str, Any]
     if not counts or not cell["answered"] or max(counts) == 0:
         return None
     best = counts.index(max(counts))
-    return "“{option}” {share}".format(
+    return t._("“{option}” {share}").format(
         option=question["options"][best], share=t.percent(share(counts[best], cell["answered"]))
     )
 
@@ -104,7 +104,7 @@ def summary(t: Translator, consultation: Consultation, results: Results, final: 
                     count=t.number(len(texts))
                 )
             )
-            lines += [f"• “{text}”" for text in texts[:TEXTS_SHOWN]]
+            lines += ["• " + t._("“{text}”").format(text=text) for text in texts[:TEXTS_SHOWN]]
             continue
         if question["kind"] == QuestionKind.SCALE and whole["mean"] is not None:
             lines.append(t._("Average: {mean} out of 5").format(mean=t.decimal(whole["mean"])))
