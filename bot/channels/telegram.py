@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -44,7 +45,7 @@ from bot.channels.http import AiohttpRequest
 from bot.channels.lanes import ChatLanes
 from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
 from bot.ratelimit import RateLimiter
-from flows.engine import Engine, Event, Inbound, Outcome, Reply
+from flows.engine import CONVERSATION_PREFIX, Engine, Event, Inbound, Outcome, Reply
 from flows.i18n import SHIPPED_LOCALES, Translator
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 # Chats whose replies may be in hand at once before reading waits: far above what the rate
 # limit sends in a second, low enough to bound memory if the Bot API stalls.
 CHATS_IN_HAND = 1000
+QUESTIONS_KEPT = 100_000  # chats whose current question is remembered (an id each)
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 
 
@@ -126,6 +128,13 @@ def _command(message: Message, bot_username: str) -> tuple[str, str] | None:
     return name.lower(), text[entities[0].length :].strip()
 
 
+def asks(reply: Reply) -> bool:
+    """Whether the reply is a conversation's question (its buttons answer the current step)."""
+    return any(
+        choice.data.startswith(CONVERSATION_PREFIX + ":") for row in reply.choices for choice in row
+    )
+
+
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     if not reply.choices:
         return None
@@ -189,6 +198,10 @@ class TelegramChannel:
         )
         self._polling: asyncio.Task[None] | None = None
         self._offset = 0
+        # Each chat's current question (its message id), the one copy whose buttons live: a
+        # question asked again takes them off the copy before it. Forgotten at a restart
+        # (an older copy's buttons then answer "expired").
+        self._questions: OrderedDict[int, int] = OrderedDict()
         self._replying = ChatLanes("telegram-reply")
         self._webhook_units: gathering.Gathering[Update, None] = gathering.Gathering(
             self._handle, window=gathering.WINDOW, most=gathering.MOST, name="telegram-webhook"
@@ -330,12 +343,16 @@ class TelegramChannel:
             if outcome.clear_buttons and isinstance(message, Message) and message.reply_markup:
                 await self.limiter.acquire(priority=True)  # an edit counts as a message
                 await self._quietly(message.edit_reply_markup(reply_markup=None))
+                if self._questions.get(message.chat_id) == message.message_id:
+                    del self._questions[message.chat_id]
         if outcome.duplicate:  # handled before: what it answered goes again, as new messages
             await self.send(int(inbound.chat_id), outcome.replies)
             return
         replies = outcome.replies
         redrawable = replies and replies[0].replace and query is not None
         if redrawable and await self._redraw(query.message if query else None, replies[0]):
+            if query is not None and isinstance(query.message, Message) and asks(replies[0]):
+                self._remember_question(query.message.chat_id, query.message.message_id)
             replies = replies[1:]
         await self.send(int(inbound.chat_id), [replace(reply, replace=False) for reply in replies])
 
@@ -357,6 +374,8 @@ class TelegramChannel:
         for reply in replies:
             shown = messages(reply)
             sent = 0
+            if asks(reply):
+                await self._retire_question(chat_id)
 
             async def attempt(shown: list[Reply] = shown) -> Delivery:
                 nonlocal sent
@@ -371,6 +390,25 @@ class TelegramChannel:
             if delivery.kind is not DeliveryKind.SENT:
                 log.warning("a reply to %s was not delivered: %s", chat_id, delivery.error)
                 return
+            if asks(reply) and delivery.message_id is not None:
+                self._remember_question(chat_id, int(delivery.message_id))
+
+    def _remember_question(self, chat_id: int, message_id: int) -> None:
+        self._questions[chat_id] = message_id
+        self._questions.move_to_end(chat_id)
+        while len(self._questions) > QUESTIONS_KEPT:
+            self._questions.popitem(last=False)
+
+    async def _retire_question(self, chat_id: int) -> None:
+        """A new question is asked: the copy before it loses its buttons."""
+        message_id = self._questions.pop(chat_id, None)
+        if message_id is not None:
+            await self.limiter.acquire(priority=True)  # an edit counts as a message
+            await self._quietly(
+                self.application.bot.edit_message_reply_markup(
+                    chat_id, message_id, reply_markup=None
+                )
+            )
 
     async def deliver(
         self, chat_id: str, reply: Reply, *, paid: bool = False, envelope: Envelope | None = None
