@@ -408,3 +408,32 @@ async def test_a_deep_link_opens_the_directory_right_after_joining(
     lina.tap("✅ Yes, I agree", await lina.next_message())
     await lina.wait_for(lambda m: (m.text or "").startswith("Thank you! You are now a member"))
     await lina.wait_for(lambda m: (m.text or "").startswith("What can you lend a hand with?"))
+
+
+async def test_a_neighbourhood_told_already_is_offered_to_confirm(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    bilal = emulator.resident(40_011, first_name="Bilal", language_code="en")
+    await onboard(bilal, EN)
+
+    async def told(session: AsyncSession) -> None:  # as answering a consultation records it
+        person = await people.person_by_identity(session, "telegram", "40011")
+        assert person is not None
+        membership = await people.membership(session, person, council)
+        assert membership is not None
+        membership.neighbourhood = "La Gare"
+
+    await in_transaction(bot, told)
+    await join_directory(bilal, {"Home and repairs": ["Cooking"]})
+    await bilal.wait_for(lambda m: (m.text or "").startswith("Anything else"))
+    bilal.send("Rien")
+    availability = await bilal.wait_for(lambda m: (m.text or "").startswith("When are you"))
+    bilal.tap("✅ Done", availability)
+    place = await bilal.wait_for(lambda m: "Les Tilleuls" in m.labels())
+    assert place.text == "You told us you live in La Gare: tap it to confirm, or choose another."
+    assert place.labels()[0] == "✅ La Gare" and "La Gare" not in place.labels()
+    bilal.tap("✅ La Gare", place)
+    bilal.tap("Yes, directly", await bilal.wait_for(lambda m: "Yes, directly" in m.labels()))
+    await bilal.wait_for(lambda m: (m.text or "").startswith("Your profile"))
+    talent = await profile_of(bot, 40_011)
+    assert talent is not None and talent.neighbourhood == "La Gare"

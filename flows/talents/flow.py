@@ -32,7 +32,7 @@ from flows.talents.drafts import TalentDraft
 from flows.talents.jobs import REFRESH_PROFILES
 from flows.talents.picker import TICK
 from storage.models import Council, Skill
-from storage.queries import councils, talents
+from storage.queries import councils, people, talents
 
 
 class TalentStep(StepName):
@@ -225,10 +225,23 @@ async def handle_availability(ctx: Context, value: str) -> Next:
 
 
 async def ask_neighbourhood(ctx: Context) -> Prompt:
-    """Ask which neighbourhood the person lives in."""
+    """Ask which neighbourhood the person lives in; one they told the council already (a
+    consultation asked) comes first, to confirm with a tap."""
     council = await council_of(ctx)
     rows = [[Option(str(index), name)] for index, name in enumerate(council.neighbourhoods)]
     rows.append([Option("none", ctx._("I'd rather not say"))])
+    assert ctx.person is not None
+    membership = await people.membership(ctx.session, ctx.person, council)
+    known = membership.neighbourhood if membership is not None else None
+    if known and known in council.neighbourhoods:
+        index = council.neighbourhoods.index(known)
+        rows = [[Option(str(index), "✅ " + known)], *(r for r in rows if r[0].value != str(index))]
+        return Prompt(
+            ctx._("You told us you live in {place}: tap it to confirm, or choose another.").format(
+                place=known
+            ),
+            rows,
+        )
     return Prompt(ctx._("Which neighbourhood do you live in?"), rows)
 
 
