@@ -13,7 +13,7 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime, format_skeleton, format_time
+from babel.dates import format_date, format_skeleton, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
@@ -114,8 +114,13 @@ class Translator:
         return format_decimal(round(value, 1), format="0.0", locale=self.locale)
 
     def datetime(self, moment: datetime, timezone: str, format: str = "full") -> str:
-        """A date and time in the council's time zone, written the person's way."""
-        return format_datetime(moment, format=format, tzinfo=ZoneInfo(timezone), locale=self.locale)
+        """A date (in `format`) and its hour in the council's time zone, written the person's
+        way, never with seconds: "9 déc. 2026 à 18:00"."""
+        local = moment.astimezone(ZoneInfo(timezone))
+        return self._("{date} at {time}").format(
+            date=format_date(local, format=format, locale=self.locale),
+            time=format_time(local, format="short", locale=self.locale),
+        )
 
     def moment(self, moment: Moment, timezone: str) -> str:
         """The day and hour of a meeting: "samedi 5 décembre 2026 à 14:00"."""

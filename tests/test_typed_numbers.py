@@ -3,10 +3,13 @@ language's digits; one out of range gets a kind answer and the question again.""
 
 from __future__ import annotations
 
+import re
+
 from bot.app import CoupDePouce
 from flows.i18n import typed_number
 from storage.models import Council
 from tests.emulator import BotApiEmulator
+from tests.test_calls import send_cooking_call
 from tests.test_consultations import (
     ANNA,
     invitation,
@@ -84,3 +87,15 @@ async def test_a_call_takes_a_typed_number_of_people(
     nadia.tap("In a week", await nadia.wait_for(lambda m: "In a week" in m.labels()))
     preview = await nadia.wait_for(lambda m: text_of(m).startswith("Preview"))
     assert "4 people needed" in text_of(preview)
+
+
+async def test_a_call_preview_shows_the_times_and_no_seconds(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council
+) -> None:
+    await seed_directory(bot, council)
+    nadia = await coordinator_of(bot, emulator, council, 43_102)
+    await send_cooking_call(nadia)
+    preview = await nadia.wait_for(lambda m: text_of(m).startswith("Preview"))
+    assert "When: Evenings" in text_of(preview)
+    [deadline] = [line for line in text_of(preview).splitlines() if line.startswith("Answer by")]
+    assert re.fullmatch(r"Answer by .* at \d{1,2}:\d{2}\s?[AP]M", deadline), deadline

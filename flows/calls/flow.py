@@ -207,6 +207,7 @@ async def ask_preview(ctx: Context) -> Prompt:
         title=new.title,
         description=new.description,
         people_needed=new.people_needed,
+        needed_when=",".join(new.when),
         deadline=new.deadline,
     )
     shown = service.invitation(found, preview, skills, found.timezone)(ctx.t).text

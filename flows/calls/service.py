@@ -13,7 +13,7 @@ from flows.broadcasts import service as broadcasts
 from flows.calls.buttons import AnswerButton
 from flows.engine import Choice, Notice, NoticeKind, Reply
 from flows.i18n import Translator
-from flows.talents.catalogue import skill_label
+from flows.talents.catalogue import AVAILABILITY, skill_label
 from storage.models import (
     Answer,
     Call,
@@ -72,6 +72,11 @@ def invitation(
         if skills:
             names = ", ".join(skill_label(skill, t) for skill in skills)
             lines.append(t._("Looking for: {skills}").format(skills=names))
+        times = [
+            t._(AVAILABILITY[key]) for key in call.needed_when.split(",") if key in AVAILABILITY
+        ]
+        if times:
+            lines.append(t._("When: {times}").format(times=", ".join(times)))
         lines.append(
             t.ngettext("{count} person needed", "{count} people needed", call.people_needed).format(
                 count=t.number(call.people_needed)
