@@ -148,3 +148,18 @@ class Translator:
     @property
     def rtl(self) -> bool:
         return self.locale in RTL_LOCALES
+
+    @property
+    def back(self) -> str:
+        """"◀ Back", its arrow pointing backwards in the reading direction."""
+        return ("▶ " if self.rtl else "◀ ") + self._("Back")
+
+    @property
+    def skip(self) -> str:
+        """"Skip ⏭", its arrow pointing forwards in the reading direction."""
+        return self._("Skip") + (" ⏮" if self.rtl else " ⏭")
+
+    @property
+    def pages(self) -> tuple[str, str]:
+        """The arrows of the previous and the next page, in the reading direction."""
+        return ("▶", "◀") if self.rtl else ("◀", "▶")

@@ -151,7 +151,21 @@ async def test_an_arabic_page_reads_right_to_left(
     assert box["x"] + box["width"] < right - 1, (box, right)
     welcome = AR._("Thank you! You are now a member of {council}.").format(council=COUNCIL_NAME)
     await expect(bot_bubble(page, welcome)).to_have_css("direction", "rtl")
+    # Each paragraph in its own direction: a French line inside an Arabic bubble keeps its
+    # punctuation at its own end.
+    await expect(bot_bubble(page, welcome)).to_have_css("unicode-bidi", "plaintext")
     await screenshot(page, "webchat-ar-joined")
+
+    # Arrows point the way Arabic reads: back is to the right.
+    message = page.get_by_role("textbox", name=AR._("Your message"))
+    await message.fill("/talents")
+    await message.press("Enter")
+    picker = page.get_by_role("log").locator(".bubble.bot").last
+    await picker.get_by_role("button").first.click()
+    back = page.get_by_role("log").get_by_role("button", name=AR.back)
+    await expect(back).to_be_visible()
+    assert AR.back.startswith("▶ ")
+    await screenshot(page, "webchat-ar-back")
 
     assert console_errors(page) == []
 

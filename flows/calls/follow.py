@@ -113,7 +113,7 @@ async def ask_answers(ctx: Context) -> Prompt:
             options.append([Option(str(person.id), label)])
     if len(lines) == 2:
         lines.append(ctx._("No answer yet."))
-    options.append([Option("back", "◀ " + ctx._("Back")), Option("close", ctx._("Close"))])
+    options.append([Option("back", ctx.t.back), Option("close", ctx._("Close"))])
     return Prompt("\n".join(lines), options)
 
 

@@ -526,9 +526,9 @@ async def ask_answer(ctx: Context) -> Prompt:
         if question.kind is QuestionKind.MULTIPLE:
             head += "\n" + ctx._("Tick all that apply, then Done.")
             rows.append([Option("done", picker.TICK + ctx._("Done"))])
-    last = [Option("skip", ctx._("Skip") + " ⏭")]
+    last = [Option("skip", ctx.t.skip)]
     if index > 0:
-        last.insert(0, Option("back", "◀ " + ctx._("Back")))
+        last.insert(0, Option("back", ctx.t.back))
     rows.append(last)
     return Prompt(head, rows)
 

@@ -900,9 +900,9 @@ async def ask_attendance(ctx: Context) -> Prompt:
     ]
     more = []
     if page > 0:
-        more.append(Option("prev", "◀"))
+        more.append(Option("prev", ctx.t.pages[0]))
     if (page + 1) * ROSTER_PAGE < len(people):
-        more.append(Option("next", "▶"))
+        more.append(Option("next", ctx.t.pages[1]))
     if more:
         rows.append(more)
     rows.append([Option(picker.DONE, picker.TICK + ctx._("Done"))])

@@ -51,7 +51,7 @@ def skill_rows(
         for skill in skills
         if skill.category == category
     ]
-    rows.append([Option(BACK, "◀ " + ctx._("Back"))])
+    rows.append([Option(BACK, ctx.t.back)])
     return rows
 
 

@@ -88,7 +88,7 @@ async def ask_skill_in_category(ctx: Context) -> Prompt:
         for skill in skills
         if skill.category == category
     ]
-    rows.append([Option("back", "◀ " + ctx._("Back"))])
+    rows.append([Option("back", ctx.t.back)])
     return Prompt(category_label(category, ctx.t), rows)
 
 
@@ -177,9 +177,9 @@ async def ask_results(ctx: Context) -> Prompt:
         lines.append(f"{ctx.t.number(number)}. {person.first_name} — {details}")
     navigation = []
     if page > 0:
-        navigation.append(Option("previous", "◀"))
+        navigation.append(Option("previous", ctx.t.pages[0]))
     if page + 1 < pages or (capped and len(results) == PAGE_SIZE):
-        navigation.append(Option("next", "▶"))
+        navigation.append(Option("next", ctx.t.pages[1]))
     rows = [navigation] if navigation else []
     rows.append([Option("new", ctx._("New search")), Option("close", ctx._("Close"))])
     return Prompt("\n".join(lines), rows)
