@@ -128,6 +128,7 @@ class Reply:
     attachment: Attachment | None = None
     replace: bool = False  # redraw the message whose button was tapped, rather than add one
     notice: Notice | None = None  # for a message that reaches someone who is not waiting
+    asks_location: bool = False  # see Prompt.asks_location
 
     def kept(self) -> dict[str, Any]:
         """The reply as JSON, to be sent again if its event is delivered again (a new message:
@@ -209,6 +210,8 @@ class Prompt:
     text: str
     rows: Sequence[Sequence[Option]] = ()
     attachment: Attachment | None = None
+    # A place on the map is asked: each channel says (or offers) how to share one.
+    asks_location: bool = False
 
 
 Next = StepName | None
@@ -892,7 +895,15 @@ class Engine:
         ctx.conversation.options = [option.value for row in prompt.rows for option in row]
         replace = ctx.tapped and step.in_place and not ctx.replies and prompt.attachment is None
         ctx.tapped = False
-        ctx.replies.append(Reply(prompt.text, choices, prompt.attachment, replace=replace))
+        ctx.replies.append(
+            Reply(
+                prompt.text,
+                choices,
+                prompt.attachment,
+                replace=replace,
+                asks_location=prompt.asks_location,
+            )
+        )
 
 
 SEEN_EVERY = timedelta(days=1)  # how often a person's last visit is written, at most

@@ -7,17 +7,21 @@ import json
 import re
 
 from playwright.async_api import Browser, Locator, Page, expect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from flows.i18n import language_name
-from storage.models import Council
+from storage.models import Council, Identity, Role
+from storage.queries import people
 from tests.browser import (
     browser_fixture,  # noqa: F401 (the `browser` fixture)
     console_errors,
     new_page,
     screenshot,
 )
-from tests.helpers import AR, FR
+from tests.conftest import in_transaction
+from tests.helpers import AR, EN, FR
 
 COUNCIL_NAME = "Conseil citoyen Quartier Nord"
 
@@ -192,4 +196,40 @@ async def test_a_text_over_the_limit_goes_back_to_the_box(
     log = page.get_by_role("log")
     await expect(log.locator(".bubble.me").filter(has_text="ABCD-EFGH-ABCD")).to_have_count(0)
     await expect(log.locator(".bubble.bot").filter(has_text=asked)).to_have_count(2)
+    assert console_errors(page) == []
+
+
+async def test_a_place_is_shared_with_the_browsers_position(
+    bot: CoupDePouce, council: Council, browser: Browser
+) -> None:
+    page = await new_page(browser, "en")
+    await page.context.grant_permissions(["geolocation"])
+    await page.context.set_geolocation({"latitude": 48.85, "longitude": 2.35})
+    await page.goto(poster_link(bot))
+    consent = bot_bubble(page, EN._("Do you agree?"))
+    await consent.get_by_role("button", name=EN._("✅ Yes, I agree")).click()
+    await expect(bot_bubble(page, EN._("Here is what you can do:"))).to_be_visible()
+
+    async def organiser(session: AsyncSession) -> None:
+        web_id = await session.scalar(select(Identity.external_id).where(Identity.channel == "web"))
+        assert web_id is not None
+        stored = await session.get_one(Council, council.id)
+        await people.grant_role(session, stored, "web", web_id, Role.ORGANISER)
+
+    await in_transaction(bot, organiser)
+    message = page.get_by_role("textbox", name=EN._("Your message"))
+    for line in (
+        "/meeting",
+        "Conseil citoyen de décembre",
+        "Budget participatif.",
+        "3 rue des Lilas",
+    ):
+        await message.fill(line)
+        await message.press("Enter")
+        await expect(message).to_have_value("")
+    where = bot_bubble(page, "To show it on a map")
+    await expect(where).not_to_contain_text("📎")  # Telegram's menu has no place here
+    await where.get_by_role("button", name="📍 Share my position").click()
+    await expect(bot_bubble(page, "Which day?")).to_be_visible()
+    await screenshot(page, "webchat-share-position")
     assert console_errors(page) == []

@@ -84,6 +84,7 @@ async def write_meeting(
     await oumar.wait_for(lambda m: text_of(m).startswith("Where?"))
     oumar.send("Maison de quartier, 3 rue des Lilas")
     where = await oumar.wait_for(lambda m: text_of(m).startswith("To show it on a map"))
+    assert text_of(where).endswith("\nTap 📎, then Location.")  # how Telegram shares a place
     if location is None:
         oumar.tap("Skip", where)
     else:

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app import CoupDePouce
 from bot.channels.webchat import COOKIE
 from flows.i18n import Translator
-from storage.models import Council, Identity, OutboxMessage, OutboxStatus, WebMessage
+from storage.models import Council, Identity, OutboxMessage, OutboxStatus, Role, WebMessage
+from storage.queries import people
 from tests.conftest import StartBot, in_transaction
-from tests.helpers import AR, FR
+from tests.helpers import AR, EN, FR
 from tests.test_broadcast import FAST, broadcast_to_members
 
 
@@ -360,5 +361,39 @@ async def test_a_text_over_the_limit_goes_back_to_the_box_and_the_question_stays
             assert again["text"] == question
         async with browser.connect():
             assert "A" * 100 not in json.dumps(browser.history)  # nothing kept of it
+    finally:
+        await browser.close()
+
+
+async def test_a_place_is_asked_with_the_browsers_position_not_the_messengers_menu(
+    bot: CoupDePouce, council: Council
+) -> None:
+    browser = Browser(bot, "en")
+    try:
+        await browser.open_page()
+        async with browser.connect() as socket:
+            await onboard_on_the_web(browser, socket, EN)
+
+            async def organiser(session: AsyncSession) -> None:
+                web_id = await session.scalar(
+                    select(Identity.external_id).where(Identity.channel == "web")
+                )
+                assert web_id is not None
+                stored = await session.get_one(Council, council.id)
+                await people.grant_role(session, stored, "web", web_id, Role.ORGANISER)
+
+            await in_transaction(bot, organiser)
+            await browser.say(socket, {"type": "text", "text": "/meeting"})
+            await browser.say(socket, {"type": "text", "text": "Conseil citoyen de décembre"})
+            await browser.say(socket, {"type": "text", "text": "Budget participatif."})
+            asked = await browser.say(socket, {"type": "text", "text": "3 rue des Lilas"})
+            [where] = asked["replies"]
+            assert where["text"] == "To show it on a map, share its location. Or skip."
+            assert where["location"] is True  # the page offers a button for the position
+            forged = await browser.say(socket, {"type": "location", "latitude": 91, "longitude": 0})
+            assert forged == {"type": "error", "error": "unreadable message"}
+            here = {"type": "location", "latitude": 48.85, "longitude": 2.35}
+            day = await browser.say(socket, here)
+            assert day["replies"][-1]["text"].startswith("Which day?")
     finally:
         await browser.close()

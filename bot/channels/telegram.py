@@ -41,6 +41,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.channels import gathering, text
+from bot.channels.hints import with_location_hint
 from bot.channels.http import AiohttpRequest
 from bot.channels.lanes import ChatLanes
 from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
@@ -348,7 +349,7 @@ class TelegramChannel:
         if outcome.duplicate:  # handled before: what it answered goes again, as new messages
             await self.send(int(inbound.chat_id), outcome.replies)
             return
-        replies = outcome.replies
+        replies = [with_location_hint(reply, outcome.locale) for reply in outcome.replies]
         redrawable = replies and replies[0].replace and query is not None
         if redrawable and await self._redraw(query.message if query else None, replies[0]):
             if query is not None and isinstance(query.message, Message) and asks(replies[0]):

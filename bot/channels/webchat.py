@@ -22,6 +22,7 @@ import hmac
 import html
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -98,6 +99,9 @@ def to_inbound(chat_id: str, payload: Any, language_code: str | None) -> Inbound
     kind = payload.get("type")
     if kind == "choice" and isinstance(payload.get("data"), str):
         return Inbound(choice=payload["data"], **common)
+    if kind == "location":  # the browser's position, shared with a tap
+        where = _position(payload.get("latitude"), payload.get("longitude"))
+        return None if where is None else Inbound(location=where, **common)
     if kind != "text" or not isinstance(payload.get("text"), str):
         return None
     text: str = payload["text"]
@@ -105,6 +109,19 @@ def to_inbound(chat_id: str, payload: Any, language_code: str | None) -> Inbound
     if command is not None:
         return Inbound(command=command[1].lower(), argument=(command[2] or "").strip(), **common)
     return Inbound(text=text, **common)
+
+
+def _position(latitude: object, longitude: object) -> tuple[float, float] | None:
+    """A place on Earth from the page, or None for anything else."""
+    if not all(
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        for value in (latitude, longitude)
+    ):
+        return None
+    assert isinstance(latitude, int | float) and isinstance(longitude, int | float)
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        return None
+    return float(latitude), float(longitude)
 
 
 def locale_of(chat_id: str) -> Select[str]:
@@ -148,6 +165,7 @@ def _direction(rtl: bool) -> str:
 def _reply(reply: Reply) -> dict[str, Any]:
     rendered: dict[str, Any] = {
         "text": reply.text,
+        "location": reply.asks_location,  # the page offers the browser's position
         "replace": reply.replace,
         "choices": [[{"label": c.label, "data": c.data} for c in row] for row in reply.choices],
     }
@@ -460,6 +478,7 @@ class WebChatChannel:
             send=html.escape(t._("Send")),
             disconnected=_script_string(t._("Connection lost. Reconnecting…")),
             spent=_script_string(t._("This question was answered, or asked again since.")),
+            share_position=_script_string(t._("📍 Share my position")),
             push_key=_script_string(self.push.public_key if self.push else ""),
             notify_label=html.escape(t._("Notifications")),
             notify_question=html.escape(

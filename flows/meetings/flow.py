@@ -183,8 +183,9 @@ async def handle_place(ctx: Context, text: str) -> Next:
 
 async def ask_location(ctx: Context) -> Prompt:
     return Prompt(
-        ctx._("To show it on a map, share the location (📎 → Location). Or skip."),
+        ctx._("To show it on a map, share its location. Or skip."),
         [[Option("skip", ctx._("Skip"))]],
+        asks_location=True,
     )
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels import gathering
+from bot.channels.hints import with_location_hint
 from bot.channels.lanes import ChatLanes
 from bot.channels.whatsapp import payloads, templates
 from bot.channels.whatsapp.client import CloudApi, GraphError, NetworkError
@@ -258,7 +259,7 @@ class WhatsAppChannel:
                 continue
             if opened.held:
                 self.on_queued()
-            replies = list(outcome.replies)
+            replies = [with_location_hint(reply, outcome.locale) for reply in outcome.replies]
             if outcome.toast and not replies:
                 replies = [Reply(outcome.toast)]  # WhatsApp has no notice for a tap: say it
             if replies:
