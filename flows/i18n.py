@@ -151,12 +151,12 @@ class Translator:
 
     @property
     def back(self) -> str:
-        """"◀ Back", its arrow pointing backwards in the reading direction."""
+        """The back button's label, its arrow pointing backwards in the reading direction."""
         return ("▶ " if self.rtl else "◀ ") + self._("Back")
 
     @property
     def skip(self) -> str:
-        """"Skip ⏭", its arrow pointing forwards in the reading direction."""
+        """The skip button's label, its arrow pointing forwards in the reading direction."""
         return self._("Skip") + (" ⏮" if self.rtl else " ⏭")
 
     @property
