@@ -96,7 +96,7 @@ async def test_a_newcomer_joins_offers_help_answers_the_meeting_and_the_consulta
     await tap(page, FR._("Skip"))
     await tap(page, FR._("Evenings"))
     await tap(page, "✅ " + FR._("Done"))
-    await tap(page, "Gare")
+    await tap(page, "✅ Gare")  # told to the consultation: offered to confirm
     await tap(page, FR._("Only through the bot"))
     welcome = FR._("Welcome to the talent directory of {council}!").format(
         council="Conseil citoyen de démonstration"
