@@ -15,7 +15,7 @@ from flows.subscription import service as subscription
 from storage.models import Call, CallAnswer, Council, Identity, TalentProfile, utcnow
 from storage.queries import people
 from tests.conftest import in_transaction
-from tests.emulator import BotApiEmulator, FakeUser
+from tests.emulator import BotApiEmulator, FakeUser, SentMessage
 from tests.factories import add_residents
 from tests.helpers import FR, run_cli
 from tests.test_talents import coordinator_of, seed_directory
@@ -23,8 +23,9 @@ from tests.test_talents import coordinator_of, seed_directory
 COOK_EVENINGS, COOK_DAYTIME, GARDENER, OTHER_COUNCIL = 41_001, 41_002, 41_003, 41_100
 
 
-async def send_cooking_call(nadia: FakeUser) -> None:
-    """A coordinator asks for cooks free in the evening, answering within a week."""
+async def start_cooking_call(nadia: FakeUser) -> SentMessage:
+    """A coordinator writes a call for cooks free in the evening, up to how many are needed
+    (that question is returned)."""
     nadia.send("/call")
     await nadia.next_message()
     nadia.send("Repas solidaire")
@@ -38,7 +39,12 @@ async def send_cooking_call(nadia: FakeUser) -> None:
     when = await nadia.wait_for(lambda m: "Evenings" in m.labels())
     nadia.tap("Evenings", when)
     nadia.tap("✅ Done", await nadia.wait_for(lambda m: "✅ Evenings" in m.labels()))
-    nadia.tap("3", await nadia.wait_for(lambda m: "3" in m.labels()))
+    return await nadia.wait_for(lambda m: "3" in m.labels())
+
+
+async def send_cooking_call(nadia: FakeUser) -> None:
+    """A coordinator asks for 3 cooks free in the evening, answering within a week."""
+    nadia.tap("3", await start_cooking_call(nadia))
     nadia.tap("In a week", await nadia.wait_for(lambda m: "In a week" in m.labels()))
 
 

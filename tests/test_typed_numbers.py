@@ -9,7 +9,7 @@ from bot.app import CoupDePouce
 from flows.i18n import typed_number
 from storage.models import Council
 from tests.emulator import BotApiEmulator
-from tests.test_calls import send_cooking_call
+from tests.test_calls import send_cooking_call, start_cooking_call
 from tests.test_consultations import (
     ANNA,
     invitation,
@@ -64,18 +64,7 @@ async def test_a_call_takes_a_typed_number_of_people(
     await seed_directory(bot, council)
     emulator.resident(41_001, language_code="en")
     nadia = await coordinator_of(bot, emulator, council, 43_101)
-    nadia.send("/call")
-    await nadia.next_message()
-    nadia.send("Repas solidaire")
-    await nadia.next_message()
-    nadia.send("Cuisiner pour 80 personnes samedi soir.")
-    skills = await nadia.next_message()
-    nadia.tap("Home and repairs", skills)
-    nadia.tap("Cooking", await nadia.wait_for(lambda m: "Cooking" in m.labels()))
-    nadia.tap("◀ Back", await nadia.wait_for(lambda m: "✅ Cooking" in m.labels()))
-    nadia.tap("✅ Done", await nadia.wait_for(lambda m: "Home and repairs (1)" in m.labels()))
-    nadia.tap("✅ Done", await nadia.wait_for(lambda m: "Evenings" in m.labels()))
-    await nadia.wait_for(lambda m: text_of(m) == "How many people are needed?")
+    await start_cooking_call(nadia)
     before = len(nadia.inbox)
     nadia.send("0")
     await emulator.wait_until(lambda: len(nadia.inbox) == before + 2)
