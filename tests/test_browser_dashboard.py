@@ -157,3 +157,20 @@ async def test_an_expired_link_is_refused(
     # Nor does the dashboard open without signing in.
     response = await page.goto(f"http://127.0.0.1:{bot.port}/dashboard/demo/")
     assert response is not None and response.status == 401
+
+
+async def test_an_arabic_dashboard_reads_right_to_left_paragraph_by_paragraph(
+    bot: CoupDePouce, emulator: BotApiEmulator, browser: Browser
+) -> None:
+    nadia = await demo_coordinator(bot, emulator, 71_004, language="ar")
+    page = await new_page(browser, "ar", viewport=LAPTOP)
+    await page.goto(await link_for(nadia))
+    await page.get_by_role("button", name=AR._("Sign in")).click()
+    await expect(page.get_by_role("navigation", name=AR._("Sections"))).to_be_visible()
+    await expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    # The council's French name and figures keep their own direction inside Arabic pages.
+    card = page.locator(".card").first
+    await expect(card).to_have_css("unicode-bidi", "plaintext")
+    await expect(card).to_have_css("direction", "rtl")
+    await screenshot(page, "dashboard-overview-ar")
+    assert console_errors(page) == []
