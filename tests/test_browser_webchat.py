@@ -7,21 +7,18 @@ import json
 import re
 
 from playwright.async_api import Browser, Locator, Page, expect
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
 from flows.i18n import language_name
-from storage.models import Council, Identity, Role
-from storage.queries import people
+from storage.models import Council
 from tests.browser import (
     browser_fixture,  # noqa: F401 (the `browser` fixture)
     console_errors,
     new_page,
     screenshot,
 )
-from tests.conftest import in_transaction
 from tests.helpers import AR, EN, FR
+from tests.test_webchat import make_web_organiser
 
 COUNCIL_NAME = "Conseil citoyen Quartier Nord"
 
@@ -210,13 +207,7 @@ async def test_a_place_is_shared_with_the_browsers_position(
     await consent.get_by_role("button", name=EN._("✅ Yes, I agree")).click()
     await expect(bot_bubble(page, EN._("Here is what you can do:"))).to_be_visible()
 
-    async def organiser(session: AsyncSession) -> None:
-        web_id = await session.scalar(select(Identity.external_id).where(Identity.channel == "web"))
-        assert web_id is not None
-        stored = await session.get_one(Council, council.id)
-        await people.grant_role(session, stored, "web", web_id, Role.ORGANISER)
-
-    await in_transaction(bot, organiser)
+    await make_web_organiser(bot, council)
     message = page.get_by_role("textbox", name=EN._("Your message"))
     for line in (
         "/meeting",

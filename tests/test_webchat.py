@@ -128,6 +128,18 @@ async def test_unreadable_messages_change_nothing(bot: CoupDePouce, council: Cou
         await browser.close()
 
 
+async def make_web_organiser(app: CoupDePouce, council: Council) -> None:
+    """The one web chat member becomes an organiser of the council."""
+
+    async def grant(session: AsyncSession) -> None:
+        web_id = await session.scalar(select(Identity.external_id).where(Identity.channel == "web"))
+        assert web_id is not None
+        stored = await session.get_one(Council, council.id)
+        await people.grant_role(session, stored, "web", web_id, Role.ORGANISER)
+
+    await in_transaction(app, grant)
+
+
 async def onboard_on_the_web(
     browser: Browser, socket: aiohttp.ClientWebSocketResponse, t: Translator = FR
 ) -> None:
@@ -373,16 +385,7 @@ async def test_a_place_is_asked_with_the_browsers_position_not_the_messengers_me
         await browser.open_page()
         async with browser.connect() as socket:
             await onboard_on_the_web(browser, socket, EN)
-
-            async def organiser(session: AsyncSession) -> None:
-                web_id = await session.scalar(
-                    select(Identity.external_id).where(Identity.channel == "web")
-                )
-                assert web_id is not None
-                stored = await session.get_one(Council, council.id)
-                await people.grant_role(session, stored, "web", web_id, Role.ORGANISER)
-
-            await in_transaction(bot, organiser)
+            await make_web_organiser(bot, council)
             await browser.say(socket, {"type": "text", "text": "/meeting"})
             await browser.say(socket, {"type": "text", "text": "Conseil citoyen de décembre"})
             await browser.say(socket, {"type": "text", "text": "Budget participatif."})
