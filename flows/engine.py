@@ -378,10 +378,13 @@ class Flow:
 @dataclass
 class ChatDraft(Draft, key="chat"):
     """What the runner keeps for any conversation: the language chosen before consenting,
-    and the step to go back to after a detour (changing language)."""
+    the step to go back to after a detour (changing language), and the part of a preview
+    being changed (see `Context.change`)."""
 
     locale: str | None = None
     return_to: str | None = None
+    changing: list[str] = field(default_factory=list)  # the steps of the part being changed
+    preview: str | None = None  # where the conversation goes back once they are answered
 
 
 @dataclass(frozen=True)
@@ -461,6 +464,19 @@ class Context:
     def drop_all(self) -> None:
         """Keep nothing of this conversation's drafts."""
         self.drop(*self.engine.drafts.values())
+
+    def change(self, steps: Sequence[StepName], preview: StepName) -> None:
+        """One part of what is being written is asked again from its preview: its `steps`
+        run as they did the first time, and as soon as one of them leads out of them, the
+        conversation goes back to `preview` instead (`Engine.go`)."""
+        chat = self.draft(ChatDraft)
+        chat.changing = [step.value for step in steps]
+        chat.preview = preview.value
+
+    @property
+    def changing(self) -> bool:
+        """A part of a preview is being changed (a step may then say less, or go back)."""
+        return bool(self.draft(ChatDraft).changing)
 
     def set_locale(self, locale: str) -> None:
         self.t = Translator(locale)
@@ -789,7 +805,7 @@ class Engine:
         elif inbound.location is not None and self._step_takes_location(ctx):
             step = self.steps[ctx.conversation.step or ""]
             assert step.on_location is not None
-            await self.go(ctx, await step.on_location(ctx, *inbound.location))
+            await self.go(ctx, await step.on_location(ctx, *inbound.location), answered=True)
         else:
             ctx.say(ctx._("I can only read text and button taps. Send /help to see what I can do."))
 
@@ -838,7 +854,7 @@ class Engine:
             outcome.toast = ctx._("Sorry, this button does not work.")
             return
         ctx.tapped = True
-        await self.go(ctx, await step.on_choice(ctx, value))
+        await self.go(ctx, await step.on_choice(ctx, value), answered=True)
         outcome.clear_buttons = not any(reply.replace for reply in ctx.replies)
 
     def _step_takes_location(self, ctx: Context) -> bool:
@@ -870,17 +886,42 @@ class Engine:
             ctx.given_back = True
             await self.ask(ctx, step)
             return
-        await self.go(ctx, await step.on_text(ctx, text.strip()))
+        await self.go(ctx, await step.on_text(ctx, text.strip()), answered=True)
 
-    async def go(self, ctx: Context, next_step: Next) -> None:
-        """Move the conversation to ``next_step`` and ask it; END clears the step."""
+    async def go(self, ctx: Context, next_step: Next, answered: bool = False) -> None:
+        """Move the conversation to ``next_step`` and ask it; END clears the step.
+        `answered`: the current step was answered (else a command or a button outside the
+        conversation moves it, and leaves behind any part of a preview being changed)."""
         if next_step == STAY:
             return
+        if answered:
+            next_step = self._after_change(ctx, next_step)
+        else:
+            self._leave_change(ctx)
         if next_step is None:
             ctx.conversation.step = None
             ctx.conversation.options = []
             return
         await self.ask(ctx, self.steps[next_step])
+
+    def _after_change(self, ctx: Context, next_step: Next) -> Next:
+        """While a part of a preview is changed, a step that leads out of the part leads
+        back to the preview; an end (cancelling) ends it."""
+        chat = ctx.draft(ChatDraft)
+        if not chat.changing or (next_step is not None and next_step.value in chat.changing):
+            return next_step
+        preview = chat.preview
+        self._leave_change(ctx)
+        if next_step is None or preview is None:
+            return next_step
+        return self.steps[preview].name
+
+    @staticmethod
+    def _leave_change(ctx: Context) -> None:
+        """Whatever part was being changed is left behind."""
+        chat = ctx.draft(ChatDraft)
+        if chat.changing or chat.preview:
+            chat.changing, chat.preview = [], None
 
     async def ask(self, ctx: Context, step: Step) -> None:
         """Ask a step's question with a fresh prompt number: older buttons expire."""

@@ -1634,6 +1634,10 @@ class FakeUser:
     def inbox(self) -> list[SentMessage]:
         return self._emulator.messages(self.id)
 
+    def read_all(self) -> None:
+        """Count every message so far as read: next_message returns only later ones."""
+        self._cursor = len(self.inbox)
+
     async def next_message(self, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
         """The first message the bot sent here that no earlier next_message call returned."""
 

@@ -144,3 +144,20 @@ def test_french_typography() -> None:
             if re.search(r"«(?!\u00a0)|(?<!\u00a0)»", bare):
                 faults.append(text)
     assert faults == []
+
+
+def test_french_never_puts_a_preposition_before_a_council_s_name() -> None:
+    """A council's name carries no article ("Conseil citoyen Nord"): "de {council}" would
+    read "de Conseil citoyen Nord", where French says "du". The French strings make the
+    council the subject or the object, or set its name apart ("votre conseil : {council}")."""
+    before = re.compile(
+        r"\b(?:de|du|des|à|au|aux|par|pour|avec|chez|sur)\s+\{council\}|d\u2019\{council\}"
+    )
+    faults = [
+        text
+        for message in catalog("fr")
+        if message.id
+        for text in forms(message.string)
+        if before.search(text)
+    ]
+    assert faults == []

@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
+from flows import changes
 from flows.announcements import service
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.broadcasts.quiet import next_allowed
+from flows.changes import Part
 from flows.engine import END, Command, Context, Flow, Next, Option, Prompt, Step, StepName
 from flows.i18n import N_
 from flows.staff import StaffDraft, council_options, start_in_council
@@ -111,7 +113,7 @@ async def ask_preview(ctx: Context) -> Prompt:
                 )
             ),
         ]
-    rows = [[Option("send", ctx._("Send"))]]
+    rows = [[Option("send", ctx._("Send")), changes.option(ctx)]]
     if size >= SPREAD_FROM:
         rows.append([Option("spread", ctx._("Send over the next hour"))])
     rows.append([_cancel(ctx)])
@@ -119,9 +121,11 @@ async def ask_preview(ctx: Context) -> Prompt:
 
 
 async def handle_preview(ctx: Context, value: str) -> Next:
-    """Send, or cancel."""
+    """Send, change the text, or cancel."""
     if value == "cancel":
         return _cancelled(ctx)
+    if value == changes.CHANGE:
+        return await changes.start(ctx, TEXT, AnnouncementStep.PREVIEW)
     draft = ctx.draft(AnnouncementDraft)
     outcome, _broadcast = await service.send(
         ctx.session,
@@ -142,6 +146,14 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     else:
         ctx.say(ctx._("On its way. I will show the progress here."))
     return END
+
+
+TEXT = Part(
+    "text",
+    N_("The message"),
+    (AnnouncementStep.WRITE,),
+    now=lambda ctx: ctx.draft(AnnouncementDraft).text,
+)
 
 
 def _cancel(ctx: Context) -> Option:

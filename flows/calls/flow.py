@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from flows import changes
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
 from flows.calls import dashboard, data, digest, service
 from flows.calls.buttons import AnswerButton
 from flows.calls.drafts import AnswerDraft, CallDraft
 from flows.calls.jobs import CLOSE_CALLS
+from flows.changes import Part
 from flows.engine import (
     END,
     Action,
@@ -38,6 +40,7 @@ from storage.queries import outbox, talents, verified
 class CallStep(StepName):
     """/call's questions, and a resident's message to the coordinator."""
 
+    CHANGE = "calls.change"
     COUNCIL = "calls.council"
     DEADLINE = "calls.deadline"
     DESCRIPTION = "calls.description"
@@ -199,7 +202,10 @@ async def ask_preview(ctx: Context) -> Prompt:
     if reach == 0:
         return Prompt(
             ctx._("Nobody matches this call yet. Change the skills or the times, or cancel."),
-            [[Option("skills", ctx._("Change the skills")), Option("cancel", ctx._("Cancel"))]],
+            [
+                [Option("skills", ctx._("Change the skills")), changes.option(ctx)],
+                [Option("cancel", ctx._("Cancel"))],
+            ],
         )
     skills = [s for s in await catalogue(ctx) if s.id in new.skill_ids]
     preview = Call(
@@ -226,7 +232,7 @@ async def ask_preview(ctx: Context) -> Prompt:
     return Prompt(
         f"{head}\n\n{shown}\n\n{who_may_answer(ctx.t, new.accepts_unverified)}",
         [
-            [Option("send", ctx._("Send")), Option("skills", ctx._("Change the skills"))],
+            [Option("send", ctx._("Send")), changes.option(ctx)],
             [toggle],
             [Option("cancel", ctx._("Cancel"))],
         ],
@@ -243,8 +249,10 @@ def who_may_answer(t: Translator, accepts_unverified: bool) -> str:
 async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
+    if value == changes.CHANGE:
+        return CallStep.CHANGE
     if value == "skills":
-        return CallStep.SKILLS
+        return await changes.start(ctx, SKILLS, CallStep.PREVIEW)
     if value in ("verified", "everyone"):
         ctx.draft(CallDraft).verified_only = value == "verified"
         return CallStep.PREVIEW
@@ -263,6 +271,22 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     else:
         ctx.say(ctx._("On its way. I will show the progress here, and each answer as it comes."))
     return END
+
+
+SKILLS = Part("skills", N_("The skills"), (CallStep.SKILLS, CallStep.SKILL_CATEGORY))
+PARTS = (
+    Part("title", N_("The title"), (CallStep.TITLE,), now=lambda ctx: ctx.draft(CallDraft).title),
+    Part(
+        "description",
+        N_("The description"),
+        (CallStep.DESCRIPTION,),
+        now=lambda ctx: ctx.draft(CallDraft).text,
+    ),
+    SKILLS,
+    Part("when", N_("When help is needed"), (CallStep.WHEN,)),
+    Part("people", N_("How many people"), (CallStep.PEOPLE,)),
+    Part("deadline", N_("Until when residents answer"), (CallStep.DEADLINE,)),
+)
 
 
 # --- residents answering -------------------------------------------------------------------
@@ -388,6 +412,7 @@ FLOW = Flow(
         ),
         Step(CallStep.DEADLINE, ask_deadline, on_choice=handle_deadline),
         Step(CallStep.PREVIEW, ask_preview, on_choice=handle_preview),
+        changes.menu(CallStep.CHANGE, CallStep.PREVIEW, PARTS),
         Step(
             CallStep.MESSAGE,
             ask_message,

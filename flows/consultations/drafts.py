@@ -18,6 +18,7 @@ class ConsultationDraft(SkillsDraft, key="consultation"):
     questions: list[NewQuestion] = field(default_factory=list)
     kind: QuestionKind = QuestionKind.SINGLE  # of the question being written
     text: str = ""  # the question being written, while its choices are asked
+    rewriting: int | None = None  # the index of the question written again (from the preview)
     audience: Audience = Audience.ALL
     place: str | None = None  # the neighbourhood asked
     anonymous: bool = True

@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows import changes
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
+from flows.changes import Part
 from flows.consultations import dashboard, data, digest, export, jobs, results, service
 from flows.consultations.buttons import AnswerButton, ConsultationButton, ConsultationOp
 from flows.consultations.drafts import BallotDraft, ConsultationDraft
@@ -69,6 +71,7 @@ class ConsultStep(StepName):
     ANONYMOUS = "consult.anonymous"
     ANSWER = "consult.answer"
     AUDIENCE = "consult.audience"
+    CHANGE = "consult.change"
     CONFIRM_CLOSE = "consult.confirm_close"
     COUNCIL = "consult.council"
     DEADLINE = "consult.deadline"
@@ -79,6 +82,7 @@ class ConsultStep(StepName):
     OPTIONS = "consult.options"
     PLACE = "consult.place"
     PREVIEW = "consult.preview"
+    QUESTIONS = "consult.questions"
     SKILL_CATEGORY = "consult.skill_category"
     SKILLS = "consult.skills"
     TEXT = "consult.text"
@@ -150,10 +154,16 @@ def drafted(ctx: Context) -> list[service.NewQuestion]:
     return ctx.draft(ConsultationDraft).questions
 
 
+def number_written(ctx: Context) -> int:
+    """The number of the question being written: the next one, or the one written again."""
+    rewriting = ctx.draft(ConsultationDraft).rewriting
+    return (rewriting if rewriting is not None else len(drafted(ctx))) + 1
+
+
 async def ask_kind(ctx: Context) -> Prompt:
-    number = len(drafted(ctx)) + 1
+    number = number_written(ctx)
     rows = [[Option(kind.value, ctx._(label))] for kind, label in KINDS.items()]
-    if drafted(ctx):
+    if drafted(ctx) and not ctx.changing:
         rows.append([Option("enough", "✅ " + ctx._("No more questions"))])
     rows.append(cancel_row(ctx))
     return Prompt(
@@ -173,7 +183,7 @@ async def handle_kind(ctx: Context, value: str) -> Next:
 
 async def ask_text(ctx: Context) -> Prompt:
     return Prompt(
-        ctx._("Write question {number}.").format(number=ctx.t.number(len(drafted(ctx)) + 1)),
+        ctx._("Write question {number}.").format(number=ctx.t.number(number_written(ctx))),
         [cancel_row(ctx)],
     )
 
@@ -189,8 +199,14 @@ async def handle_text(ctx: Context, text: str) -> Next:
 
 def add_question(ctx: Context, kind: QuestionKind, text: str, options: list[str]) -> Next:
     draft = ctx.draft(ConsultationDraft)
-    draft.questions.append(service.NewQuestion(kind, text, options))
-    draft.kind, draft.text = QuestionKind.SINGLE, ""
+    written = service.NewQuestion(kind, text, options)
+    if draft.rewriting is not None and draft.rewriting < len(draft.questions):
+        draft.questions[draft.rewriting] = written
+    else:
+        draft.questions.append(written)
+    draft.kind, draft.text, draft.rewriting = QuestionKind.SINGLE, "", None
+    if ctx.changing:
+        return ConsultStep.QUESTIONS
     return (
         ConsultStep.AUDIENCE if len(draft.questions) >= service.MAX_QUESTIONS else ConsultStep.KIND
     )
@@ -375,7 +391,10 @@ async def ask_preview(ctx: Context) -> Prompt:
     if reach == 0:
         return Prompt(
             ctx._("Nobody would be asked. Change who is asked, or cancel."),
-            [[Option("audience", ctx._("Change who is asked"))], cancel_row(ctx)],
+            [
+                [Option("audience", ctx._("Change who is asked")), changes.option(ctx)],
+                cancel_row(ctx),
+            ],
         )
     preview = Consultation(
         id=0,
@@ -417,7 +436,7 @@ async def ask_preview(ctx: Context) -> Prompt:
     return Prompt(
         "\n".join(lines),
         [
-            [Option("send", ctx._("Send")), Option("audience", ctx._("Change who is asked"))],
+            [Option("send", ctx._("Send")), changes.option(ctx)],
             [counting],
             cancel_row(ctx),
         ],
@@ -427,8 +446,10 @@ async def ask_preview(ctx: Context) -> Prompt:
 async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
+    if value == changes.CHANGE:
+        return ConsultStep.CHANGE
     if value == "audience":
-        return ConsultStep.AUDIENCE
+        return await changes.start(ctx, AUDIENCE, ConsultStep.PREVIEW)
     if value in ("everyone", "verified"):
         ctx.draft(ConsultationDraft).everyone = value == "everyone"
         return ConsultStep.PREVIEW
@@ -452,6 +473,66 @@ async def handle_preview(ctx: Context, value: str) -> Next:
             )
         )
     return END
+
+
+async def ask_questions(ctx: Context) -> Prompt:
+    """The questions written so far, each to write again or remove, and one to add."""
+    questions = drafted(ctx)
+    lines = [ctx._("Which question?")]
+    rows: list[list[Option]] = []
+    for index, question in enumerate(questions):
+        number = ctx.t.number(index + 1)
+        lines.append(f"{number}. {question.text} ({kind_label(ctx, question.kind)})")
+        row = [Option(f"rewrite:{index}", "✏️ " + ctx._("Rewrite {number}").format(number=number))]
+        if len(questions) > 1:
+            row.append(
+                Option(f"remove:{index}", "🗑 " + ctx._("Remove {number}").format(number=number))
+            )
+        rows.append(row)
+    if len(questions) < service.MAX_QUESTIONS:
+        rows.append([Option("add", ctx._("Add a question"))])
+    rows.append([Option(picker.DONE, picker.TICK + ctx._("Done"))])
+    return Prompt("\n".join(lines), rows)
+
+
+async def handle_questions(ctx: Context, value: str) -> Next:
+    draft = ctx.draft(ConsultationDraft)
+    action, _, index = value.partition(":")
+    if action == "add":
+        draft.rewriting = None
+        return ConsultStep.KIND
+    if action == "rewrite":
+        draft.rewriting = int(index)
+        return ConsultStep.KIND
+    if action == "remove" and len(draft.questions) > 1:
+        del draft.questions[int(index)]
+        return ConsultStep.QUESTIONS
+    return ConsultStep.PREVIEW
+
+
+AUDIENCE = Part(
+    "audience",
+    N_("Who is asked"),
+    (ConsultStep.AUDIENCE, ConsultStep.PLACE, ConsultStep.SKILLS, ConsultStep.SKILL_CATEGORY),
+)
+PARTS = (
+    Part(
+        "title",
+        N_("The subject"),
+        (ConsultStep.TITLE,),
+        now=lambda ctx: ctx.draft(ConsultationDraft).title,
+    ),
+    Part(
+        "questions",
+        N_("The questions"),
+        (ConsultStep.QUESTIONS, ConsultStep.KIND, ConsultStep.TEXT, ConsultStep.OPTIONS),
+    ),
+    AUDIENCE,
+    Part("anonymous", N_("Anonymous or with first names"), (ConsultStep.ANONYMOUS,)),
+    Part("live", N_("Results seen while it is open"), (ConsultStep.LIVE,)),
+    Part("opens", N_("When it opens"), (ConsultStep.OPENS,)),
+    Part("deadline", N_("Until when residents answer"), (ConsultStep.DEADLINE,)),
+)
 
 
 # --- residents answering -----------------------------------------------------------------------
@@ -903,6 +984,8 @@ FLOW = Flow(
         Step(ConsultStep.OPENS, ask_opens, on_choice=handle_opens),
         Step(ConsultStep.DEADLINE, ask_deadline, on_choice=handle_deadline),
         Step(ConsultStep.PREVIEW, ask_preview, on_choice=handle_preview),
+        changes.menu(ConsultStep.CHANGE, ConsultStep.PREVIEW, PARTS),
+        Step(ConsultStep.QUESTIONS, ask_questions, on_choice=handle_questions),
         Step(
             ConsultStep.ANSWER,
             ask_answer,

@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from flows import changes
 from flows.broadcasts import service as broadcasts
 from flows.broadcasts.preview import cost_line
+from flows.changes import Part
 from flows.engine import (
     END,
     Action,
@@ -59,6 +61,7 @@ class MeetingStep(StepName):
     AUDIENCE = "meetings.audience"
     CALL = "meetings.call"
     CAPACITY = "meetings.capacity"
+    CHANGE = "meetings.change"
     CONFIRM_CANCEL = "meetings.confirm_cancel"
     COUNCIL = "meetings.council"
     DAY = "meetings.day"
@@ -312,6 +315,10 @@ async def chosen_time(ctx: Context, value: str) -> Next:
         ctx.say(ctx._("That moment has passed. Please choose another day or time."))
         return MeetingStep.DAY
     draft.start = hour
+    if draft.deadline_days and start - timedelta(days=draft.deadline_days) <= utcnow():
+        # Moved from the preview closer than its deadline allows: the deadline is asked again.
+        draft.deadline_days = 0
+        return MeetingStep.DEADLINE
     return MeetingStep.DURATION
 
 
@@ -504,7 +511,10 @@ async def ask_preview(ctx: Context) -> Prompt:
     if reach == 0:
         return Prompt(
             ctx._("Nobody would receive this invitation. Change who is invited, or cancel."),
-            [[Option("audience", ctx._("Change who is invited"))], cancel_option(ctx)],
+            [
+                [Option("audience", ctx._("Change who is invited")), changes.option(ctx)],
+                cancel_option(ctx),
+            ],
         )
     preview = Meeting(
         id=0,
@@ -537,18 +547,17 @@ async def ask_preview(ctx: Context) -> Prompt:
         head += "\n" + cost
     return Prompt(
         f"{head}\n\n{shown}\n\n{tail}",
-        [
-            [Option("send", ctx._("Send")), Option("audience", ctx._("Change who is invited"))],
-            cancel_option(ctx),
-        ],
+        [[Option("send", ctx._("Send")), changes.option(ctx)], cancel_option(ctx)],
     )
 
 
 async def handle_preview(ctx: Context, value: str) -> Next:
     if value == "cancel":
         return await cancel(ctx, value)
+    if value == changes.CHANGE:
+        return MeetingStep.CHANGE
     if value == "audience":
-        return MeetingStep.AUDIENCE
+        return await changes.start(ctx, AUDIENCE, MeetingStep.PREVIEW)
     found = await council(ctx)
     new = meeting_written(ctx, found)
     if found is None or new is None:
@@ -566,6 +575,40 @@ async def handle_preview(ctx: Context, value: str) -> Next:
     else:
         ctx.say(ctx._("Invitations on their way. Follow the answers with /meetings."))
     return END
+
+
+AUDIENCE = Part(
+    "audience",
+    N_("Who is invited"),
+    (MeetingStep.AUDIENCE, MeetingStep.SKILLS, MeetingStep.SKILL_CATEGORY, MeetingStep.CALL),
+)
+PARTS = (
+    Part(
+        "title",
+        N_("The title"),
+        (MeetingStep.TITLE,),
+        now=lambda ctx: ctx.draft(MeetingDraft).title,
+    ),
+    Part(
+        "description",
+        N_("The description"),
+        (MeetingStep.DESCRIPTION,),
+        now=lambda ctx: ctx.draft(MeetingDraft).text,
+    ),
+    Part(
+        "place",
+        N_("The place"),
+        (MeetingStep.PLACE, MeetingStep.LOCATION),
+        now=lambda ctx: ctx.draft(MeetingDraft).place,
+    ),
+    # A start the deadline no longer fits asks the deadline again.
+    Part("time", N_("The day and time"), (MeetingStep.DAY, MeetingStep.TIME, MeetingStep.DEADLINE)),
+    Part("length", N_("How long it lasts"), (MeetingStep.DURATION,)),
+    Part("places", N_("The number of places"), (MeetingStep.CAPACITY,)),
+    AUDIENCE,
+    Part("deadline", N_("Until when residents answer"), (MeetingStep.DEADLINE,)),
+    Part("reminders", N_("The reminders"), (MeetingStep.REMINDERS, MeetingStep.NOTE)),
+)
 
 
 # --- residents answering -------------------------------------------------------------------
@@ -1008,6 +1051,7 @@ FLOW = Flow(
             max_text_length=300,
         ),
         Step(MeetingStep.PREVIEW, ask_preview, on_choice=handle_preview),
+        changes.menu(MeetingStep.CHANGE, MeetingStep.PREVIEW, PARTS),
         Step(MeetingStep.GUESTS, ask_guests, on_choice=handle_guests),
         Step(MeetingStep.NEEDS, ask_needs, on_choice=handle_needs, in_place=True),
         Step(
