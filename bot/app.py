@@ -1,4 +1,5 @@
-"""Builds and runs the processes: the channels and the web server."""
+"""Builds and runs the processes: the channels and the web server, for one role
+(`bot.roles`)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from bot.channels.webchat import WebChatChannel
 from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.dashboard.views import Dashboard
 from bot.dispatcher import Dispatcher, Limits, Sender
+from bot.lease import Lease
+from bot.pace import SharedPace
+from bot.roles import ProcessRole
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from bot.web import build_web_app
+from bot.web import Readiness, build_web_app
 from flows import retention
 from flows.broadcasts.report import Price
 from flows.digest import service as digest
@@ -35,12 +39,25 @@ class CoupDePouce:
     """The running bot: start() brings everything up, stop() takes it down in order."""
 
     def __init__(
-        self, settings: Settings, *, flows: Sequence[Flow] = FLOWS, telegram: bool = True
+        self,
+        settings: Settings,
+        *,
+        flows: Sequence[Flow] = FLOWS,
+        telegram: bool = True,
+        role: ProcessRole = ProcessRole.ALL,
     ) -> None:
         """Build the bot; Telegram and WhatsApp are served when configured (`telegram=False`
-        leaves Telegram out, as the demo does)."""
+        leaves Telegram out, as the demo does). `role`: the part of the work this process
+        does."""
         self.settings = settings
         self.flows = flows
+        self.role = role
+        self.serves = role in (ProcessRole.ALL, ProcessRole.WEB)
+        self.sends = role in (ProcessRole.ALL, ProcessRole.DISPATCHER)
+        self.schedules = role in (ProcessRole.ALL, ProcessRole.SCHEDULER)
+        self.readiness = Readiness()
+        self.failed = False  # stopped because it lost what it held (its sending lease)
+        self._stopping = asyncio.Event()
         # More pages on the web server, added when it starts (the demo's own).
         self.extra_routes: list[Callable[[web.Application], None]] = []
         price = (
@@ -109,6 +126,13 @@ class CoupDePouce:
                 on_queued=lambda: self.dispatcher.wake(),
             )
             senders[self.whatsapp.channel] = self.whatsapp
+        if role is not ProcessRole.ALL:
+            # Several processes send: the channels' rates hold for them all together.
+            for sender in (self.telegram, self.whatsapp):
+                if sender is not None:
+                    sender.limiter.shared = SharedPace(
+                        self.database, sender.channel, sender.limiter.rate
+                    )
         self.dispatcher = Dispatcher(
             self.sessions,
             senders,
@@ -122,6 +146,8 @@ class CoupDePouce:
             ),
             # One process per SQLite file: whatever is marked as being sent was left by a crash.
             reclaim_all_at_start=settings.is_sqlite,
+            lease=None if settings.is_sqlite else Lease(self.database, "dispatcher"),
+            on_lease_lost=self._lost_lease,
         )
         self.scheduler = Scheduler(
             self.sessions,
@@ -143,14 +169,42 @@ class CoupDePouce:
         if self.whatsapp is not None:
             await self.whatsapp.start()
         if self.telegram is not None:
-            await self.telegram.start()
+            polling = None if self.settings.is_sqlite else Lease(self.database, "telegram-polling")
+            await self.telegram.start(receive=self.serves, lease=polling)
             if self.engine.config.bot_username is None:
                 self.engine.config = replace(
                     self.engine.config, bot_username=self.telegram.bot_username
                 )
+        self.readiness.channels = tuple(
+            channel.channel
+            for channel in (self.telegram, self.whatsapp, self.webchat)
+            if channel is not None
+        )
+        app = (
+            self._web_app()
+            if self.serves
+            else build_web_app(self.database, readiness=self.readiness)
+        )
+        for add_routes in self.extra_routes if self.serves else ():
+            add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        self.port = _bound_port(self._runner)
+        self.engine.config = replace(self.engine.config, public_url=self.public_url)
+        if self.sends:
+            await self.dispatcher.start()
+        if self.schedules:
+            await self.scheduler.start()
+        log.info("%s: web server on http://%s:%s", self.role, self.settings.http_host, self.port)
+
+    def _web_app(self) -> web.Application:
+        """Everything people reach: webhooks, the web chat, the dashboard, health."""
         secret = self.settings.webhook_secret
-        app = build_web_app(
+        return build_web_app(
             self.database,
+            readiness=self.readiness,
             telegram=self.telegram,
             webhook_path=self.settings.webhook_path if self.settings.webhook_url else None,
             webhook_secret=secret.get_secret_value() if secret else None,
@@ -164,17 +218,12 @@ class CoupDePouce:
             ),
             trusted_proxy=self.settings.trusted_proxy,
         )
-        for add_routes in self.extra_routes:
-            add_routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
-        await site.start()
-        self.port = _bound_port(self._runner)
-        self.engine.config = replace(self.engine.config, public_url=self.public_url)
-        await self.dispatcher.start()
-        await self.scheduler.start()
-        log.info("web server on http://%s:%s", self.settings.http_host, self.port)
+
+    def _lost_lease(self) -> None:
+        """The dispatcher's lease went with its connection: stop, and exit with a failure
+        (a supervisor starts the process again, to stand by)."""
+        self.failed = True
+        self._stopping.set()
 
     @property
     def public_url(self) -> str:
@@ -193,6 +242,7 @@ class CoupDePouce:
         if not self.running:
             return
         self.running = False
+        self.readiness.stopping = True
         await self.scheduler.stop()
         await self.dispatcher.stop()
         if self._runner is not None:
@@ -206,16 +256,15 @@ class CoupDePouce:
         await self.database.dispose()
 
     async def serve_forever(self, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Run until SIGINT or SIGTERM."""
-        stopping = asyncio.Event()
+        """Run until SIGINT or SIGTERM (or a lost lease: then `failed` is set)."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stopping.set)
+            loop.add_signal_handler(signum, self._stopping.set)
         await self.start()
         if on_started is not None:
             await on_started()
         try:
-            await stopping.wait()
+            await self._stopping.wait()
         finally:
             log.info("stopping")
             await self.stop()

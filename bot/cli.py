@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import flyers
 from bot.channels.whatsapp.payloads import join_text
+from bot.roles import ProcessRole
 from bot.settings import Settings, SettingsError, load_settings
 from flows import exports
 from flows.councils import create as create_council
@@ -153,17 +154,31 @@ DEMO_SETTINGS = (
 
 
 @app.command(epilog=reads(Settings.model_fields))
-def run() -> None:
+def run(
+    role: Annotated[
+        ProcessRole,
+        typer.Option(
+            help="all: everything in one process. To share the work among processes on one "
+            "PostgreSQL: web (webhooks, web chat, dashboard; as many as wanted), dispatcher "
+            "(sends; one at a time, the others stand by), scheduler (periodic jobs)."
+        ),
+    ] = ProcessRole.ALL,
+) -> None:
     """Run the bot on Telegram and/or WhatsApp, with the web server."""
     from bot.app import CoupDePouce
     from bot.settings import require_channel
 
     config = settings()
     require_channel(config)
+    if role is not ProcessRole.ALL and config.is_sqlite:
+        fail("--role needs PostgreSQL (DATABASE_URL): SQLite serves one process only")
     check_port(config)
     configure_logging(config.log_level)
     upgrade_database(config)
-    _run(CoupDePouce(config).serve_forever())
+    bot = CoupDePouce(config, role=role)
+    _run(bot.serve_forever())
+    if bot.failed:
+        raise typer.Exit(1)
 
 
 @app.command(epilog=reads(DEMO_SETTINGS))

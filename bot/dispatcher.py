@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.lease import Lease
 from bot.ratelimit import RateLimiter
 from flows.broadcasts import report
 from flows.broadcasts.quiet import next_allowed_at
@@ -149,9 +150,14 @@ class Dispatcher:
         *,
         name: str | None = None,
         reclaim_all_at_start: bool = False,
+        lease: Lease | None = None,
+        on_lease_lost: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
+        # Several dispatchers: one sends at a time, so the channel's limits hold as one.
+        self.lease = lease
+        self.on_lease_lost = on_lease_lost
         self.senders = dict(senders)
         self.limits = limits or Limits()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -168,6 +174,7 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(self.limits.concurrency)
         self._results: list[tuple[Claimed, Delivery]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._holding: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._wake_report = asyncio.Event()
         self._stopping = False
@@ -180,10 +187,24 @@ class Dispatcher:
     # --- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start sending; with a lease, once this process holds it (standing by until then)."""
+        if self.lease is None:
+            await self._begin(self.reclaim_all_at_start)
+        else:
+            self._holding = asyncio.create_task(self._hold(self.lease), name="dispatcher-lease")
+
+    async def _hold(self, lease: Lease) -> None:
+        await lease.acquire()
+        # Whatever is marked as being sent was held by the previous holder, gone or cut off.
+        await self._begin(reclaim_all=True)
+        await lease.lost()
+        log.error("the dispatcher lost its lease: it stops sending, another takes over")
+        if self.on_lease_lost is not None:
+            self.on_lease_lost()
+
+    async def _begin(self, reclaim_all: bool) -> None:
         async with session_scope(self.sessions) as session:
-            cutoff = (
-                utcnow() + timedelta(days=1) if self.reclaim_all_at_start else self._lease_cutoff()
-            )
+            cutoff = utcnow() + timedelta(days=1) if reclaim_all else self._lease_cutoff()
             reclaimed = await outbox.reclaim_abandoned(session, cutoff)
         if reclaimed:
             log.warning("%d message(s) claimed before a crash are queued again", reclaimed)
@@ -194,8 +215,14 @@ class Dispatcher:
         ]
 
     async def stop(self) -> None:
-        """Stop claiming, let requests in flight finish, record them, and release the rest."""
+        """Stop claiming, let requests in flight finish, record them, release the rest, and
+        then the lease."""
         self._stopping = True
+        if self._holding is not None:
+            self._holding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._holding
+            self._holding = None
         self._wake.set()
         self._wake_report.set()
         for task in self._tasks:
@@ -216,6 +243,8 @@ class Dispatcher:
                 for queued in self._waiting:
                     await outbox.release(session, queued.id, now, None, count_attempt=False)
             self._waiting = []
+        if self.lease is not None:
+            await self.lease.release()
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll."""

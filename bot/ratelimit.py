@@ -8,6 +8,10 @@ import collections
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.pace import SharedPace
 
 # The moving window is a little over a second: a message reaches the messenger a few
 # milliseconds after it was let go, and not always the same few.
@@ -23,6 +27,10 @@ class RateLimiter:
 
     Callers marked `priority` (someone is waiting for an answer) go first: while one
     waits, the others do not take tokens.
+
+    With several processes sending on one channel, each limiter also takes its messages'
+    moments from the channel's `shared` pace (`bot.pace`), so that the rate holds for them
+    all together.
     """
 
     def __init__(
@@ -38,6 +46,8 @@ class RateLimiter:
         self._priority_waiting = 0
         self._most = max(1, math.floor(rate))  # in any window
         self._recent: collections.deque[float] = collections.deque()
+        self.shared: SharedPace | None = None
+        self._holding: set[asyncio.Task[None]] = set()
 
     def _refill(self) -> None:
         now = self._clock()
@@ -74,13 +84,19 @@ class RateLimiter:
                 wait = self._wait()
                 if wait <= 0 and (priority or self._priority_waiting == 0):
                     self._take()
-                    return
+                    break
                 await asyncio.sleep(max(wait, MIN_WAIT))
         finally:
             if priority:
                 self._priority_waiting -= 1
+        if self.shared is not None and (moment := await self.shared.take()) > 0:
+            await asyncio.sleep(moment)
 
     def pause(self, seconds: float) -> None:
         """Take nothing for `seconds` (Telegram said: retry after)."""
         self._refill()
         self._tokens = min(self._tokens, 0.0) - seconds * self.rate
+        if self.shared is not None:
+            holding = asyncio.create_task(self.shared.hold(seconds))
+            self._holding.add(holding)
+            holding.add_done_callback(self._holding.discard)

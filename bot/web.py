@@ -1,11 +1,12 @@
 """The aiohttp web server: Telegram webhook (secret checked), WhatsApp webhook (signature
-checked), health, the web chat and the coordinators' dashboard."""
+checked), health and readiness, the web chat and the coordinators' dashboard."""
 
 from __future__ import annotations
 
 import json
 import logging
 import secrets
+from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChatChannel
 from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.dashboard.views import Dashboard
+from storage.db import migration_heads
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +30,53 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_UPDATE_BYTES = 1024 * 1024
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers; 503 otherwise."""
+@dataclass
+class Readiness:
+    """What /readyz checks beside the database: the migrations this code expects, whether a
+    channel is served, and whether the process is stopping (a load balancer then stops
+    sending it work while it finishes what it holds)."""
+
+    heads: frozenset[str] = field(default_factory=migration_heads)
+    channels: tuple[str, ...] = ()
+    stopping: bool = False
+
+
+READINESS = web.AppKey("readiness", Readiness)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """200 while the process runs: whether to restart it, not whether to send it work."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when the process can do its work: the database answers, its migrations are the
+    ones this code expects, a channel is configured, and it is not stopping; 503 otherwise,
+    saying which."""
+    ready = request.app[READINESS]
+    checks: dict[str, str] = {}
     try:
         async with request.app[DATABASE].connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            found = frozenset(
+                await connection.scalars(text("SELECT version_num FROM alembic_version"))
+            )
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if found == ready.heads else "not current"
     except Exception as error:
-        log.warning("health check: database unreachable: %s", error)
-        return web.json_response({"status": "error", "database": "unreachable"}, status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
+        log.warning("readiness: database unreachable: %s", error)
+        checks["database"] = "unreachable"
+    checks["channels"] = ",".join(ready.channels) or "none"
+    if ready.stopping:
+        checks["process"] = "stopping"
+    ok = (
+        checks["database"] == "ok"
+        and checks.get("migrations") == "ok"
+        and bool(ready.channels)
+        and not ready.stopping
+    )
+    return web.json_response(
+        {"status": "ok" if ok else "error", **checks}, status=200 if ok else 503
+    )
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:
@@ -97,6 +137,7 @@ async def strict_transport(request: web.Request, handler: Handler) -> web.Stream
 def build_web_app(
     database: AsyncEngine,
     *,
+    readiness: Readiness | None = None,
     telegram: TelegramChannel | None = None,
     webhook_path: str | None = None,
     webhook_secret: str | None = None,
@@ -110,7 +151,9 @@ def build_web_app(
         middlewares.insert(0, behind_proxy(trusted_proxy))
     app = web.Application(client_max_size=MAX_UPDATE_BYTES, middlewares=middlewares)
     app[DATABASE] = database
+    app[READINESS] = readiness or Readiness()
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     if webchat is not None:
         webchat.add_routes(app)
     if dashboard is not None:

@@ -91,6 +91,13 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def migration_heads() -> frozenset[str]:
+    """The migrations this code expects the database to be at."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
+
+
 def upgrade(url: str) -> None:
     """Apply every migration (synchronous: call before the event loop, or in a thread)."""
     command.upgrade(alembic_config(url), "head")

@@ -262,6 +262,16 @@ class ProcessedEvent(Base):
     replies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
+class ChannelPace(Base):
+    """A channel's sending pace shared by every process that sends (PostgreSQL): when its
+    next message may go. See `bot.pace`."""
+
+    __tablename__ = "channel_paces"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    next_at: Mapped[datetime] = mapped_column()
+
+
 class AppSecret(Base):
     """Secrets the application makes for itself once (the web chat's cookie key)."""
 

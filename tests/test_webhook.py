@@ -109,4 +109,4 @@ async def test_health(bot: CoupDePouce) -> None:
         client.get(f"http://127.0.0.1:{bot.port}/healthz") as response,
     ):
         assert response.status == 200
-        assert await response.json() == {"status": "ok", "database": "ok"}
+        assert await response.json() == {"status": "ok"}

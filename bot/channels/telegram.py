@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -45,6 +45,7 @@ from bot.channels.hints import with_location_hint
 from bot.channels.http import AiohttpRequest
 from bot.channels.lanes import ChatLanes
 from bot.dispatcher import Delivery, DeliveryKind, Envelope, answer
+from bot.lease import Lease
 from bot.ratelimit import RateLimiter
 from flows.engine import CONVERSATION_PREFIX, Engine, Event, Inbound, Outcome, Reply
 from flows.i18n import SHIPPED_LOCALES, Translator
@@ -212,10 +213,14 @@ class TelegramChannel:
     def bot_username(self) -> str:
         return self.application.bot.username
 
-    async def start(self) -> None:
-        """Greet the Bot API (getMe), publish the command menu, then poll or set the webhook."""
+    async def start(self, *, receive: bool = True, lease: Lease | None = None) -> None:
+        """Greet the Bot API (getMe); to `receive` updates too, publish the command menu,
+        then set the webhook, or poll while this process holds `lease` (Telegram lets one
+        poll at a time). A process that only sends (the dispatcher's) does nothing more."""
         await self.application.initialize()
         await self.application.start()
+        if not receive:
+            return
         await self._publish_commands()
         if self.webhook_url:
             await self.application.bot.set_webhook(
@@ -226,8 +231,30 @@ class TelegramChannel:
             log.info("Telegram webhook set to %s", self.webhook_url)
         else:
             await self.application.bot.delete_webhook()
-            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+            self._polling = asyncio.create_task(self._poll_holding(lease), name="telegram-polling")
+
+    async def _poll_holding(self, lease: Lease | None) -> None:
+        """Poll while holding the lease; stand by while another process holds it."""
+        if lease is None:
             log.info("polling Telegram as @%s", self.bot_username)
+            await self._poll()
+            return
+        try:
+            while True:
+                await lease.acquire()
+                log.info("polling Telegram as @%s", self.bot_username)
+                polling = asyncio.create_task(self._poll())
+                lost = asyncio.create_task(lease.lost())
+                await asyncio.wait([polling, lost], return_when=asyncio.FIRST_COMPLETED)
+                for task in (polling, lost):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await lease.release()
+                if polling.done() and not polling.cancelled():
+                    return  # the token was refused: nothing more to do
+        finally:
+            await lease.release()
 
     async def stop(self) -> None:
         """Stop reading, let the replies in hand go, then close the connections."""
@@ -300,7 +327,7 @@ class TelegramChannel:
             backoff = 1.0
             batch = [update for update in map(self._decode, raw or ()) if update is not None]
             try:
-                await self._handle(batch)
+                await _finished_even_if_cancelled(self._handle(batch))
             except Exception:  # the database is out of reach: the same batch again, later
                 log.exception("could not handle a batch of %d updates", len(batch))
                 await asyncio.sleep(backoff)
@@ -484,6 +511,17 @@ class TelegramChannel:
             await call
         except TelegramError as error:
             log.info("Bot API call failed: %s", error)
+
+
+async def _finished_even_if_cancelled(work: Coroutine[Any, Any, object]) -> None:
+    """Run `work` to its end: stopping (a SIGTERM) while it runs waits for it, then stops,
+    so a batch in hand is handled and answered rather than dropped half way."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def _seconds(retry_after: Any) -> float:

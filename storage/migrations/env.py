@@ -3,12 +3,14 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from storage.db import create_engine
 from storage.models import Base
 
 target_metadata = Base.metadata
+MIGRATING = 0x436F7570_4D696772  # the advisory lock held while migrating
 
 
 def run_sync_migrations(connection: Connection) -> None:
@@ -19,6 +21,10 @@ def run_sync_migrations(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Workers starting together migrate one after the other: the next finds the
+            # database up to date and does nothing.
+            connection.execute(select(func.pg_advisory_xact_lock(MIGRATING)))
         context.run_migrations()
 
 

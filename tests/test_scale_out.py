@@ -1,0 +1,336 @@
+"""Several processes on one PostgreSQL: roles, one sender at a time holding a lease (taken
+over when its holder dies), schedulers that never double anything, health and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import socket
+import sys
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import CoupDePouce
+from bot.dispatcher import Limits
+from bot.lease import Lease
+from bot.scheduler import Scheduler
+from flows import retention
+from flows.digest import service as digest
+from flows.registry import FLOWS
+from storage import db
+from storage.models import Council, OutboxMessage, ProcessedEvent
+from tests.conftest import TEST_TOKEN, in_transaction, requires_postgres
+from tests.emulator import BotApiEmulator
+from tests.helpers import run_cli
+from tests.test_digest import register, schedule_of, seed_activity, set_council
+from tests.test_dispatcher_processes import deliveries, prepare
+
+SECRET = "s3cret-Token_1"
+HOOK = "https://bot.example.org/telegram/hook"
+
+
+# --- health and readiness (both databases) -------------------------------------------------
+
+
+async def get(app: CoupDePouce, path: str) -> tuple[int, dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(f"http://127.0.0.1:{app.port}{path}") as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_healthz_says_alive_and_readyz_says_whether_to_send_it_work(
+    bot: CoupDePouce,
+) -> None:
+    assert await get(bot, "/healthz") == (200, {"status": "ok"})
+    assert await get(bot, "/readyz") == (
+        200,
+        {"status": "ok", "database": "ok", "migrations": "ok", "channels": "telegram,web"},
+    )
+
+    async def behind(session: AsyncSession) -> None:
+        await session.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+
+    await in_transaction(bot, behind)  # a database an older release migrated
+    status, checks = await get(bot, "/readyz")
+    assert (status, checks["migrations"]) == (503, "not current")
+    assert await get(bot, "/healthz") == (200, {"status": "ok"})  # alive all the same
+
+    bot.readiness.stopping = True
+    status, checks = await get(bot, "/readyz")
+    assert (status, checks["process"]) == (503, "stopping")
+
+
+async def test_roles_need_postgresql(database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        return
+    code, _out, err = await run_cli(
+        "run",
+        "--role",
+        "web",
+        env={"DATABASE_URL": database_url, "TELEGRAM_BOT_TOKEN": TEST_TOKEN},
+    )
+    assert code != 0
+    assert err.strip().splitlines() == [
+        "error: --role needs PostgreSQL (DATABASE_URL): SQLite serves one process only"
+    ]
+
+
+# --- leases ----------------------------------------------------------------------------------
+
+
+@requires_postgres
+async def test_one_holder_at_a_time_and_a_dead_holder_s_lease_is_taken_over(
+    database_url: str,
+) -> None:
+    engines = [db.create_engine(database_url) for _ in range(2)]
+    first, second = (Lease(engine, "sending", retry=0.1, check=0.2) for engine in engines)
+    try:
+        await first.acquire()
+        waiting = asyncio.create_task(second.acquire())
+        await asyncio.sleep(0.5)
+        assert first.held and not waiting.done()
+
+        await first.release()  # a process stopping
+        await asyncio.wait_for(waiting, 2)
+        assert second.held
+
+        # The holder's connection ends (its process killed, the network cut): the lock goes
+        # with it, the holder learns it lost the lease, and the other takes over.
+        taking_over = asyncio.create_task(first.acquire())
+        async with engines[0].connect() as connection:
+            await connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                )
+            )
+        await asyncio.wait_for(second.lost(), 2)
+        assert not second.held
+        await asyncio.wait_for(taking_over, 2)
+        assert first.held
+    finally:
+        for lease in (first, second):
+            await lease.release()
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_on_sqlite_the_one_process_always_holds_its_leases(database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        return
+    engine = db.create_engine(database_url)
+    try:
+        lease = Lease(engine, "sending")
+        await asyncio.wait_for(lease.acquire(), 1)
+        assert lease.held
+        await lease.release()
+    finally:
+        await engine.dispose()
+
+
+# --- schedulers -----------------------------------------------------------------------------
+
+
+@requires_postgres
+async def test_two_schedulers_never_double_a_digest_or_any_job(
+    bot: CoupDePouce, emulator: BotApiEmulator, council: Council, database_url: str
+) -> None:
+    await set_council(bot, council.id, locale="en")
+    await register(bot, emulator, council)
+    due, _last = await schedule_of(bot, council.id)
+    assert due is not None
+    await seed_activity(bot, council.id, due)
+    engines = [db.create_engine(database_url) for _ in range(2)]
+    jobs = [*(job for flow in FLOWS for job in flow.jobs)]
+    jobs += [digest.job(FLOWS), retention.job(FLOWS)]
+    schedulers = [Scheduler(db.session_factory(engine), jobs) for engine in engines]
+    try:
+        for moment in (due, due + timedelta(days=40)):  # the digest, then everything due
+            for job in jobs:
+                done = await asyncio.gather(*(s.tick(job, moment) for s in schedulers))
+                again = await asyncio.gather(*(s.tick(job, moment) for s in schedulers))
+                assert again == [0, 0], (job.name, done, again)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+    async def queued(session: AsyncSession) -> list[tuple[str, str]]:
+        rows = await session.execute(select(OutboxMessage.chat_id, OutboxMessage.payload))
+        return [(chat, str(payload.get("text"))) for chat, payload in rows]
+
+    messages = await in_transaction(bot, queued)
+    digests = [m for m in messages if m[1].startswith("📰")]
+    assert len(digests) == 2  # one at each moment it was due: neither scheduler doubled it
+    twice = [m for m, n in collections.Counter(messages).items() if n > 1]
+    assert twice == []
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Worker:
+    """`coupdepouce run --role ROLE` as a real process."""
+
+    def __init__(self, role: str, process: asyncio.subprocess.Process, port: int) -> None:
+        self.role, self.process, self.port = role, process, port
+
+    @classmethod
+    async def start(
+        cls, role: str, database_url: str, emulator: BotApiEmulator, **env: str
+    ) -> Worker:
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--role",
+            role,
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
+                "TELEGRAM_API_URL": emulator.url,
+                "WEBHOOK_URL": HOOK,
+                "WEBHOOK_SECRET": SECRET,
+                "HTTP_PORT": str(port),
+                "DISPATCH_RATE": "30",
+                "LOG_LEVEL": "WARNING",
+                **env,
+            },
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        worker = cls(role, process, port)
+        await worker.ready()
+        return worker
+
+    async def ready(self, timeout: float = 30) -> None:  # noqa: ASYNC109
+        """Wait until /readyz says 200."""
+        async with aiohttp.ClientSession() as client:
+            for _ in range(int(timeout / 0.1)):
+                if self.process.returncode is not None:
+                    assert self.process.stderr is not None
+                    said = (await self.process.stderr.read()).decode()
+                    raise AssertionError(f"{self.role} exited: {said}")
+                try:
+                    async with client.get(f"http://127.0.0.1:{self.port}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.role} not ready after {timeout} s")
+
+    async def post(self, client: aiohttp.ClientSession, update: dict[str, Any]) -> int:
+        async with client.post(
+            f"http://127.0.0.1:{self.port}/telegram/hook",
+            json=update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+        ) as response:
+            return response.status
+
+    async def stop(self) -> tuple[int, str]:
+        """SIGTERM; its exit code and what it wrote on stderr."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(self.process.communicate(), 60)
+        assert self.process.returncode is not None
+        return self.process.returncode, err.decode()
+
+
+@requires_postgres
+async def test_two_web_workers_two_dispatchers_two_schedulers_answer_and_send_once(
+    database_url: str, emulator: BotApiEmulator, council: Council
+) -> None:
+    await prepare(database_url, emulator, council, 120)  # a broadcast waiting in the outbox
+    newcomers = [emulator.resident(35_001 + n, language_code="en") for n in range(60)]
+    # Telegram's limits as Telegram counts them (a bucket that lends a second's worth). Each
+    # process lets a message go at the moment it took from the shared pace, but a busy
+    # machine may send it a little late, bunched with the next ones: a strict one-second
+    # window would count that bunching; Telegram does not.
+    emulator.enforce_limits()
+    workers = await asyncio.gather(
+        *(
+            Worker.start(role, database_url, emulator)
+            for role in ("web", "web", "scheduler", "scheduler")
+        )
+    )
+    webs = workers[:2]
+    try:
+        updates = [emulator.take_update(user.send("/start")) for user in newcomers]
+        async with aiohttp.ClientSession() as client:  # round robin, all at once
+            statuses = await asyncio.gather(
+                *(webs[n % 2].post(client, update) for n, update in enumerate(updates))
+            )
+        assert set(statuses) == {200}
+        dispatchers = await asyncio.gather(
+            *(Worker.start("dispatcher", database_url, emulator) for _ in range(2))
+        )
+        workers += dispatchers
+        done = await emulator.wait_until(lambda: len(deliveries(emulator)) == 120 or None, 60)
+        assert done, f"{len(deliveries(emulator))} of 120 reached"
+    finally:
+        stopped = await asyncio.gather(*(worker.stop() for worker in workers))
+    assert [code for code, _err in stopped] == [0] * len(workers), stopped
+    for user in newcomers:  # each /start answered once, by one of the two
+        assert len(user.inbox) == 1, user.inbox
+    engine = db.create_engine(database_url)
+    try:
+        async with db.session_scope(db.session_factory(engine)) as session:
+            assert await session.scalar(select(func.count()).select_from(ProcessedEvent)) == 60
+    finally:
+        await engine.dispose()
+    assert max(deliveries(emulator).values()) == 1  # every broadcast message once
+    assert emulator.flood_refusals == []
+    assert emulator.max_rate(window=2.0) <= 30  # the web workers and the dispatcher together
+
+
+@requires_postgres
+async def test_a_killed_dispatcher_s_lease_is_taken_over_and_nothing_is_lost(
+    database_url: str, emulator: BotApiEmulator, council: Council
+) -> None:
+    await prepare(database_url, emulator, council, 450)  # about 15 s at 30 a second
+    emulator.enforce_limits()
+    first = await Worker.start("dispatcher", database_url, emulator)
+    second: Worker | None = None
+    try:
+        reached = await emulator.wait_until(lambda: len(deliveries(emulator)) >= 40 or None, 30)
+        assert reached
+        second = await Worker.start("dispatcher", database_url, emulator)  # standing by
+        sent_before = sum(deliveries(emulator).values())
+        await asyncio.sleep(0.5)
+        first.process.kill()  # SIGKILL: no chance to release anything
+        await first.process.wait()
+        killed_at = emulator.clock()
+        assert sent_before < 450, "the broadcast finished before the kill: nothing was tested"
+        done = await emulator.wait_until(lambda: len(deliveries(emulator)) == 450 or None, 60)
+        assert done, f"{len(deliveries(emulator))} of 450 reached"
+    finally:
+        code, err = await second.stop() if second is not None else (0, "")
+        await first.stop()
+    assert code == 0, err
+    resumed = min(call.at for call in emulator.calls_to("sendMessage") if call.at > killed_at)
+    assert resumed - killed_at < 5  # the standby took over within seconds
+    duplicates = sum(n - 1 for n in deliveries(emulator).values())
+    assert duplicates <= Limits().concurrency  # at most what was in flight at the kill
+    # The only refusals: a message in flight at the kill, sent again at once by the standby
+    # into the same chat (one a second per chat), never the bot-wide limit.
+    twice = {chat for chat, n in deliveries(emulator).items() if n > 1}
+    assert {call.params["chat_id"] for call in emulator.flood_refusals} <= twice
+    assert emulator.max_rate(window=2.0) <= 30  # the standby kept to the pace where it was
