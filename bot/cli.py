@@ -445,9 +445,9 @@ def invite(
         ),
     ] = None,
 ) -> None:
-    """Print the council's invitation link, and write it as a QR code picture (--qr) or an A4
-    poster (--poster); or make single-use codes for door-to-door flyers (--codes N --pdf
-    FILE)."""
+    """Print the council's invitation link, and write it as a QR code picture to print (--qr),
+    an A4 poster to put up (--poster) or both; or make single-use codes for door-to-door
+    flyers (--codes N --pdf FILE)."""
     config = settings()
     upgrade_database(config)
     if language is not None and language not in SHIPPED_LOCALES:
