@@ -16,12 +16,11 @@ from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import segno
 import typer
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import flyers
+from bot import flyers, posters
 from bot.channels.whatsapp.payloads import join_text
 from bot.roles import ProcessRole
 from bot.settings import Settings, SettingsError, load_settings
@@ -418,7 +417,18 @@ async def _council(session: AsyncSession, slug: str) -> Council:
 def invite(
     slug: Annotated[str, typer.Argument(help="The council.")],
     qr: Annotated[
-        Path | None, typer.Option(help="Write a QR code of the link to this PNG file.")
+        Path | None,
+        typer.Option(
+            help="Write a QR code of the link to this PNG file, the council's name above it "
+            "and the link under it."
+        ),
+    ] = None,
+    poster: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write an A4 poster to this PDF file: the council's name, a line inviting "
+            "residents to join, the QR code and the link."
+        ),
     ] = None,
     talents: Annotated[
         bool, typer.Option("--talents", help="A link that opens the talent directory once joined.")
@@ -445,19 +455,22 @@ def invite(
     language: Annotated[
         str | None,
         typer.Option(
-            help="The language of the WhatsApp link's message or of the cards "
-            "(default: the council's)."
+            help="The language of the WhatsApp link's message, of the poster or of the "
+            "cards (default: the council's)."
         ),
     ] = None,
 ) -> None:
-    """Print the council's invitation link, and write it as a QR code for posters; or make
-    single-use codes for door-to-door flyers (--codes N --pdf FILE)."""
+    """Print the council's invitation link, and write it as a QR code picture to print (--qr),
+    an A4 poster to put up (--poster) or both; or make single-use codes for door-to-door
+    flyers (--codes N --pdf FILE)."""
     config = settings()
     upgrade_database(config)
     if language is not None and language not in SHIPPED_LOCALES:
         fail(f"unknown language {language!r}; choose among {', '.join(SHIPPED_LOCALES)}")
     if web and whatsapp:
         fail("choose one of --web and --whatsapp")
+    if (codes is not None or pdf is not None) and (qr is not None or poster is not None):
+        fail("--codes and --pdf make cards, --qr and --poster print the link: choose one")
     if codes is not None or pdf is not None:
         _invitation_codes(config, slug, codes, pdf, language)
         return
@@ -478,11 +491,18 @@ def invite(
         link = f"https://t.me/{_bot_username(config)}?start={payload}"
     typer.echo(link)
     if qr is not None:
-        try:
-            segno.make(link, error="m").save(str(qr), kind="png", scale=10, border=4)
-        except OSError as error:
-            fail(f"cannot write {qr}: {error.strerror}")
+        _write(qr, posters.picture(council.name, link))
         typer.echo(f"QR code written to {qr}")
+    if poster is not None:
+        _write(poster, posters.poster(council.name, link, language or council.locale))
+        typer.echo(f"poster written to {poster}")
+
+
+def _write(path: Path, content: bytes) -> None:
+    try:
+        path.write_bytes(content)
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror or error}")
 
 
 def _invitation_codes(

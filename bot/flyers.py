@@ -10,9 +10,10 @@ shaped and put in visual order here, as the PDF has no text layout engine of its
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
@@ -47,23 +48,52 @@ def chat_address(public_url: str, slug: str, code: str | None = None) -> str:
     return f"{address}&code={quote(shown(code))}" if code else address
 
 
+@contextmanager
+def dejavu() -> Iterator[tuple[Path, Path]]:
+    """The files of DejaVu Sans, regular and bold: they ship with matplotlib and have the
+    letters of every language the bot speaks."""
+    fonts = resources.files("matplotlib") / "mpl-data" / "fonts" / "ttf"
+    with (
+        resources.as_file(fonts / "DejaVuSans.ttf") as regular,
+        resources.as_file(fonts / "DejaVuSans-Bold.ttf") as bold,
+    ):
+        yield regular, bold
+
+
+@contextmanager
+def a4_sheet(title: str, locale: str) -> Iterator[FPDF]:
+    """An empty A4 document with no margins of its own, DejaVu Sans ready as FONT."""
+    pdf = FPDF(orientation="portrait", unit="mm", format="A4")
+    pdf.set_auto_page_break(auto=False)
+    pdf.set_margin(0)
+    pdf.set_title(title)
+    pdf.set_lang(locale)
+    pdf.set_creator("Coup de pouce")
+    with dejavu() as (regular, bold):
+        pdf.add_font(FONT, "", str(regular))
+        pdf.add_font(FONT, "B", str(bold))
+        yield pdf
+
+
+def shaped(text: str) -> str:
+    """Arabic letters in their joined forms: neither the PDF nor the picture shapes them."""
+    return str(arabic_reshaper.reshape(text))
+
+
+def visual(line: str, rtl: bool | None = None) -> str:
+    """One line of shaped text in the order it is drawn, left to right. Its direction is the
+    language's if given, else that of its first letter with a direction."""
+    base = None if rtl is None else "R" if rtl else "L"
+    return str(get_display(line, base_dir=base))
+
+
 def cards(
     council_name: str, slug: str, locale: str, public_url: str, codes: Sequence[str]
 ) -> bytes:
     """The PDF: one card per code, cut lines between them."""
     t = Translator(locale)
     rtl = locale in RTL_LOCALES
-    pdf = FPDF(orientation="portrait", unit="mm", format="A4")
-    pdf.set_auto_page_break(auto=False)
-    pdf.set_margin(0)
-    pdf.set_title(council_name)
-    pdf.set_creator("Coup de pouce")
-    with ExitStack() as stack:
-        fonts = resources.files("matplotlib") / "mpl-data" / "fonts" / "ttf"
-        regular = stack.enter_context(resources.as_file(fonts / "DejaVuSans.ttf"))
-        bold = stack.enter_context(resources.as_file(fonts / "DejaVuSans-Bold.ttf"))
-        pdf.add_font(FONT, "", str(regular))
-        pdf.add_font(FONT, "B", str(bold))
+    with a4_sheet(council_name, locale) as pdf:
         for index, code in enumerate(codes):
             place = index % (COLUMNS * ROWS)
             if place == 0:
@@ -135,9 +165,9 @@ def _lines(
     max_lines: int,
 ) -> None:
     """Text wrapped to `width`, Arabic shaped and each line put in visual order."""
-    logical = str(arabic_reshaper.reshape(text)) if rtl else text
+    logical = shaped(text) if rtl else text
     lines = pdf.multi_cell(width, height, logical, dry_run=True, output=MethodReturnValue.LINES)
     assert isinstance(lines, list)
     for number, line in enumerate(lines[:max_lines]):
         pdf.set_xy(x, y + number * height)
-        pdf.cell(width, height, get_display(line) if rtl else line, align=align)
+        pdf.cell(width, height, visual(line) if rtl else line, align=align)

@@ -9,14 +9,19 @@ import os
 import signal
 import socket
 import sys
+import unicodedata
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import aiohttp
 import pytest
+import segno
+from PIL import Image
+from pypdf import PdfReader
 
 from bot.channels.whatsapp.payloads import join_text
 from bot.channels.whatsapp.templates import TEMPLATES
+from bot.posters import INVITATION
 from storage.models import Council
 from tests.conftest import whatsapp_settings
 from tests.emulator import BotApiEmulator
@@ -24,6 +29,72 @@ from tests.helpers import AR, FR, run_cli
 from tests.whatsapp_emulator import CloudApiEmulator
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+A4_IN_POINTS = (595.28, 841.89)
+
+
+def assert_a_printable_qr_code(picture: Path, link: str) -> None:
+    """The PNG holds the link's QR code, module for module, with its quiet zone; the council's
+    name is written above it and the link under it, no text running off the edges."""
+    assert picture.read_bytes().startswith(PNG_SIGNATURE)
+    image = Image.open(picture).convert("L")
+    code = segno.make(link, error="m")
+    bare_width, bare_height = code.symbol_size(scale=10, border=4)
+    assert image.width >= bare_width and image.height > bare_height
+
+    def inked(box: tuple[int, int, int, int]) -> bool:
+        darkest = image.crop(box).getextrema()[0]
+        assert isinstance(darkest, int)
+        return darkest < 128
+
+    # The top left finder pattern: the first row with a dark run of seven modules of at least
+    # seven pixels (no letter has such a long stroke).
+    for top in range(image.height):
+        pixels = image.crop((0, top, image.width, top + 1)).tobytes()
+        row = "".join("x" if value < 128 else " " for value in pixels)
+        runs = [run for run in row.split() if len(run) >= 49]
+        if runs:
+            left, length = row.index(runs[0]), len(runs[0])
+            break
+    else:
+        pytest.fail("no QR code in the picture")
+    module = length // 7
+    assert length == 7 * module
+    size = len(code.matrix)
+    for y, modules in enumerate(code.matrix):
+        for x, black in enumerate(modules):
+            centre = (left + x * module + module // 2, top + y * module + module // 2)
+            assert inked((*centre, centre[0] + 1, centre[1] + 1)) == bool(black), (x, y)
+    quiet, side = 4 * module, size * module
+    above, below = top - quiet, top + side + quiet
+    assert not inked((left - quiet, above, left + side + quiet, top))
+    assert not inked((left - quiet, top + side, left + side + quiet, below))
+    assert inked((0, 0, image.width, above)), "no name above the code"
+    assert inked((0, below, image.width, image.height)), "no link under the code"
+    width, height = image.size
+    for edge in [(0, 0, width, 2), (0, height - 2, width, height), (0, 0, 2, height)]:
+        assert not inked(edge)
+    assert not inked((width - 2, 0, width, height))
+
+
+def poster_text(poster: Path) -> str:
+    """The text of the poster, which must be a single A4 page."""
+    assert poster.read_bytes().startswith(b"%PDF-")
+    [page] = PdfReader(poster).pages
+    assert (float(page.mediabox.width), float(page.mediabox.height)) == pytest.approx(A4_IN_POINTS)
+    assert len(page.images) == 1  # the QR code
+    return page.extract_text()
+
+
+def words(text: str) -> str:
+    """Text compared word for word: letters in their plain forms (Arabic as written, not as
+    shaped, without its vowel marks), any run of spaces or line breaks as one space."""
+    plain = unicodedata.normalize("NFKC", text)
+    return " ".join("".join(c for c in plain if not unicodedata.combining(c)).split())
+
+
+def holds_link(text: str, link: str) -> bool:
+    """The link is written whole, over as many lines as it takes."""
+    return link in "".join(text.split())
 
 
 def assert_one_clear_line(stderr: str, *expected: str) -> None:
@@ -91,8 +162,104 @@ async def test_invite_prints_the_deep_link_and_writes_a_qr_code(
         env={"DATABASE_URL": database_url, "TELEGRAM_BOT_USERNAME": "conseil_nord_bot"},
     )
     assert code == 0, err
-    assert out.splitlines()[0] == "https://t.me/conseil_nord_bot?start=quartier-nord"
-    assert poster.read_bytes().startswith(PNG_SIGNATURE)
+    link = "https://t.me/conseil_nord_bot?start=quartier-nord"
+    assert out.splitlines() == [link, f"QR code written to {poster}"]
+    assert_a_printable_qr_code(poster, link)
+
+
+async def test_invite_writes_an_a4_poster_in_the_council_language(
+    database_url: str, council: Council, tmp_path: Path
+) -> None:
+    env = {
+        "DATABASE_URL": database_url,
+        "TELEGRAM_BOT_USERNAME": "conseil_nord_bot",
+        "PUBLIC_URL": "https://coupdepouce.example.org",
+    }
+    picture, poster = tmp_path / "affiche.png", tmp_path / "affiche.pdf"
+    code, out, err = await run_cli(
+        "invite", "quartier-nord", "--poster", str(poster), "--qr", str(picture), env=env
+    )
+    assert code == 0, err
+    link = "https://t.me/conseil_nord_bot?start=quartier-nord"
+    assert out.splitlines() == [
+        link,
+        f"QR code written to {picture}",
+        f"poster written to {poster}",
+    ]
+    assert_a_printable_qr_code(picture, link)
+    text = poster_text(poster)
+    assert words(council.name) in words(text)
+    assert words(FR._(INVITATION)) in words(text)
+    assert holds_link(text, link)
+
+    # The web chat's address, in Arabic, for the talent directory.
+    code, out, err = await run_cli(
+        "invite",
+        "quartier-nord",
+        "--web",
+        "--talents",
+        "--language",
+        "ar",
+        "--poster",
+        str(poster),
+        env=env,
+    )
+    assert code == 0, err
+    link = out.splitlines()[0]
+    assert link.startswith("https://coupdepouce.example.org/?start=quartier-nord")
+    text = poster_text(poster)
+    assert words(AR._(INVITATION)) in words(text)
+    assert words(FR._(INVITATION)) not in words(text)
+    assert words(council.name) in words(text) and holds_link(text, link)
+
+    # A WhatsApp link, whose message makes it long: it wraps, whole, on the poster and under
+    # the picture's code.
+    whatsapp = env | {"TELEGRAM_BOT_TOKEN": "", "WHATSAPP_NUMBER": "+33 6 12 34 56 78"}
+    code, out, err = await run_cli(
+        "invite",
+        "quartier-nord",
+        "--whatsapp",
+        "--language",
+        "ar",
+        "--poster",
+        str(poster),
+        "--qr",
+        str(picture),
+        env=whatsapp,
+    )
+    assert code == 0, err
+    link = out.splitlines()[0]
+    assert link == "https://wa.me/33612345678?text=" + quote(join_text(AR, "quartier-nord"))
+    assert len(link) > 200
+    assert holds_link(poster_text(poster), link)
+    assert_a_printable_qr_code(picture, link)
+
+
+async def test_a_poster_or_picture_that_cannot_be_written_is_one_line(
+    database_url: str, council: Council, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": database_url, "TELEGRAM_BOT_USERNAME": "conseil_nord_bot"}
+    missing = tmp_path / "no-such-folder" / "affiche.pdf"
+    code, _out, err = await run_cli("invite", "quartier-nord", "--poster", str(missing), env=env)
+    assert code == 2
+    assert_one_clear_line(err, f"cannot write {missing}: No such file or directory")
+    code, _out, err = await run_cli("invite", "quartier-nord", "--qr", str(tmp_path), env=env)
+    assert code == 2
+    assert_one_clear_line(err, f"cannot write {tmp_path}: Is a directory")
+    code, _out, err = await run_cli(
+        "invite",
+        "quartier-nord",
+        "--codes",
+        "3",
+        "--pdf",
+        str(tmp_path / "cards.pdf"),
+        "--poster",
+        str(tmp_path / "affiche.pdf"),
+        env=env,
+    )
+    assert code == 2
+    assert_one_clear_line(err, "choose one")
+    assert not {"cards.pdf", "affiche.pdf"} & set(await asyncio.to_thread(os.listdir, tmp_path))
 
 
 async def test_invite_asks_the_bot_api_for_the_name(
