@@ -863,6 +863,7 @@ FLOW = Flow(
             ORGANISING,
             export.consultations,
             export.rows,
+            export.COLUMNS,
         )
     ],
     personal_data=[data.ANSWERS, data.ORGANISED],
