@@ -14,6 +14,9 @@ for a decimal number how many places it shows. A cell's type is its value's:
 - a list: its items, each labelled, joined by ", ";
 - ``None``: an empty cell.
 
+A sheet is written for a `Reader`: the language of the person who opens it (the council's,
+for exports; the recipient's, for the results sent in chat) and the council's time zone.
+
 Only CSV and XLSX speak the reader's language; JSON exports keep the machine keys and ISO
 timestamps, for programs (see `flows.exports`).
 
