@@ -599,39 +599,53 @@ def whatsapp_templates(
     typer.echo("\n".join(results))
 
 
-class ExportFormat(enum.StrEnum):
-    CSV = "csv"
-    JSON = "json"
-
-
 @app.command()
 def export(
     kind: Annotated[
         str, typer.Argument(help=f"What to export: {', '.join(exports.available(FLOWS))}.")
     ],
     council: Annotated[str, typer.Option(help="The council's slug.")],
-    format: Annotated[ExportFormat, typer.Option(help="csv or json.")] = ExportFormat.CSV,
+    format: Annotated[
+        exports.Format,
+        typer.Option(
+            help="csv: for a spreadsheet, in the council's language (French: ';' between "
+            "cells, decimal comma), times on its clock; xlsx: an Excel workbook, likewise "
+            "(needs --output); json: for programs, English keys and ISO 8601 times."
+        ),
+    ] = exports.Format.CSV,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of stdout."),
+    ] = None,
 ) -> None:
     """Export a council's talent directory, its calls, its meetings with their answers or
-    its consultations with their figures, to stdout."""
+    its consultations with their figures, to stdout or a file."""
     declared = exports.available(FLOWS)
     chosen = declared.get(kind)
     if chosen is None:
         fail(f"no export named {kind!r}; choose among {', '.join(declared)}")
+    if format is exports.Format.XLSX and output is None:
+        fail("an xlsx workbook is a binary file: write it with --output FILE.xlsx")
     config = settings()
     upgrade_database(config)
 
-    async def rows(session: AsyncSession) -> list[dict[str, Any]]:
+    async def write(session: AsyncSession) -> bytes:
         found = await councils.by_slug(session, council)
         if found is None:
             fail(f"no council named {council!r}; see `coupdepouce council list`")
-        return await exports.records(session, found, chosen)
+        exported = await exports.records(session, found, chosen)
+        return exports.file(chosen, exported, format, found.locale, found.timezone)
 
-    data = with_session(config, rows)
-    if format is ExportFormat.JSON:
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    content = with_session(config, write)
+    if output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
         return
-    sys.stdout.write(exports.csv_text(exports.rows(chosen, data)))
+    try:
+        output.write_bytes(content)
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror}")
+    typer.echo(f"{kind} of {council} written to {output}")
 
 
 def _whatsapp_number(config: Settings) -> str:

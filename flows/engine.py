@@ -32,6 +32,7 @@ from flows.i18n import Translator, negotiate
 if TYPE_CHECKING:
     from flows.broadcasts.report import Price
     from flows.sections import DashboardSection, DigestSection
+    from flows.spreadsheet import Column
 from flows.unit import Unit
 from storage.db import scrub, session_scope
 from storage.models import Conversation, Council, Person, Role
@@ -329,14 +330,17 @@ class PersonalData:
 @dataclass(frozen=True)
 class Export:
     """A table of a council's records a capability gives: `coupdepouce export KIND` and the
-    dashboard's CSV files. `records` are nested where they have parts (JSON shows them so);
-    `rows` flattens them to one row each for CSV (None: they are flat already)."""
+    dashboard's downloads. `records` are nested where they have parts (JSON shows them so),
+    with machine keys and values (datetimes for moments); `rows` flattens them to one row
+    each for a spreadsheet (None: they are flat already); `columns` are the spreadsheet's,
+    with translatable headers and labels (none: the rows' keys, as they are)."""
 
     kind: str
     title: str  # marked with N_(), shown in the dashboard
     roles: frozenset[Role]  # who may download it from the dashboard
     records: Callable[[AsyncSession, Council], Awaitable[list[dict[str, Any]]]]
     rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+    columns: Sequence[Column] = ()
 
 
 def deleted(*results: object) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
 import sys
 
@@ -59,3 +61,10 @@ async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+def read_csv(text: str, delimiter: str) -> list[dict[str, str]]:
+    """A CSV export, read as a spreadsheet of its locale would: after its BOM (without which
+    a spreadsheet misreads accents), with its separator."""
+    assert text.startswith("\ufeff")
+    return list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff")), delimiter=delimiter))

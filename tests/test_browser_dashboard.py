@@ -96,7 +96,7 @@ async def test_a_coordinator_signs_in_and_reads_the_councils_pages(
 
     async with page.expect_download() as download:
         await sections.get_by_role("link", name=FR._("Overview")).click()
-        await page.get_by_role("link", name=FR._("Talent directory")).click()
+        await page.get_by_role("link", name=FR._("Talent directory") + " (CSV)").click()
     saved = await download.value
     assert saved.suggested_filename == "demo-talents.csv"
 

@@ -186,7 +186,8 @@ async def test_a_consultation_from_writing_to_results_for_the_council_and_each_r
     )
     assert table.document is not None
     rows = list(csv.reader(io.StringIO(table.document[1].decode("utf-8-sig"))))
-    assert rows[0] == ["question", "group", "option", "answers", "share", "respondents", "average"]
+    # In the organiser's language: English, with "," between cells and "." in decimals.
+    assert rows[0] == ["Question", "Group", "Option", "Answers", "Share", "Respondents", "Average"]
     assert [
         "1. Que faire du square ?",
         "Everyone",

@@ -4,8 +4,6 @@ neighbourhood groups merged or hidden as in chat, and no names where answers are
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -20,7 +18,7 @@ from flows.councils import create as create_council
 from storage import db
 from storage.models import Consultation, Council, Membership, Person, QuestionKind
 from tests.factories import add_residents
-from tests.helpers import run_cli
+from tests.helpers import read_csv, run_cli
 
 TELEGRAM_IDS = [48_001, 48_002, 48_003, 48_004, 48_005, 48_006]
 NAMES = ("Amina", "Bruno", "Chloé", "David", "Eva", "Farid")
@@ -28,7 +26,16 @@ NAMES = ("Amina", "Bruno", "Chloé", "David", "Eva", "Farid")
 PLACES = ("Les Tilleuls", "Les Tilleuls", "Les Tilleuls", "La Gare", "Le Centre", None)
 THRESHOLD = 3
 REPORT_TO = ReportTo("telegram", "48000", "fr")
-FIGURES = ("question", "group", "option", "answers", "share", "respondents", "average")
+# The figure columns of a French council's spreadsheet.
+FIGURES = (
+    "Question",
+    "Groupe",
+    "Réponse",
+    "Nombre de réponses",
+    "Part",
+    "Répondant·es",
+    "Moyenne",
+)
 
 Answer = int | str | None  # an option (or a scale value), a free text, or skipped
 
@@ -176,7 +183,7 @@ def assert_no_telegram_id(out: str) -> None:
 
 
 def assert_small_groups_hidden(out: str) -> None:
-    for place in ("La Gare", "Le Centre", "*unknown*", "Neighbourhood not given"):
+    for place in ("La Gare", "Le Centre", "*unknown*", "Neighbourhood not given", "non précisé"):
         assert place not in out
 
 
@@ -259,57 +266,60 @@ async def test_export_consultations_as_json(council: Council, database_url: str)
 
 
 async def test_export_consultations_as_csv(council: Council, database_url: str) -> None:
+    """A French council's spreadsheet: French headers and groups, ';' between cells and a
+    decimal comma, so that shares and averages are numbers in a French spreadsheet."""
     await seed_consultations(database_url, council)
     env = {"DATABASE_URL": database_url}
     code, out, err = await run_cli("export", "consultations", "--council", "quartier-nord", env=env)
     assert code == 0, err
     assert_no_telegram_id(out)
     assert_small_groups_hidden(out)
-    assert not out.startswith("\ufeff")  # like the other exports, no BOM on stdout
     lines = out.splitlines()
     assert lines[0] == (
-        "consultation_id,consultation,question,group,option,answers,share,respondents,average"
+        "\ufeffNuméro de consultation;Consultation;Question;Groupe;Réponse;Nombre de réponses;"
+        "Part;Répondant·es;Moyenne"
     )
-    rows = list(csv.DictReader(io.StringIO(out)))
-    assert [row["consultation"] for row in rows] == [
+    rows = read_csv(out, ";")
+    assert [row["Consultation"] for row in rows] == [
         *["Le jardin partagé"] * 18,  # by opening time
         *["Horaires de la maison de quartier"] * 6,
         "Fête de fin d'année",
     ]
-    ids = [row["consultation_id"] for row in rows]
+    ids = [row["Numéro de consultation"] for row in rows]
     assert ids[0] == ids[17] != ids[18] == ids[23] != ids[24]
     plant, nice, idea = "1. Que planter ?", "2. Le quartier est-il agréable ?", "3. Une idée ?"
+    everyone, tilleuls, others = "Tout le monde", "Les Tilleuls", "Autres quartiers"
     assert [figures(row) for row in rows[:18]] == [
-        [plant, "Everyone", "Des fleurs", "2", "0.333", "6", ""],
-        [plant, "Everyone", "Des légumes", "4", "0.667", "6", ""],
-        [plant, "Les Tilleuls", "Des fleurs", "1", "0.333", "3", ""],
-        [plant, "Les Tilleuls", "Des légumes", "2", "0.667", "3", ""],
-        [plant, "Other neighbourhoods", "Des fleurs", "1", "0.333", "3", ""],
-        [plant, "Other neighbourhoods", "Des légumes", "2", "0.667", "3", ""],
-        [nice, "Everyone", "1", "0", "0.000", "5", "3.60"],
-        [nice, "Everyone", "2", "1", "0.200", "5", "3.60"],
-        [nice, "Everyone", "3", "1", "0.200", "5", "3.60"],
-        [nice, "Everyone", "4", "2", "0.400", "5", "3.60"],
-        [nice, "Everyone", "5", "1", "0.200", "5", "3.60"],
-        [nice, "Les Tilleuls", "1", "0", "0.000", "3", "4.33"],  # the others are too few
-        [nice, "Les Tilleuls", "2", "0", "0.000", "3", "4.33"],
-        [nice, "Les Tilleuls", "3", "0", "0.000", "3", "4.33"],
-        [nice, "Les Tilleuls", "4", "2", "0.667", "3", "4.33"],
-        [nice, "Les Tilleuls", "5", "1", "0.333", "3", "4.33"],
-        [idea, "Everyone", "Des bancs, à l'ombre", "", "", "", ""],
-        [idea, "Everyone", "Un composteur", "", "", "", ""],
+        [plant, everyone, "Des fleurs", "2", "0,333", "6", ""],
+        [plant, everyone, "Des légumes", "4", "0,667", "6", ""],
+        [plant, tilleuls, "Des fleurs", "1", "0,333", "3", ""],
+        [plant, tilleuls, "Des légumes", "2", "0,667", "3", ""],
+        [plant, others, "Des fleurs", "1", "0,333", "3", ""],
+        [plant, others, "Des légumes", "2", "0,667", "3", ""],
+        [nice, everyone, "1", "0", "0,000", "5", "3,60"],
+        [nice, everyone, "2", "1", "0,200", "5", "3,60"],
+        [nice, everyone, "3", "1", "0,200", "5", "3,60"],
+        [nice, everyone, "4", "2", "0,400", "5", "3,60"],
+        [nice, everyone, "5", "1", "0,200", "5", "3,60"],
+        [nice, tilleuls, "1", "0", "0,000", "3", "4,33"],  # the others are too few
+        [nice, tilleuls, "2", "0", "0,000", "3", "4,33"],
+        [nice, tilleuls, "3", "0", "0,000", "3", "4,33"],
+        [nice, tilleuls, "4", "2", "0,667", "3", "4,33"],
+        [nice, tilleuls, "5", "1", "0,333", "3", "4,33"],
+        [idea, everyone, "Des bancs, à l'ombre", "", "", "", ""],
+        [idea, everyone, "Un composteur", "", "", "", ""],
     ]
     for row in rows[:18]:  # anonymous: nobody's name, anywhere
         for name in NAMES:
             assert name not in "".join(row.values())
     day, word = "1. Quel jour ?", "2. Un mot ?"
     assert [figures(row) for row in rows[18:24]] == [  # so far
-        [day, "Everyone", "Samedi", "2", "0.500", "4", ""],
-        [day, "Everyone", "Dimanche", "2", "0.500", "4", ""],
-        [day, "Les Tilleuls", "Samedi", "2", "0.667", "3", ""],
-        [day, "Les Tilleuls", "Dimanche", "1", "0.333", "3", ""],
-        [word, "Everyone", "Amina: Le matin", "", "", "", ""],  # named answers, as chosen
-        [word, "Everyone", "David: Après 18 h", "", "", "", ""],
+        [day, everyone, "Samedi", "2", "0,500", "4", ""],
+        [day, everyone, "Dimanche", "2", "0,500", "4", ""],
+        [day, tilleuls, "Samedi", "2", "0,667", "3", ""],
+        [day, tilleuls, "Dimanche", "1", "0,333", "3", ""],
+        [word, everyone, "Amina: Le matin", "", "", "", ""],  # named answers, as chosen
+        [word, everyone, "David: Après 18 h", "", "", "", ""],
     ]
     assert figures(rows[24]) == [""] * 7  # scheduled: no figures yet, still listed
 
@@ -361,7 +371,9 @@ async def test_export_consultations_of_a_council_without_any(
 ) -> None:
     env = {"DATABASE_URL": database_url}
     code, out, err = await run_cli("export", "consultations", "--council", "quartier-nord", env=env)
-    assert (code, out) == (0, "")
+    assert code == 0, err
+    assert read_csv(out, ";") == []  # the headers alone
+    assert out.startswith("\ufeffNuméro de consultation;Consultation;Question;")
     code, out, err = await run_cli(
         "export", "consultations", "--council", "quartier-nord", "--format", "json", env=env
     )

@@ -3,11 +3,13 @@ roles and councils checked on every page and export."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import time, timedelta
 from typing import Any
 
 import aiohttp
+import openpyxl
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +21,7 @@ from flows.broadcasts import service as broadcasts
 from flows.councils import create as create_council
 from flows.engine import Export, Flow, Reply
 from flows.registry import FLOWS
+from flows.spreadsheet import XLSX_TYPE
 from storage.models import (
     Broadcast,
     BroadcastStatus,
@@ -99,6 +102,7 @@ async def test_a_coordinator_signs_in_with_a_one_time_link(
         assert status == 200  # one council: its overview, straight away
         assert "Conseil citoyen Quartier Nord" in home
         assert "/dashboard/quartier-nord/export/talents.csv" in home
+        assert "/dashboard/quartier-nord/export/talents.xlsx" in home  # beside it, a workbook
         base = f"http://127.0.0.1:{bot.port}/dashboard/quartier-nord"
         for section in ("/", "/directory", "/calls", "/meetings", "/consultations", "/broadcasts"):
             status, body = await tab.get(base + section)
@@ -109,6 +113,13 @@ async def test_a_coordinator_signs_in_with_a_one_time_link(
             assert response.status == 200
             assert response.headers["Content-Type"].startswith("text/csv")
             assert (await response.read()).startswith("\ufeff".encode())
+        async with tab.client.get(base + "/export/talents.xlsx") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == XLSX_TYPE
+            assert response.headers["Content-Disposition"] == (
+                'attachment; filename="quartier-nord-talents.xlsx"'
+            )
+            assert (await response.read()).startswith(b"PK")  # a workbook is a zip file
         # The link worked once: a second browser cannot use it.
         other = Tab()
         try:
@@ -174,13 +185,20 @@ async def test_another_councils_pages_and_foreign_forms_are_refused(
             "/quartier-sud/",
             "/quartier-sud/meetings",
             "/quartier-sud/export/meetings.csv",
+            "/quartier-sud/export/meetings.xlsx",
             "/nowhere/",
         ):
             assert (await tab.get(base + path))[0] == 403, path
         # An organiser sees meetings and consultations, not the directory or its export.
         assert (await tab.get(base + "/quartier-nord/meetings"))[0] == 200
-        for path in ("/quartier-nord/directory", "/quartier-nord/export/talents.csv"):
+        for path in (
+            "/quartier-nord/directory",
+            "/quartier-nord/export/talents.csv",
+            "/quartier-nord/export/talents.xlsx",
+        ):
             assert (await tab.get(base + path))[0] == 403, path
+        async with tab.client.get(base + "/quartier-nord/export/meetings.xlsx") as response:
+            assert response.status == 200
         # A form without the session's token, or from another site, changes nothing.
         _, page = await tab.get(base + "/quartier-nord/")
         csrf = hidden(page, "csrf")
@@ -306,9 +324,18 @@ async def test_an_export_a_capability_declares_is_offered_without_touching_the_d
         assert status == 200 and "export/rooms.csv" in overview and "Rooms" in overview
         async with tab.client.get(base + "/export/rooms.csv") as response:
             assert response.status == 200
+            # No columns declared: its own keys for headers, in the council's conventions.
             assert (await response.text()).splitlines() == [
-                "\ufeffroom,council",
-                "Salle des fêtes,quartier-nord",
+                "\ufeffroom;council",
+                "Salle des fêtes;quartier-nord",
+            ]
+        async with tab.client.get(base + "/export/rooms.xlsx") as response:
+            assert response.status == 200
+            sheet = openpyxl.load_workbook(io.BytesIO(await response.read())).active
+            assert sheet is not None
+            assert [[cell.value for cell in row] for row in sheet.iter_rows()] == [
+                ["room", "council"],
+                ["Salle des fêtes", "quartier-nord"],
             ]
     finally:
         await tab.close()

@@ -3,8 +3,6 @@ council's local time, with first names only and never a Telegram id."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import UTC, datetime
 
@@ -14,7 +12,7 @@ from flows.councils import create as create_council
 from storage import db
 from storage.models import Council, Meeting, MeetingInvite, MeetingStatus, Rsvp
 from tests.factories import add_residents
-from tests.helpers import run_cli
+from tests.helpers import FR, read_csv, run_cli
 
 TELEGRAM_IDS = [47_001, 47_002, 47_003, 47_004]
 
@@ -180,6 +178,8 @@ async def test_export_meetings_as_json(council: Council, database_url: str) -> N
 
 
 async def test_export_meetings_as_csv(council: Council, database_url: str) -> None:
+    """A French council's spreadsheet: French headers and answers, ';' between cells, every
+    time on Paris's clock to the minute."""
     await seed_meetings(database_url, council)
     env = {"DATABASE_URL": database_url}
     code, out, err = await run_cli("export", "meetings", "--council", "quartier-nord", env=env)
@@ -187,11 +187,11 @@ async def test_export_meetings_as_csv(council: Council, database_url: str) -> No
     assert_no_telegram_id(out)
     lines = out.splitlines()
     assert lines[0] == (
-        "meeting_id,title,starts_at,ends_at,place,status,"
-        "first_name,answer,guests,needs,answered_at,attended"
+        "\ufeffNuméro de réunion;Titre;Début;Fin;Lieu;État;"
+        "Prénom;Réponse;Accompagnant·es;Besoins;Date de réponse;Présent·e"
     )
-    rows = list(csv.DictReader(io.StringIO(out)))
-    assert [(row["title"], row["first_name"]) for row in rows] == [
+    rows = read_csv(out, ";")
+    assert [(row["Titre"], row["Prénom"]) for row in rows] == [
         ("Assemblée de quartier", "Bruno"),
         ("Assemblée de quartier", "Amina"),
         ("Assemblée de quartier", "Chloé"),
@@ -199,29 +199,28 @@ async def test_export_meetings_as_csv(council: Council, database_url: str) -> No
     ]
     bruno, amina, chloe, later = rows
     assert amina == {
-        "meeting_id": amina["meeting_id"],
-        "title": "Assemblée de quartier",
-        "starts_at": "2025-12-10T18:30:00+01:00",
-        "ends_at": "2025-12-10T20:30:00+01:00",
-        "place": "Maison de quartier, 3 rue des Tilleuls",
-        "status": "scheduled",
-        "first_name": "Amina",
-        "answer": "coming",
-        "guests": "2",
-        "needs": "childcare;interpreting",
-        "answered_at": "2025-12-02T09:00:00+00:00",
-        "attended": "yes",
+        "Numéro de réunion": amina["Numéro de réunion"],
+        "Titre": "Assemblée de quartier",
+        "Début": "2025-12-10 18:30",  # 17:30 UTC, on Paris's clock
+        "Fin": "2025-12-10 20:30",
+        "Lieu": "Maison de quartier, 3 rue des Tilleuls",
+        "État": "prévue",
+        "Prénom": "Amina",
+        "Réponse": "Je viens",  # the button she tapped
+        "Accompagnant·es": "2",
+        "Besoins": f"{FR._('Childcare')}, Interprétariat",  # "Garde d'enfants", typographic
+        "Date de réponse": "2025-12-02 10:00",
+        "Présent·e": "oui",
     }
-    assert (bruno["answer"], bruno["needs"], bruno["attended"]) == ("declined", "", "no")
-    assert (chloe["answer"], chloe["attended"]) == ("maybe", "")
-    assert later["starts_at"] == "2025-12-20T14:00:00+01:00"
-    assert [later[key] for key in ("answer", "guests", "needs", "answered_at", "attended")] == [
+    assert (bruno["Réponse"], bruno["Besoins"], bruno["Présent·e"]) == (
+        "Je ne peux pas venir",
         "",
-        "",
-        "",
-        "",
-        "",
-    ]
+        "non",
+    )
+    assert (chloe["Réponse"], chloe["Présent·e"]) == ("Peut-être", "")
+    assert later["Début"] == "2025-12-20 14:00"
+    empty = ("Réponse", "Accompagnant·es", "Besoins", "Date de réponse", "Présent·e")
+    assert [later[key] for key in empty] == ["", "", "", "", ""]
 
 
 async def test_export_meetings_of_an_unknown_council(council: Council, database_url: str) -> None:

@@ -1,6 +1,7 @@
-"""A resident's words that look like a spreadsheet formula come out of every CSV as text:
-the CLI's and the dashboard's exports, and the consultation results CSV posted in chat. A
-normal text, a French one with accents, and the numbers we write are left as they are."""
+"""A resident's words that look like a spreadsheet formula come out of every CSV and every
+workbook as text: the CLI's and the dashboard's exports, and the consultation results CSV
+posted in chat. A normal text, a French one with accents, and the numbers we write are left
+as they are."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import openpyxl
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -158,12 +160,14 @@ async def seed(session: AsyncSession, council: Council) -> Consultation:
     return asked
 
 
-def cells(text: str) -> set[str]:
-    return {value for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) for value in row}
+def cells(text: str, delimiter: str) -> set[str]:
+    rows = csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter)
+    return {value for row in rows for value in row}
 
 
-def assert_neutralised(kind: str, text: str) -> None:
-    found = cells(text)
+def assert_neutralised(kind: str, text: str, delimiter: str = ";") -> None:
+    """The CSV quotes every formula-like text (the council is French: ';' between cells)."""
+    found = cells(text, delimiter)
     if kind in ("talents", "consultations"):  # a resident's own words, free-text answers
         assert "'" + EVIL in found, kind
         assert {NORMAL, FRENCH} <= found, kind
@@ -174,19 +178,52 @@ def assert_neutralised(kind: str, text: str) -> None:
         assert any("Chloé" in value for value in found), kind
 
 
-async def test_the_cli_exports_show_formulas_as_text(database_url: str, council: Council) -> None:
+def assert_workbook_neutralised(kind: str, content: bytes) -> None:
+    """The workbook holds every text as a string cell, never a formula: the resident's words
+    exactly as written, marked quoted where they look like a formula."""
+    sheet = openpyxl.load_workbook(io.BytesIO(content)).active
+    assert sheet is not None
+    found = [cell for row in sheet.iter_rows() for cell in row if cell.value is not None]
+    assert [cell.coordinate for cell in found if cell.data_type == "f"] == [], kind
+    texts = {cell.value: cell for cell in found if isinstance(cell.value, str)}
+    if kind in ("talents", "consultations"):
+        assert texts[EVIL].data_type == "s" and texts[EVIL].quotePrefix, kind
+        assert {NORMAL, FRENCH} <= set(texts), kind
+        assert not texts[NORMAL].quotePrefix, kind
+    if kind in ("calls", "meetings"):
+        [names] = [cell for value, cell in texts.items() if value.startswith(EVIL_NAME)]
+        assert names.data_type == "s" and names.quotePrefix, kind
+        assert any("Chloé" in value for value in texts), kind
+
+
+async def test_the_cli_exports_show_formulas_as_text(
+    database_url: str, council: Council, tmp_path: Path
+) -> None:
     engine = db.create_engine(database_url)
     try:
         async with db.session_scope(db.session_factory(engine)) as session:
             await seed(session, council)
     finally:
         await engine.dispose()
+    env = {"DATABASE_URL": database_url}
     for kind in KINDS:
-        code, out, err = await run_cli(
-            "export", kind, "--council", "quartier-nord", env={"DATABASE_URL": database_url}
-        )
+        code, out, err = await run_cli("export", kind, "--council", "quartier-nord", env=env)
         assert code == 0, err
         assert_neutralised(kind, out)
+        workbook = tmp_path / f"{kind}.xlsx"
+        code, out, err = await run_cli(
+            "export",
+            kind,
+            "--council",
+            "quartier-nord",
+            "--format",
+            "xlsx",
+            "-o",
+            str(workbook),
+            env=env,
+        )
+        assert code == 0, err
+        assert_workbook_neutralised(kind, workbook.read_bytes())
 
 
 async def test_the_dashboard_downloads_and_the_results_in_chat_show_formulas_as_text(
@@ -202,6 +239,9 @@ async def test_the_dashboard_downloads_and_the_results_in_chat_show_formulas_as_
             async with tab.client.get(f"{base}/export/{kind}.csv") as response:
                 assert response.status == 200, kind
                 assert_neutralised(kind, (await response.read()).decode("utf-8"))
+            async with tab.client.get(f"{base}/export/{kind}.xlsx") as response:
+                assert response.status == 200, kind
+                assert_workbook_neutralised(kind, await response.read())
     finally:
         await tab.close()
 
@@ -212,4 +252,4 @@ async def test_the_dashboard_downloads_and_the_results_in_chat_show_formulas_as_
         return table(EN, results)  # the file posted to the organiser and the group
 
     posted = (await in_transaction(bot, figures)).decode("utf-8-sig")
-    assert_neutralised("consultations", posted)
+    assert_neutralised("consultations", posted, delimiter=",")  # in English

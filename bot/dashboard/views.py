@@ -3,6 +3,7 @@ one-time link that the bot sends on /dashboard."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -108,7 +109,8 @@ class Dashboard:
                 else:
                     app.router.add_route(route.method, f"{path}/{route.path}", handler)
         app.router.add_get(
-            "/dashboard/{slug}/export/{kind}.csv", self.council_page(self.export, ORGANISING)
+            "/dashboard/{slug}/export/{kind:[^/.]+}.{format:csv|xlsx}",
+            self.council_page(self.export, ORGANISING),
         )
 
     # --- pages for everyone ---------------------------------------------------------------
@@ -275,20 +277,32 @@ class Dashboard:
         return "overview.html", {"figures": figures, "exports": downloads}
 
     async def export(self, v: Visit) -> web.Response:
+        """An export as a spreadsheet file (CSV or XLSX), in the council's language."""
         kind = v.request.match_info["kind"]
+        format = exports.Format(v.request.match_info["format"])
         export = self.exports.get(kind)
         if export is None:
             raise web.HTTPNotFound()
         if not v.who.may(v.council, export.roles):
             return forbidden(v.t, v.t._("This page is for the council's coordinators."))
-        table = exports.rows(export, await exports.records(v.session, v.council, export))
-        log.info("dashboard: person %s exported %s of %s", v.who.person.id, kind, v.council.slug)
+        exported = await exports.records(v.session, v.council, export)
+        # Written in a worker thread: a large workbook would hold up every other request.
+        content = await asyncio.to_thread(
+            exports.file, export, exported, format, v.council.locale, v.council.timezone
+        )
+        log.info(
+            "dashboard: person %s exported %s of %s as %s",
+            v.who.person.id,
+            kind,
+            v.council.slug,
+            format,
+        )
         return web.Response(
-            body=("\ufeff" + exports.csv_text(table, line_end="\r\n")).encode(),
-            content_type="text/csv",
-            charset="utf-8",
+            body=content,
+            content_type=format.content_type,
+            charset="utf-8" if format is exports.Format.CSV else None,
             headers={
-                "Content-Disposition": f'attachment; filename="{v.council.slug}-{kind}.csv"',
+                "Content-Disposition": (f'attachment; filename="{v.council.slug}-{kind}.{format}"'),
                 **HEADERS,
             },
         )

@@ -28,6 +28,7 @@ from flows.engine import (
     StepName,
 )
 from flows.i18n import N_, Translator, typed_number
+from flows.spreadsheet import Column
 from flows.staff import COORDINATING, council_in_use, council_options, start_in_council
 from flows.talents import export as talent_export
 from flows.talents import picker
@@ -373,11 +374,31 @@ async def tell_holder(ctx: Context, call: Call, choice: Answer | None, message: 
     )
 
 
+# The calls in a spreadsheet: who answered what, under the dashboard's words.
+COLUMNS = (
+    Column("title", N_("Title")),
+    Column(
+        "status", N_("Status"), {str(key): label for key, label in dashboard.STATUS_LABELS.items()}
+    ),
+    Column("deadline", N_("Deadline")),
+    Column("people_needed", N_("People needed")),
+    Column("accepts_unverified", N_("Open to unverified members")),
+    *(Column(answer, label) for answer, label in dashboard.ANSWER_LABELS.items()),
+    Column("unverified", N_("Answered without being verified")),
+)
+
+
 FLOW = Flow(
     name="calls",
     drafts=[CallDraft, AnswerDraft],
     exports=[
-        Export("calls", N_("Calls and their answers"), COORDINATING, talent_export.call_answers)
+        Export(
+            "calls",
+            N_("Calls and their answers"),
+            COORDINATING,
+            talent_export.call_answers,
+            columns=COLUMNS,
+        )
     ],
     retention=data.RETENTION,
     personal_data=[data.ANSWERS, data.INTRODUCTIONS, data.CALLS],

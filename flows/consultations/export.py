@@ -11,20 +11,23 @@ time zone, with their offset.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows.consultations import sheet
 from flows.consultations.service import figures
-from flows.i18n import Translator
+from flows.i18n import N_
+from flows.spreadsheet import Column
 from storage.models import Consultation, Council
 
-ENGLISH = Translator("en")  # column names and group labels, like the other exports
+COLUMNS = (
+    Column("consultation_id", N_("Consultation number")),
+    Column("consultation", N_("Consultation")),
+    *sheet.COLUMNS,
+)
 
 
 async def consultations(session: AsyncSession, council: Council) -> list[dict[str, Any]]:
@@ -44,8 +47,8 @@ async def consultations(session: AsyncSession, council: Council) -> list[dict[st
                 "title": consultation.title,
                 "status": consultation.status.value,
                 "anonymous": consultation.anonymous,
-                "opens_at": consultation.opens_at.astimezone(zone).isoformat(),
-                "closes_at": consultation.closes_at.astimezone(zone).isoformat(),
+                "opens_at": consultation.opens_at.astimezone(zone),
+                "closes_at": consultation.closes_at.astimezone(zone),
                 "audience_size": consultation.audience_size,
                 "results": results,
             }
@@ -54,25 +57,15 @@ async def consultations(session: AsyncSession, council: Council) -> list[dict[st
 
 
 def rows(exported: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The figures flattened for CSV: the rows of the results table that organisers get in
-    chat (in English), each prefixed by its consultation; one row with empty figure columns
-    for a consultation with no figures yet."""
-    header = _table({"questions": []})[0]
+    """The figures flattened for a spreadsheet: the rows of the results table that organisers
+    get in chat, each prefixed by its consultation; one row with empty figure columns for a
+    consultation with no figures yet."""
     flat = []
     for consultation in exported:
         fields = {
             "consultation_id": consultation["consultation_id"],
             "consultation": consultation["title"],
         }
-        figures = _table(consultation["results"])[1:] if consultation["results"] else []
-        for line in figures or [[""] * len(header)]:
-            flat.append({**fields, **dict(zip(header, line, strict=True))})
+        results = consultation["results"]
+        flat += [{**fields, **row} for row in (sheet.rows(results) if results else [])] or [fields]
     return flat
-
-
-def _table(results: Mapping[str, Any]) -> list[list[str]]:
-    """`results.table`, read back: its header, then one list of cells per row."""
-    # Imported here: it draws charts too, and matplotlib is slow to load for other exports.
-    from flows.consultations.results import table
-
-    return list(csv.reader(io.StringIO(table(ENGLISH, results).decode("utf-8-sig"))))

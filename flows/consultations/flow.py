@@ -944,6 +944,7 @@ FLOW = Flow(
             ORGANISING,
             export.consultations,
             export.rows,
+            export.COLUMNS,
         )
     ],
     personal_data=[data.ANSWERS, data.ORGANISED],

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows import spreadsheet
 from flows.broadcasts import service as broadcasts
-from flows.consultations import charts
+from flows.consultations import charts, sheet
 from flows.consultations.service import (
     OTHER,
     UNKNOWN,
@@ -19,8 +19,10 @@ from flows.consultations.service import (
     participants,
     participants_in,
 )
+from flows.consultations.sheet import share
 from flows.engine import Attachment, Notice, NoticeKind, Reply
 from flows.i18n import Translator
+from flows.spreadsheet import Reader, Sheet
 from storage.models import Consultation, Council, Priority, QuestionKind
 from storage.queries import outbox
 
@@ -35,10 +37,6 @@ def place_label(t: Translator, place: str) -> str:
     if place == UNKNOWN:
         return t._("Neighbourhood not given")
     return place
-
-
-def share(count: int, answered: int) -> float:
-    return count / answered if answered else 0.0
 
 
 def headline(t: Translator, question: Mapping[str, Any], cell: Mapping[str, Any]) -> str | None:
@@ -137,40 +135,9 @@ def neighbourhood_lines(t: Translator, question: Mapping[str, Any]) -> list[str]
 
 
 def table(t: Translator, results: Results) -> bytes:
-    """The figures as CSV: one row per question, group and option; free texts at the end."""
-    rows: list[list[object]] = [
-        [
-            t._("question"),
-            t._("group"),
-            t._("option"),
-            t._("answers"),
-            t._("share"),
-            t._("respondents"),
-            t._("average"),
-        ]
-    ]
-    for number, question in enumerate(results["questions"], start=1):
-        groups = [(t._("Everyone"), question["all"])]
-        groups += [
-            (place_label(t, place), cell) for place, cell in question["by_neighbourhood"].items()
-        ]
-        for group, cell in groups:
-            mean = "" if cell.get("mean") is None else f"{cell['mean']:.2f}"
-            for label, count in zip(question["options"], cell["counts"], strict=False):
-                rows.append(
-                    [
-                        f"{number}. {question['text']}",
-                        group,
-                        label,
-                        count,
-                        f"{share(count, cell['answered']):.3f}",
-                        cell["answered"],
-                        mean,
-                    ]
-                )
-        for text in question["texts"]:
-            rows.append([f"{number}. {question['text']}", t._("Everyone"), text, "", "", "", ""])
-    return ("\ufeff" + spreadsheet.csv_text(rows)).encode()  # a BOM: spreadsheets read UTF-8
+    """The figures as CSV, in the reader's language and conventions (`flows.spreadsheet`):
+    one row per question, group and option; free texts at the end."""
+    return spreadsheet.csv_bytes(Sheet(sheet.COLUMNS, sheet.rows(results)), Reader(t))
 
 
 def chart_files(t: Translator, results: Results) -> list[Attachment]:

@@ -988,7 +988,12 @@ FLOW = Flow(
     drafts=[MeetingDraft, RsvpDraft],
     exports=[
         Export(
-            "meetings", N_("Meetings and their answers"), ORGANISING, export.meetings, export.rows
+            "meetings",
+            N_("Meetings and their answers"),
+            ORGANISING,
+            export.meetings,
+            export.rows,
+            export.COLUMNS,
         )
     ],
     retention=data.RETENTION,

@@ -12,13 +12,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from flows.calls import service as calls
-from flows.i18n import Translator
+from flows.i18n import N_, Translator
+from flows.spreadsheet import Column
 from flows.talents.catalogue import skill_label
 from storage.models import Call, Council, Person, TalentProfile
 from storage.queries import talents
 
+DIRECTORY_COLUMNS = (
+    Column("first_name", N_("First name")),
+    Column("skills", N_("Skills")),
+    Column("languages", N_("Languages")),
+    Column("own_words", N_("In their own words")),
+    Column("weekdays", N_("Weekdays")),
+    Column("evenings", N_("Evenings")),
+    Column("weekends", N_("Weekends")),
+    Column("neighbourhood", N_("Neighbourhood")),
+    Column("contact", N_("Contact")),
+    Column("joined_at", N_("Joined")),
+    Column("confirmed_at", N_("Last confirmed")),
+    Column("hidden", N_("Hidden")),
+)
+
 
 async def directory(session: AsyncSession, council: Council) -> list[dict[str, Any]]:
+    """One row per talent, by sign-up, skills named in the council's language."""
     t = Translator(council.locale)
     names = {
         skill.id: skill_label(skill, t)
@@ -49,8 +66,8 @@ async def directory(session: AsyncSession, council: Council) -> list[dict[str, A
                 "weekends": talent.weekends,
                 "neighbourhood": talent.neighbourhood or "",
                 "contact": f"@{usernames[0]}" if talent.contact_ok and usernames else "",
-                "joined_at": talent.created_at.isoformat(),
-                "confirmed_at": talent.confirmed_at.isoformat(),
+                "joined_at": talent.created_at,
+                "confirmed_at": talent.confirmed_at,
                 "hidden": talent.hidden_at is not None,
             }
         )
@@ -67,7 +84,7 @@ async def call_answers(session: AsyncSession, council: Council) -> list[dict[str
             {
                 "title": call.title,
                 "status": call.status.value,
-                "deadline": call.deadline.isoformat(),
+                "deadline": call.deadline,
                 "people_needed": call.people_needed,
                 "accepts_unverified": call.accepts_unverified,
                 **{

@@ -373,7 +373,15 @@ async def confirm_profile(ctx: Context, button: RefreshButton) -> None:
 FLOW = Flow(
     name="talents",
     drafts=[TalentDraft],
-    exports=[Export("talents", N_("Talent directory"), COORDINATING, export.directory)],
+    exports=[
+        Export(
+            "talents",
+            N_("Talent directory"),
+            COORDINATING,
+            export.directory,
+            columns=export.DIRECTORY_COLUMNS,
+        )
+    ],
     personal_data=[data.PROFILES],
     digest=[digest.SECTION],
     dashboard=[dashboard.DIRECTORY],
