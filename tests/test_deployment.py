@@ -263,7 +263,7 @@ def test_there_are_web_workers_a_dispatcher_and_a_scheduler() -> None:
     assert len(services_with_role("web")) >= 2
     assert services_with_role("dispatcher") == ["dispatcher"]
     assert services_with_role("scheduler") == ["scheduler"]
-    # `all` is for one process alone: beside the others it would send and schedule too.
+    # `all` is for one process alone; here each role is a service of its own.
     assert services_with_role("all") == []
     for name in services_with_role("web"):  # Caddy checks each by its name
         assert "replicas" not in services()[name].get("deploy", {}), name
