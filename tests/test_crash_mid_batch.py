@@ -1,10 +1,12 @@
 """The bot as a real process, killed with SIGKILL in the middle of a batch of 100 updates and
 started again: every update is handled exactly once (the batch's transaction never
 committed, so the updates, not yet confirmed to Telegram, come again and are handled then),
-and every resident is answered."""
+and every resident is answered. Stopped with SIGTERM instead, it finishes the batch in hand
+and answers it before it exits."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import signal
 
@@ -69,6 +71,32 @@ async def test_killed_mid_batch_then_restarted_handles_every_update_once(
     ids, prompts = await handled(database_url)
     assert ids == RESIDENTS
     # Handled twice, a conversation would be at its second question.
+    assert prompts == {str(person.id): 1 for person in people}
+    sent = collections.Counter(chat for chat, _text in emulator.delivered_texts())
+    assert sent == {person.id: 1 for person in people}
+
+
+async def test_sigterm_mid_batch_finishes_the_batch_in_hand_and_answers_it(
+    database_url: str, emulator: BotApiEmulator, council: Council
+) -> None:
+    people = [emulator.resident(82_000 + n, first_name=f"R{n}") for n in range(RESIDENTS)]
+    for person in people:
+        person.send("/start quartier-nord")
+
+    def served() -> bool:
+        return any(
+            call.response and call.response.get("result")
+            for call in emulator.calls_to("getUpdates")
+        )
+
+    process = await start_process(database_url, emulator)
+    await emulator.wait_until(served, 30)  # the batch is in the bot's hands
+    process.send_signal(signal.SIGTERM)  # as a supervisor stopping it
+    _out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    # The batch was finished before the process went: handled once, each resident answered.
+    ids, prompts = await handled(database_url)
+    assert ids == RESIDENTS
     assert prompts == {str(person.id): 1 for person in people}
     sent = collections.Counter(chat for chat, _text in emulator.delivered_texts())
     assert sent == {person.id: 1 for person in people}

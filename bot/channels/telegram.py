@@ -231,27 +231,30 @@ class TelegramChannel:
             log.info("Telegram webhook set to %s", self.webhook_url)
         else:
             await self.application.bot.delete_webhook()
-            self._polling = asyncio.create_task(self._poll_holding(lease), name="telegram-polling")
+            if lease is None:
+                log.info("polling Telegram as @%s", self.bot_username)
+                self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+            else:
+                holding = self._poll_holding(lease)
+                self._polling = asyncio.create_task(holding, name="telegram-lease")
 
-    async def _poll_holding(self, lease: Lease | None) -> None:
+    async def _poll_holding(self, lease: Lease) -> None:
         """Poll while holding the lease; stand by while another process holds it."""
-        if lease is None:
-            log.info("polling Telegram as @%s", self.bot_username)
-            await self._poll()
-            return
         try:
             while True:
                 await lease.acquire()
                 log.info("polling Telegram as @%s", self.bot_username)
-                polling = asyncio.create_task(self._poll())
+                polling = asyncio.create_task(self._poll(), name="telegram-polling")
                 lost = asyncio.create_task(lease.lost())
-                await asyncio.wait([polling, lost], return_when=asyncio.FIRST_COMPLETED)
-                for task in (polling, lost):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                try:
+                    await asyncio.wait([polling, lost], return_when=asyncio.FIRST_COMPLETED)
+                finally:  # stopping, or the lease lost: the batch in hand is finished first
+                    for task in (polling, lost):
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
                 await lease.release()
-                if polling.done() and not polling.cancelled():
+                if not polling.cancelled():
                     return  # the token was refused: nothing more to do
         finally:
             await lease.release()
