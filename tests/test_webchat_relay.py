@@ -20,7 +20,9 @@ from yarl import URL
 from bot.app import CoupDePouce
 from bot.channels.webchat import COOKIE
 from flows.engine import Reply
+from storage import db
 from storage.models import Council, WebMessage
+from storage.queries import webchat as conversation
 from tests.conftest import POSTGRES_URL, StartBot, _pg_dsn, in_transaction, requires_postgres
 from tests.test_broadcast import FAST, broadcast_to_members, until_finished
 from tests.test_webchat import Browser, eventually, onboard_on_the_web
@@ -141,6 +143,34 @@ async def _delivered(app: CoupDePouce, message_id: int) -> bool:
         return row.delivered_at is not None
 
     return bool(await in_transaction(app, read))
+
+
+@requires_postgres
+async def test_a_page_opening_during_a_delivery_finds_the_message_in_its_history(
+    start_bot: StartBot, council: Council
+) -> None:
+    web, dispatcher = await start_process(start_bot), await start_process(start_bot)
+    browser = Browser(web)
+    await browser.open_page()
+    chat_id = chat_of(browser)
+
+    async def history() -> list[dict[str, Any]]:
+        async with browser.connect():
+            return browser.history
+
+    try:
+        async with db.session_scope(dispatcher.sessions) as session:
+            probe = select(dispatcher.webchat.relay.page_open(chat_id))
+            assert await session.scalar(probe) is False  # no page: no notice will be sent
+            await conversation.said(
+                session, chat_id, conversation.BOT, {"text": "Jeudi"}, mailed=True
+            )
+            opening = asyncio.create_task(history())
+            await asyncio.sleep(QUIET)
+            assert not opening.done()  # the page waits for the delivery's commit…
+        assert [m["text"] for m in await opening] == ["Jeudi"]  # …and reads it then
+    finally:
+        await browser.close()
 
 
 @requires_postgres

@@ -361,7 +361,7 @@ class WebChatChannel:
 
         Unannounced when no page is open (in this process, or on PostgreSQL in any: asked in
         the query that reads the person's language, `Relay.page_open`) and no browser took a
-        notification."""
+        notification. Other processes are told only when a page is open somewhere."""
         async with session_scope(self.sessions) as session:
             locale, elsewhere = (
                 await session.execute(
@@ -376,7 +376,8 @@ class WebChatChannel:
                 mailed=True,
             )
             message = shown(row)
-            await self.relay.send(session, chat_id, "message", {"id": row.id})
+            if elsewhere:
+                await self.relay.send(session, chat_id, "message", {"id": row.id})
         open_pages = bool(self._sockets.get(chat_id)) or bool(elsewhere)
         await self._show(chat_id, message)
         announced = await self._announce(chat_id, reply, row.id, locale or "fr")
