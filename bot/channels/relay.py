@@ -233,9 +233,9 @@ class Relay:
         while True:
             try:
                 connection, gone = await self._connect()
-            except LOST as error:
+            except Exception as error:  # whatever it is, the listening must go on
                 if not lost:
-                    log.warning("web chat relay: cannot listen to the database (%s)", error)
+                    log.warning("web chat relay: cannot listen to the database (%r)", error)
                     lost = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
