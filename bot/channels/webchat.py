@@ -11,6 +11,9 @@ page of the person sees what any of them says and is answered.
 Messages from the outbox (invitations, calls, reminders, results) are the dispatcher's
 delivery: written to the conversation as mail, shown on every open page, and marked delivered
 when a page acknowledges them; those not yet shown wait for the next visit.
+
+On PostgreSQL, several processes may hold the pages of one person: what one of them keeps is
+shown at once by the others (`bot.channels.relay`).
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.guard import Guard, WebChatLimits, origin_of
+from bot.channels.relay import RESYNC, Relay, Relayed
 from bot.channels.webpush import (
     PushOutcome,
     WebPush,
@@ -195,15 +199,22 @@ class Keeping:
     """What one event adds to the kept conversation, written in the event's transaction: what
     the person said, the bot's answers, the tapped message redrawn or its buttons gone, and
     the earlier questions that no longer answer. `shown` is then what every open page of the
-    person is told."""
+    person is told; other processes holding some of them are told in the same transaction
+    (`relay`), by the ids of what was kept."""
 
     chat_id: str
     text: str | None = None  # what the person typed
     choice: str | None = None  # or the button they tapped…
     tapped: int | None = None  # …on this message
     shown: dict[str, Any] = field(default_factory=dict)
+    relay: Relay | None = None
 
     async def record(self, session: AsyncSession, outcome: Outcome) -> None:
+        await self._keep(session, outcome)
+        if self.relay is not None:
+            await self.relay.send(session, self.chat_id, "outcome", relayed(self.shown))
+
+    async def _keep(self, session: AsyncSession, outcome: Outcome) -> None:
         shown = render(outcome)
         shown["member"] = outcome.member
         self.shown = shown
@@ -265,6 +276,43 @@ class Keeping:
                 rendered["id"] = row.id
 
 
+def relayed(shown: dict[str, Any]) -> dict[str, Any]:
+    """A turn of the conversation as other processes are told it: ids and flags, no text
+    (what was said is read from the kept rows; a toast and what was said off the record are
+    for the pages of the process that heard it)."""
+    body: dict[str, Any] = {
+        "dir": shown.get("dir", "ltr"),
+        "clear_buttons": bool(shown.get("clear_buttons")),
+        "member": bool(shown.get("member")),
+        "mine": (shown.get("mine") or {}).get("id"),
+        "replies": [reply.get("id") for reply in shown.get("replies", ())],
+    }
+    for key in ("erased", "spent", "tapped"):
+        if key in shown:
+            body[key] = shown[key]
+    return body
+
+
+def told(body: dict[str, Any], rows: dict[int, WebMessage]) -> dict[str, Any]:
+    """A turn another process kept (`relayed`), as its pages show it: from the kept rows."""
+    message: dict[str, Any] = {
+        "type": "outcome",
+        "dir": body.get("dir", "ltr"),
+        "clear_buttons": bool(body.get("clear_buttons")),
+        "member": bool(body.get("member")),
+        "replies": [
+            {**rows[id_].payload, "id": id_} for id_ in body.get("replies", ()) if id_ in rows
+        ],
+    }
+    for key in ("erased", "spent", "tapped"):
+        if key in body:
+            message[key] = body[key]
+    mine = rows.get(body["mine"]) if isinstance(body.get("mine"), int) else None
+    if mine is not None:
+        message["mine"] = {"id": mine.id, "text": mine.payload.get("text", "")}
+    return message
+
+
 class WebChatChannel:
     """Serves the chat page and its WebSocket, and delivers the outbox to web chat persons."""
 
@@ -299,6 +347,9 @@ class WebChatChannel:
         self._awaited: dict[web.WebSocketResponse, set[int]] = {}
         # Chats anyone may open by name (the demo's coordinator); empty in production.
         self.open_as: dict[str, str] = {}
+        bind = sessions.kw.get("bind")
+        assert isinstance(bind, AsyncEngine)
+        self.relay = Relay(bind, self._relayed, self._resync)
 
     # --- the dispatcher's side --------------------------------------------------------------
 
@@ -306,9 +357,17 @@ class WebChatChannel:
         self, chat_id: str, reply: Reply, *, paid: bool = False, envelope: Envelope | None = None
     ) -> Delivery:
         """Put the message in the person's mailbox, show it on their open pages and announce
-        it to their browsers. A notification that fails loses nothing: the message waits."""
+        it to their browsers. A notification that fails loses nothing: the message waits.
+
+        Unannounced when no page is open (in this process, or on PostgreSQL in any: asked in
+        the query that reads the person's language, `Relay.page_open`) and no browser took a
+        notification. Other processes are told only when a page is open somewhere."""
         async with session_scope(self.sessions) as session:
-            locale = await session.scalar(locale_of(chat_id))
+            locale, elsewhere = (
+                await session.execute(
+                    select(locale_of(chat_id).scalar_subquery(), self.relay.page_open(chat_id))
+                )
+            ).one()
             row = await conversation.said(
                 session,
                 chat_id,
@@ -317,7 +376,9 @@ class WebChatChannel:
                 mailed=True,
             )
             message = shown(row)
-        open_pages = bool(self._sockets.get(chat_id))
+            if elsewhere:
+                await self.relay.send(session, chat_id, "message", {"id": row.id})
+        open_pages = bool(self._sockets.get(chat_id)) or bool(elsewhere)
         await self._show(chat_id, message)
         announced = await self._announce(chat_id, reply, row.id, locale or "fr")
         return Delivery(
@@ -348,6 +409,7 @@ class WebChatChannel:
                 return Delivery(DeliveryKind.REJECTED, error="no such web chat message")
             row.payload = {"dir": row.payload.get("dir", "ltr"), **_reply(reply)}
             message = shown(row, "edit")
+            await self.relay.send(session, chat_id, "edit", {"id": row.id})
         await self._show(chat_id, message)
         return Delivery(DeliveryKind.SENT, message_id=message_id)
 
@@ -366,6 +428,41 @@ class WebChatChannel:
                 await socket.send_json({**message, "yours": True} if socket is origin else message)
             except (ConnectionError, RuntimeError):
                 self._sockets[chat_id].discard(socket)  # it stays in the mailbox
+
+    async def _relayed(self, relayed: Relayed) -> None:
+        """Another process kept something for a chat whose pages this one holds: show it."""
+        chat_id, body = relayed.chat_id, relayed.body
+        if relayed.kind == RESYNC:
+            await self._resync([chat_id])
+            return
+        async with session_scope(self.sessions) as session:
+            if relayed.kind in {"message", "edit"} and isinstance(body.get("id"), int):
+                row = await conversation.one(session, chat_id, body["id"])
+                if row is None:
+                    return  # gone since (the person was forgotten)
+                message = shown(row, relayed.kind)
+            elif relayed.kind == "outcome":
+                said = [*body.get("replies", ()), body.get("mine")]
+                ids = [id_ for id_ in said if isinstance(id_, int)]
+                message = told(body, await conversation.several(session, chat_id, ids))
+            else:
+                return
+        await self._show(chat_id, message)
+
+    async def _resync(self, chat_ids: Iterable[str]) -> None:
+        """Send these chats' pages their conversation again: what was kept while this process
+        could not hear of it shows (a page shows only the messages it has not)."""
+        for chat_id in chat_ids:
+            if not self._sockets.get(chat_id):
+                continue
+            history = await self._history(chat_id)
+            waiting = {message["id"] for message in history["messages"] if message["waiting"]}
+            for socket in list(self._sockets.get(chat_id, ())):
+                self._awaited.setdefault(socket, set()).update(waiting)
+                try:
+                    await socket.send_json(history)
+                except (ConnectionError, RuntimeError):
+                    self._sockets[chat_id].discard(socket)
 
     async def _history(self, chat_id: str) -> dict[str, Any]:
         async with session_scope(self.sessions) as session:
@@ -398,8 +495,10 @@ class WebChatChannel:
         if self._push_subject is not None:
             self.push = WebPush(keys, self._push_subject, allow_loopback=self._push_to_loopback)
             await self.push.start()
+        await self.relay.start()
 
     async def stop(self) -> None:
+        await self.relay.stop()
         if self.push is not None:
             await self.push.close()
 
@@ -553,6 +652,7 @@ class WebChatChannel:
         language = _browser_language(request)
         self._sockets[chat_id].add(socket)
         try:
+            await self.relay.hold(chat_id)  # before the history: nothing kept after it is missed
             history = await self._history(chat_id)
             self._awaited[socket] = {m["id"] for m in history["messages"] if m["waiting"]}
             await socket.send_json(history)
@@ -564,6 +664,7 @@ class WebChatChannel:
             self._awaited.pop(socket, None)
             if not self._sockets[chat_id]:
                 del self._sockets[chat_id]
+            await self.relay.release(chat_id)
         return socket
 
     async def _converse(
@@ -604,6 +705,7 @@ class WebChatChannel:
                 text=inbound.text if inbound.choice is None else None,
                 choice=inbound.choice,
                 tapped=tapped if isinstance(tapped, int) and not isinstance(tapped, bool) else None,
+                relay=self.relay,
             )
             if inbound.command is not None:
                 keeping.text = payload.get("text")

@@ -70,6 +70,18 @@ async def one(session: AsyncSession, chat_id: str, message_id: int) -> WebMessag
     return row if row is not None and row.chat_id == chat_id else None
 
 
+async def several(
+    session: AsyncSession, chat_id: str, message_ids: Sequence[int]
+) -> dict[int, WebMessage]:
+    """Messages of this conversation by id (those still kept)."""
+    if not message_ids:
+        return {}
+    rows = await session.scalars(
+        select(WebMessage).where(WebMessage.chat_id == chat_id, WebMessage.id.in_(message_ids))
+    )
+    return {row.id: row for row in rows}
+
+
 async def spend_questions(
     session: AsyncSession, chat_id: str, *, sparing: int | None = None
 ) -> Sequence[int]:
