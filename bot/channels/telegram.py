@@ -519,7 +519,8 @@ class TelegramChannel:
 async def _finished_even_if_cancelled(work: Coroutine[Any, Any, object]) -> None:
     """Run `work` to its end: stopping (a SIGTERM) while it runs waits for it, then stops,
     so a batch in hand is handled and answered rather than dropped half way."""
-    task = asyncio.ensure_future(work)
+    current = asyncio.current_task()
+    task = asyncio.create_task(work, name=current.get_name() if current else None)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
