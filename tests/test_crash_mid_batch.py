@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from storage import db
 from storage.models import Conversation, Council, ProcessedEvent
-from tests.emulator import BotApiEmulator
+from tests.emulator import BotApiEmulator, FakeUser
 from tests.test_dispatcher_processes import start_process
 
 RESIDENTS = 100
@@ -33,22 +33,28 @@ async def handled(database_url: str) -> tuple[int, dict[str, int]]:
         await engine.dispose()
 
 
+def waiting_newcomers(emulator: BotApiEmulator, first_id: int) -> list[FakeUser]:
+    """RESIDENTS newcomers whose /start waits in getUpdates."""
+    people = [emulator.resident(first_id + n, first_name=f"R{n}") for n in range(RESIDENTS)]
+    for person in people:
+        person.send("/start quartier-nord")
+    return people
+
+
+def served(emulator: BotApiEmulator) -> bool:
+    """getUpdates handed the bot a batch."""
+    return any(
+        call.response and call.response.get("result") for call in emulator.calls_to("getUpdates")
+    )
+
+
 async def test_killed_mid_batch_then_restarted_handles_every_update_once(
     database_url: str, emulator: BotApiEmulator, council: Council
 ) -> None:
-    people = [emulator.resident(81_000 + n, first_name=f"R{n}") for n in range(RESIDENTS)]
-    for person in people:
-        person.send("/start quartier-nord")
-
-    def served() -> bool:
-        return any(
-            call.response and call.response.get("result")
-            for call in emulator.calls_to("getUpdates")
-        )
-
+    people = waiting_newcomers(emulator, 81_000)
     first = await start_process(database_url, emulator)
     try:
-        await emulator.wait_until(served, 30)  # the batch is in the bot's hands
+        await emulator.wait_until(lambda: served(emulator), 30)  # the batch in the bot's hands
     finally:
         first.kill()  # SIGKILL, while its flows run: nothing is committed or sent
         await first.wait()
@@ -79,18 +85,9 @@ async def test_killed_mid_batch_then_restarted_handles_every_update_once(
 async def test_sigterm_mid_batch_finishes_the_batch_in_hand_and_answers_it(
     database_url: str, emulator: BotApiEmulator, council: Council
 ) -> None:
-    people = [emulator.resident(82_000 + n, first_name=f"R{n}") for n in range(RESIDENTS)]
-    for person in people:
-        person.send("/start quartier-nord")
-
-    def served() -> bool:
-        return any(
-            call.response and call.response.get("result")
-            for call in emulator.calls_to("getUpdates")
-        )
-
+    people = waiting_newcomers(emulator, 82_000)
     process = await start_process(database_url, emulator)
-    await emulator.wait_until(served, 30)  # the batch is in the bot's hands
+    await emulator.wait_until(lambda: served(emulator), 30)  # the batch in the bot's hands
     process.send_signal(signal.SIGTERM)  # as a supervisor stopping it
     _out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -301,11 +302,18 @@ async def test_two_web_workers_two_dispatchers_two_schedulers_answer_and_send_on
     assert emulator.max_rate(window=2.0) <= 30  # the web workers and the dispatcher together
 
 
-@requires_postgres
-async def test_a_killed_dispatcher_s_lease_is_taken_over_and_nothing_is_lost(
-    database_url: str, emulator: BotApiEmulator, council: Council
-) -> None:
-    await prepare(database_url, emulator, council, 450)  # about 15 s at 30 a second
+BROADCAST = 450  # about 15 s at 30 a second
+
+
+async def hand_over(
+    database_url: str,
+    emulator: BotApiEmulator,
+    council: Council,
+    leave: Callable[[Worker], Awaitable[None]],
+) -> float:
+    """A broadcast under way from one dispatcher, a second one standing by; the first
+    `leave`s. Returns when it left (the emulator's clock), once every resident is reached."""
+    await prepare(database_url, emulator, council, BROADCAST)
     emulator.enforce_limits()
     first = await Worker.start("dispatcher", database_url, emulator)
     second: Worker | None = None
@@ -313,20 +321,35 @@ async def test_a_killed_dispatcher_s_lease_is_taken_over_and_nothing_is_lost(
         reached = await emulator.wait_until(lambda: len(deliveries(emulator)) >= 40 or None, 30)
         assert reached
         second = await Worker.start("dispatcher", database_url, emulator)  # standing by
-        sent_before = sum(deliveries(emulator).values())
-        await asyncio.sleep(0.5)
-        first.process.kill()  # SIGKILL: no chance to release anything
-        await first.process.wait()
-        killed_at = emulator.clock()
-        assert sent_before < 450, "the broadcast finished before the kill: nothing was tested"
-        done = await emulator.wait_until(lambda: len(deliveries(emulator)) == 450 or None, 60)
-        assert done, f"{len(deliveries(emulator))} of 450 reached"
+        await leave(first)
+        left_at = emulator.clock()
+        assert len(deliveries(emulator)) < BROADCAST, "finished before the first one left"
+        done = await emulator.wait_until(lambda: len(deliveries(emulator)) == BROADCAST or None, 60)
+        assert done, f"{len(deliveries(emulator))} of {BROADCAST} reached"
     finally:
         code, err = await second.stop() if second is not None else (0, "")
         await first.stop()
     assert code == 0, err
-    resumed = min(call.at for call in emulator.calls_to("sendMessage") if call.at > killed_at)
-    assert resumed - killed_at < 5  # the standby took over within seconds
+    assert emulator.max_rate(window=2.0) <= 30  # the standby kept to the pace where it was
+    return left_at
+
+
+def resumed_after(emulator: BotApiEmulator, moment: float) -> float:
+    """Seconds from `moment` to the next message the emulator received."""
+    return min(call.at for call in emulator.calls_to("sendMessage") if call.at > moment) - moment
+
+
+@requires_postgres
+async def test_a_killed_dispatcher_s_lease_is_taken_over_and_nothing_is_lost(
+    database_url: str, emulator: BotApiEmulator, council: Council
+) -> None:
+    async def kill(worker: Worker) -> None:
+        await asyncio.sleep(0.5)
+        worker.process.kill()  # SIGKILL: no chance to release anything
+        await worker.process.wait()
+
+    killed_at = await hand_over(database_url, emulator, council, kill)
+    assert resumed_after(emulator, killed_at) < 5  # the standby took over within seconds
     duplicates = sum(n - 1 for n in deliveries(emulator).values())
     assert duplicates <= Limits().concurrency  # at most what was in flight at the kill
     # The only refusals: a message in flight at the kill, sent again at once by the standby
@@ -335,32 +358,17 @@ async def test_a_killed_dispatcher_s_lease_is_taken_over_and_nothing_is_lost(
     for refused in emulator.flood_refusals:
         chat = refused.params["chat_id"]
         assert any(c.params["chat_id"] == chat and c.at < refused.at for c in delivered), chat
-    assert emulator.max_rate(window=2.0) <= 30  # the standby kept to the pace where it was
 
 
 @requires_postgres
 async def test_a_stopped_dispatcher_hands_its_lease_over_at_once_and_sends_nothing_twice(
     database_url: str, emulator: BotApiEmulator, council: Council
 ) -> None:
-    await prepare(database_url, emulator, council, 450)
-    emulator.enforce_limits()
-    first = await Worker.start("dispatcher", database_url, emulator)
-    second: Worker | None = None
-    try:
-        reached = await emulator.wait_until(lambda: len(deliveries(emulator)) >= 40 or None, 30)
-        assert reached
-        second = await Worker.start("dispatcher", database_url, emulator)  # standing by
-        code, err = await first.stop()  # SIGTERM: what it holds is recorded, the lease let go
-        stopped_at = emulator.clock()
+    async def stop(worker: Worker) -> None:
+        code, err = await worker.stop()  # SIGTERM: what it holds recorded, the lease let go
         assert code == 0, err
-        assert len(deliveries(emulator)) < 450, "the broadcast finished before the stop"
-        done = await emulator.wait_until(lambda: len(deliveries(emulator)) == 450 or None, 60)
-        assert done, f"{len(deliveries(emulator))} of 450 reached"
-    finally:
-        code, err = await second.stop() if second is not None else (0, "")
-        await first.stop()
-    assert code == 0, err
-    resumed = min(call.at for call in emulator.calls_to("sendMessage") if call.at > stopped_at)
-    assert resumed - stopped_at < 2.5  # no lease to wait out: taken at the standby's next try
+
+    stopped_at = await hand_over(database_url, emulator, council, stop)
+    assert resumed_after(emulator, stopped_at) < 2.5  # taken at the standby's next try
     assert max(deliveries(emulator).values()) == 1
     assert emulator.flood_refusals == []
