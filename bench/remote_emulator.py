@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.child import Child, serve
 from tests.emulator import SLOW_METHODS, BotApiEmulator
@@ -33,6 +33,16 @@ ROUND_TRIPS = SLOW_METHODS | {
     "close",
     "logOut",
 }
+
+
+class Send(NamedTuple):
+    """One sendMessage as the emulator read it."""
+
+    token: str  # the token in its URL: which process sent it, when each has its own
+    chat: int
+    at: float  # when it was read (time.monotonic())
+    text: str
+    error: int  # 0 when delivered, else the error code answered (429: a flood refusal)
 
 
 class RemoteEmulator(Child):
@@ -73,6 +83,11 @@ class RemoteEmulator(Child):
     async def send_times(self) -> list[tuple[int, float]]:
         """(chat_id, when it was read) of every successful sendMessage, in order."""
         result: list[tuple[int, float]] = await self.ask("send_times")
+        return result
+
+    async def sends(self) -> list[Send]:
+        """Every sendMessage answered so far, delivered or refused, in arrival order."""
+        result: list[Send] = await self.ask("sends")
         return result
 
     async def flood_refusals(self) -> int:
@@ -120,8 +135,22 @@ async def _serve(connection: Connection) -> None:
             if call.method == "sendMessage" and call.ok
         ]
 
+    def sends() -> list[Send]:
+        return [
+            Send(
+                call.token,
+                int(call.params.get("chat_id", 0)),
+                call.at,
+                str(call.params.get("text", "")),
+                0 if call.ok else int((call.response or {}).get("error_code", -1)),
+            )
+            for call in emulator.calls
+            if call.method == "sendMessage" and call.response is not None
+        ]
+
     handlers: dict[str, Callable[..., Any]] = {
         "url": lambda: emulator.url,
+        "sends": sends,
         "residents": residents,
         "enforce_limits": enforce_limits,
         "configure": configure,
