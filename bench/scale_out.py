@@ -21,9 +21,11 @@ own port), as tests/test_scale_out.py does; the Bot API emulator runs in a child
     processes afresh and warms them up with `WARMUP` posts per process. A third pass, as a
     reference (`--no-reference` leaves it out): one `run --role all` process, which paces
     its replies alone (no shared pace), the rest alike. `--profile` adds a pass of one web
-    worker under cProfile (`bench/profiled_worker.py`, switched on for the burst alone by
-    SIGUSR1): the own time of its functions by package, the most costly functions, and a
-    few counts per update (PostgreSQL connections opened, among others).
+    worker under cProfile (`bench/worker.py`, switched on for the burst alone by SIGUSR1):
+    the own time of its functions by package, the most costly functions, and a few counts
+    per update (PostgreSQL connections opened, among others). `--pool-size N` runs the
+    processes of (1) with a database pool of N connections (`bench/worker.py` again)
+    instead of SQLAlchemy's 5 and 10 in overflow.
 
 (2) A broadcast at 30 messages a second with 2 dispatchers: the emulator enforcing
     Telegram's limits (`enforce_limits()`: 30/s bot-wide in a bucket of one second, 1/s
@@ -46,10 +48,15 @@ own port), as tests/test_scale_out.py does; the Bot API emulator runs in a child
     send, the other stand by); busiest one-second and two-second windows of all sends;
     the CPU of each process. Ratio of achieved rates against the baseline, per round.
 
+    A broadcast during which one of the processes stopped (a dispatcher that lost its
+    lease exits with an error: another program on the server ended its connection) is
+    shown, marked as disturbed and run again once; only the second counts.
+
 Each part runs `--rounds` (2) rounds, the order of its passes reversed in even rounds, and
-prints the spread. Before each round it waits (up to `--quiet-wait`, 20 minutes) for the
-machine's one-minute load average to fall below `--max-load` (1.5), and prints the load
-average at the start and the end of each round.
+prints the spread. Before each pass and each broadcast it waits (up to `--quiet-wait`, 20
+minutes) for the machine's one-minute load average to fall below `--max-load` (1.5), and it
+prints the load average at the start and the end of each, and of each round. `--only`
+picks some of (2)'s broadcasts (all, dispatchers, web, all-window, dispatchers-window).
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import pstats
 import secrets
@@ -67,7 +75,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -149,11 +157,11 @@ def _stat_fields(pid: int) -> list[str]:
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds of a process so far (utime + stime, every thread)."""
+    """CPU seconds of a process so far (utime + stime, every thread); NaN once it is gone."""
     try:
         fields = _stat_fields(pid)
     except (OSError, ValueError):
-        return 0.0
+        return math.nan
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
@@ -169,7 +177,9 @@ def backends_cpu(database: str) -> dict[int, float]:
         except OSError:
             continue
         if title.startswith("postgres:") and f" {database} " in title:
-            found[int(entry.name)] = process_cpu(int(entry.name))
+            cpu = process_cpu(int(entry.name))
+            if not math.isnan(cpu):
+                found[int(entry.name)] = cpu
     return found
 
 
@@ -184,7 +194,8 @@ def server_cpu() -> float:
         try:
             title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if title.startswith("postgres:"):
-                total += process_cpu(int(entry.name))
+                cpu = process_cpu(int(entry.name))
+                total += 0.0 if math.isnan(cpu) else cpu
             elif "bin/postgres " in title:  # the postmaster
                 fields = _stat_fields(int(entry.name))
                 total += sum(int(value) for value in fields[11:15]) / TICK
@@ -229,7 +240,8 @@ class Usage:
 
     @property
     def known(self) -> float:
-        return sum(self.workers.values()) + self.server + self.emulator + self.posters + self.own
+        workers = sum(cpu for cpu in self.workers.values() if not math.isnan(cpu))
+        return workers + self.server + self.emulator + self.posters + self.own
 
     @property
     def others(self) -> float:
@@ -310,9 +322,9 @@ class Worker:
         profile: Path | None = None,
         **env: str,
     ) -> Worker:
-        """Start it and wait until it is ready. With `profile`, through
-        `bench.profiled_worker`: SIGUSR1 and SIGUSR2 start and stop cProfile, which writes
-        its stats there."""
+        """Start it and wait until it is ready. With `profile`, or BENCH_POOL_SIZE in `env`,
+        through `bench.worker`: SIGUSR1 and SIGUSR2 start and stop cProfile, which writes
+        its stats to `profile`; the database pool holds BENCH_POOL_SIZE connections."""
         port = free_port()
         log = folder / f"{name}-{secrets.token_hex(3)}.log"
         if profile is not None:
@@ -321,7 +333,7 @@ class Worker:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bench.profiled_worker" if profile is not None else "bot",
+                "bench.worker" if profile is not None or "BENCH_POOL_SIZE" in env else "bot",
                 "run",
                 "--role",
                 role,
@@ -512,6 +524,7 @@ class WebSetup:
     meter: Meter
     concurrency: int
     residents: int
+    env: dict[str, str]  # more environment variables for the processes
     next_id: int = FIRST_WEB_ID
 
     def take(self, count: int) -> list[int]:
@@ -530,6 +543,7 @@ class WebSetup:
             self.folder,
             profile,
             DISPATCH_RATE=UNPACED,
+            **self.env,
         ) as running:
             hooks = [worker.hook for worker in running]
             warmup = self.take(WARMUP * len(roles))
@@ -683,6 +697,11 @@ async def part_one(url: str, folder: Path, options: Options) -> None:
         f"{options.concurrency} posters round robin over the web workers' ports; every Bot API "
         f"round trip answered {options.delay * 1e3:.0f} ms late; DISPATCH_RATE={UNPACED}; "
         f"{options.rounds} round(s)"
+        + (
+            f"; database pools of {options.pool_size} connections (bench.worker)"
+            if options.pool_size
+            else ""
+        )
     )
     council_id = await add_council(url)
     passes = [ONE, TWO, REFERENCE] if options.reference else [ONE, TWO]
@@ -707,13 +726,14 @@ async def part_one(url: str, folder: Path, options: Options) -> None:
             Meter(database, emulator, posters),
             options.concurrency,
             options.residents,
+            {"BENCH_POOL_SIZE": str(options.pool_size)} if options.pool_size else {},
         )
         for number in range(1, options.rounds + 1):
-            await wait_quiet(options.max_load, options.quiet_wait)
             prefix = f"(1) round {number}"
             print(f"{prefix}: load average at the start {load_average()}")
             results: dict[tuple[str, ...], WebPass] = {}
             for roles in passes if number % 2 else passes[::-1]:
+                await wait_quiet(options.max_load, options.quiet_wait)
                 results[roles] = await setup.web_pass(roles)
                 show_web(prefix, results[roles])
             print(
@@ -725,6 +745,7 @@ async def part_one(url: str, folder: Path, options: Options) -> None:
             rounds.append(results)
         if options.profile:  # not counted in the figures above
             profiles.mkdir()
+            await wait_quiet(options.max_load, options.quiet_wait)
             profiled = await setup.web_pass(ONE, profiles)
     finally:
         await asyncio.gather(emulator.stop(), posters.stop())
@@ -752,6 +773,7 @@ async def part_one(url: str, folder: Path, options: Options) -> None:
 
 @dataclass(frozen=True)
 class Variant:
+    key: str  # as `--only` names it
     name: str
     roles: tuple[str, ...]
     window: bool = False
@@ -762,9 +784,10 @@ class Variant:
         return f"{self.name}{', strict window' if self.window else ''}"
 
 
-BASELINE = Variant("one process (--role all)", ("all",))
-DISPATCHERS = Variant("2 dispatchers", ("dispatcher", "dispatcher"))
+BASELINE = Variant("all", "one process (--role all)", ("all",))
+DISPATCHERS = Variant("dispatchers", "2 dispatchers", ("dispatcher", "dispatcher"))
 WITH_WEB = Variant(
+    "web",
     "2 dispatchers + a web worker answering /help",
     ("dispatcher", "dispatcher", "web"),
     traffic=True,
@@ -785,6 +808,11 @@ class Broadcast:
     statuses: dict[str, int]
     helps: dict[int, float]  # /help posted: chat -> when
     load: tuple[str, str]
+    exited: list[str]  # processes that stopped during the broadcast, and why
+
+    @property
+    def disturbed(self) -> bool:
+        return bool(self.exited)
 
     @property
     def delivered_times(self) -> list[float]:
@@ -973,6 +1001,12 @@ class BroadcastSetup:
                 await wait_replies(self.emulator, list(helps), committed, 10)
             await asyncio.sleep(1.0)  # room for a late duplicate to show up
             after = await self.meter.sample(pids)
+            exited = [
+                f"{worker.name} exited with {worker.process.returncode}: "
+                + " / ".join(worker.said().strip().splitlines()[:2])
+                for worker in running
+                if worker.process.returncode is not None
+            ]
         statuses = await outbox_statuses(self.url)
         await clear_unsent(self.url)
         sends = [send for send in await self.emulator.sends() if send.at >= before.at]
@@ -987,6 +1021,7 @@ class BroadcastSetup:
             statuses,
             helps,
             (load_before, load_average()),
+            exited,
         )
 
     async def post_helps(self, hook: str, posted: dict[int, float]) -> None:
@@ -1020,15 +1055,24 @@ def show_broadcast(prefix: str, done: Broadcast) -> None:
         f"after the commit; load average {done.load[0]} -> {done.load[1]}"
     )
     refusals = done.refusals
+    refused_at = [send.at for send in done.sends if send.error == 429]
+    first = min(times, default=done.committed)
+    when = (
+        f" in {episodes(refused_at)} burst(s), the first {min(refused_at) - first:.1f} s after "
+        f"the first delivery"
+        if refused_at
+        else ""
+    )
     print(
         f"{prefix} {done.variant.label}: 429 refusals {sum(refusals.values())}"
-        f"{f' {dict(refusals)}' if refusals else ''}; lost {counted.lost}, duplicated "
+        f"{f' {dict(refusals)}' if refusals else ''}{when}; lost {counted.lost}, duplicated "
         f"{counted.duplicated}, outside the audience {counted.strays}; busiest 1 s window "
         f"{max_in_window(all_times, 1.0)}, 2 s window {max_in_window(all_times, 2.0)} (every "
         f"message); outbox at the end {done.statuses}"
     )
     cpu = ", ".join(
-        f"{done.pids[pid]} {seconds:.2f} s" for pid, seconds in sorted(done.usage.workers.items())
+        f"{done.pids[pid]} " + ("exited" if math.isnan(seconds) else f"{seconds:.2f} s")
+        for pid, seconds in sorted(done.usage.workers.items())
     )
     print(
         f"{prefix} {done.variant.label}: messages accepted by process: {dict(done.by_process)}; "
@@ -1048,18 +1092,27 @@ def show_broadcast(prefix: str, done: Broadcast) -> None:
         )
 
 
-def baseline_of(results: dict[Variant, Broadcast], variant: Variant) -> Broadcast:
+def baseline_of(results: dict[Variant, Broadcast], variant: Variant) -> Broadcast | None:
     """The baseline's broadcast of the same round, against the same limit."""
     return next(
-        b for v, b in results.items() if v.name == BASELINE.name and v.window == variant.window
+        (b for v, b in results.items() if v.name == BASELINE.name and v.window == variant.window),
+        None,
     )
+
+
+def episodes(times: Sequence[float], gap: float = 1.0) -> int:
+    """Groups of moments, each more than `gap` after the previous one."""
+    ordered = sorted(times)
+    return sum(1 for i, at in enumerate(ordered) if i == 0 or at - ordered[i - 1] > gap)
 
 
 async def part_two(url: str, folder: Path, options: Options) -> None:
     variants = [BASELINE, DISPATCHERS, WITH_WEB]
     if options.window:
-        variants += [Variant(BASELINE.name, BASELINE.roles, window=True)]
-        variants += [Variant(DISPATCHERS.name, DISPATCHERS.roles, window=True)]
+        variants += [replace(BASELINE, key="all-window", window=True)]
+        variants += [replace(DISPATCHERS, key="dispatchers-window", window=True)]
+    if options.only:
+        variants = [variant for variant in variants if variant.key in options.only]
     print(
         f"(2) a broadcast to {options.broadcast:,} members at DISPATCH_RATE={RATE}, the emulator "
         f"enforcing {RATE}/s bot-wide and 1/s per chat, answering sends "
@@ -1070,6 +1123,7 @@ async def part_two(url: str, folder: Path, options: Options) -> None:
     emulator, posters = RemoteEmulator(), RemotePosters()
     await asyncio.gather(emulator.start(), posters.start())
     rounds: list[dict[Variant, Broadcast]] = []
+    disturbed: list[Broadcast] = []
     try:
         await emulator.configure(response_delay=options.delay, slow_methods=ROUND_TRIPS)
         database = url.rsplit("/", 1)[1]
@@ -1085,17 +1139,23 @@ async def part_two(url: str, folder: Path, options: Options) -> None:
         )
         await setup.prepare()
         for number in range(1, options.rounds + 1):
-            await wait_quiet(options.max_load, options.quiet_wait)
             prefix = f"(2) round {number}"
             print(f"{prefix}: load average at the start {load_average()}")
             results: dict[Variant, Broadcast] = {}
             for variant in variants if number % 2 else variants[::-1]:
-                results[variant] = await setup.run(variant)
-                show_broadcast(prefix, results[variant])
+                for _attempt in range(2):  # a disturbed broadcast is run again, once
+                    await wait_quiet(options.max_load, options.quiet_wait)
+                    done = await setup.run(variant)
+                    show_broadcast(prefix, done)
+                    if not done.disturbed:
+                        break
+                    disturbed.append(done)
+                    print(f"{prefix} {variant.label}: DISTURBED, not counted: {done.exited}")
+                results[variant] = done
             for variant, done in results.items():
-                if variant.name == BASELINE.name:
-                    continue
                 baseline = baseline_of(results, variant)
+                if variant.name == BASELINE.name or baseline is None:
+                    continue
                 print(
                     f"{prefix}: ratio {variant.label} / {baseline.variant.label}: achieved rate "
                     f"{done.rate / baseline.rate:.3f}"
@@ -1109,16 +1169,32 @@ async def part_two(url: str, folder: Path, options: Options) -> None:
             rounds.append(results)
     finally:
         await asyncio.gather(emulator.stop(), posters.stop())
-    print(f"(2) over {len(rounds)} round(s):")
+    print(
+        f"(2) over {len(rounds)} round(s)"
+        + (
+            f" ({len(disturbed)} disturbed broadcast(s) run again, not counted)"
+            if disturbed
+            else ""
+        )
+        + ":"
+    )
     for variant in variants:
-        done = [results[variant] for results in rounds]
+        done = [results[variant] for results in rounds if not results[variant].disturbed]
+        if not done:
+            print(f"(2)   {variant.label}: every broadcast disturbed")
+            continue
         counted = [
             tally([(s.chat, s.text) for s in b.sends if s.error == 0], b.audience, BROADCAST_TEXT)
             for b in done
         ]
         senders = sorted({name for b in done for name in b.senders})
-        baselines = [baseline_of(results, variant) for results in rounds]
-        ratio = [b.rate / base.rate for b, base in zip(done, baselines, strict=True)]
+        ratio = [
+            results[variant].rate / base.rate
+            for results in rounds
+            if (base := baseline_of(results, variant)) is not None
+            and not base.disturbed
+            and not results[variant].disturbed
+        ]
         with_replies = (
             f" (with the replies {spread([b.combined_rate / RATE for b in done], 3)})"
             if variant.traffic
@@ -1126,7 +1202,7 @@ async def part_two(url: str, folder: Path, options: Options) -> None:
         )
         print(
             f"(2)   {variant.label}: achieved/{RATE} {spread([b.rate / RATE for b in done], 3)}"
-            f"{with_replies}, against the baseline {spread(ratio, 3)}, "
+            f"{with_replies}, against the baseline {spread(ratio, 3) if ratio else '-'}, "
             f"429 {spread([sum(b.refusals.values()) for b in done])}, lost "
             f"{spread([c.lost for c in counted])}, duplicated "
             f"{spread([c.duplicated for c in counted])}, "
@@ -1154,6 +1230,8 @@ class Options:
     quiet_wait: float
     profile: bool
     reference: bool
+    pool_size: int | None
+    only: frozenset[str]
 
 
 async def main() -> int:
@@ -1171,6 +1249,13 @@ async def main() -> int:
     parser.add_argument("--quiet-wait", type=float, default=QUIET_WAIT)
     parser.add_argument("--profile", action="store_true", help="(1): a pass under cProfile")
     parser.add_argument("--no-reference", dest="reference", action="store_false")
+    parser.add_argument("--pool-size", type=int, help="(1): the processes' database pool")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="(2): some broadcasts only, e.g. all,dispatchers (also web, all-window, "
+        "dispatchers-window)",
+    )
     chosen = parser.parse_args()
     options = Options(
         chosen.parts,
@@ -1185,6 +1270,8 @@ async def main() -> int:
         chosen.quiet_wait,
         chosen.profile,
         chosen.reference,
+        chosen.pool_size,
+        frozenset(filter(None, chosen.only.split(","))),
     )
     if postgres_url() is None:
         print(
