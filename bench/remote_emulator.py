@@ -85,9 +85,12 @@ class RemoteEmulator(Child):
         result: list[tuple[int, float]] = await self.ask("send_times")
         return result
 
-    async def sends(self) -> list[Send]:
-        """Every sendMessage answered so far, delivered or refused, in arrival order."""
-        result: list[Send] = await self.ask("sends")
+    async def sends(self, start: int = 0) -> tuple[int, list[Send]]:
+        """The sendMessage calls answered among the emulator's calls from number `start` on,
+        delivered or refused, in arrival order; and where to start next time (the first
+        call not answered yet). Asking for the new ones only keeps each question short: a
+        long answer would hold the emulator's event loop, and its receive times with it."""
+        result: tuple[int, list[Send]] = await self.ask("sends", start)
         return result
 
     async def flood_refusals(self) -> int:
@@ -135,18 +138,24 @@ async def _serve(connection: Connection) -> None:
             if call.method == "sendMessage" and call.ok
         ]
 
-    def sends() -> list[Send]:
-        return [
-            Send(
-                call.token,
-                int(call.params.get("chat_id", 0)),
-                call.at,
-                str(call.params.get("text", "")),
-                0 if call.ok else int((call.response or {}).get("error_code", -1)),
-            )
-            for call in emulator.calls
-            if call.method == "sendMessage" and call.response is not None
-        ]
+    def sends(start: int) -> tuple[int, list[Send]]:
+        calls = emulator.calls
+        found: list[Send] = []
+        index = start
+        while index < len(calls) and calls[index].response is not None:
+            call = calls[index]
+            index += 1
+            if call.method == "sendMessage":
+                found.append(
+                    Send(
+                        call.token,
+                        int(call.params.get("chat_id", 0)),
+                        call.at,
+                        str(call.params.get("text", "")),
+                        0 if call.ok else int((call.response or {}).get("error_code", -1)),
+                    )
+                )
+        return index, found
 
     handlers: dict[str, Callable[..., Any]] = {
         "url": lambda: emulator.url,

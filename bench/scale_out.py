@@ -490,18 +490,34 @@ class WebPass:
         return percentile([post.end - post.start for post in self.posts], fraction)
 
 
-async def replies_of(
-    emulator: RemoteEmulator, chats: set[int], since: float
-) -> dict[int, list[float]]:
+class SendLog:
+    """What the emulator received, fetched a little at a time (`RemoteEmulator.sends`)."""
+
+    def __init__(self, emulator: RemoteEmulator) -> None:
+        self.emulator = emulator
+        self.start = 0
+        self.sends: list[Send] = []
+
+    async def update(self) -> list[Send]:
+        self.start, new = await self.emulator.sends(self.start)
+        self.sends += new
+        return self.sends
+
+    async def since(self, moment: float) -> list[Send]:
+        return [send for send in await self.update() if send.at >= moment]
+
+
+async def replies_of(log: SendLog, chats: set[int], since: float) -> dict[int, list[float]]:
+    """When each of the chats was sent a message, from `since` on."""
     replies: dict[int, list[float]] = {}
-    for chat, at in await emulator.send_times():
-        if chat in chats and at >= since:
-            replies.setdefault(chat, []).append(at)
+    for send in await log.since(since):
+        if send.error == 0 and send.chat in chats:
+            replies.setdefault(send.chat, []).append(send.at)
     return replies
 
 
 async def wait_replies(
-    emulator: RemoteEmulator,
+    log: SendLog,
     chats: Sequence[int],
     since: float,
     timeout: float,  # noqa: ASYNC109
@@ -509,7 +525,7 @@ async def wait_replies(
     wanted = set(chats)
     deadline = time.monotonic() + timeout
     while True:
-        replies = await replies_of(emulator, wanted, since)
+        replies = await replies_of(log, wanted, since)
         if len(replies) >= len(wanted) or time.monotonic() > deadline:
             return replies
         await asyncio.sleep(0.25)
@@ -526,6 +542,9 @@ class WebSetup:
     residents: int
     env: dict[str, str]  # more environment variables for the processes
     next_id: int = FIRST_WEB_ID
+
+    def __post_init__(self) -> None:
+        self.log = SendLog(self.emulator)
 
     def take(self, count: int) -> list[int]:
         ids = list(range(self.next_id, self.next_id + count))
@@ -549,7 +568,7 @@ class WebSetup:
             warmup = self.take(WARMUP * len(roles))
             since = time.monotonic()
             await self.posters.post(hooks, telegram_requests(warmup), self.concurrency)
-            await wait_replies(self.emulator, warmup, since, REPLY_WAIT)
+            await wait_replies(self.log, warmup, since, REPLY_WAIT)
             await asyncio.sleep(0.5)
             chats = self.take(self.residents)
             requests: list[Request] = telegram_requests(chats)
@@ -559,13 +578,17 @@ class WebSetup:
                     worker.signal(signal.SIGUSR1)
             before = await self.meter.sample(pids)
             posts = await self.posters.post(hooks, requests, self.concurrency)
-            replies = await wait_replies(self.emulator, chats, before.at, REPLY_WAIT)
+            replies = await wait_replies(self.log, chats, before.at, REPLY_WAIT)
             after = await self.meter.sample(pids)
             if profile is not None:
                 for worker in running:
                     worker.signal(signal.SIGUSR2)
             await asyncio.sleep(0.5)  # room for a late duplicate to show up
-            replies = await replies_of(self.emulator, set(chats), before.at)
+            replies = await replies_of(self.log, set(chats), before.at)
+            if any(post.status != 200 for post in posts):  # what the processes said of it
+                for worker in running:
+                    said = " / ".join(worker.said().strip().splitlines()[-3:])
+                    print(f"  {worker.name} said: {said or 'nothing'}")
         return WebPass(
             roles,
             posts,
@@ -936,6 +959,9 @@ class BroadcastSetup:
     councils: int = 0
     help_ids: list[int] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.log = SendLog(self.emulator)
+
     async def prepare(self) -> None:
         """Enough /help residents for every variant with traffic."""
         self.help_ids = list(range(FIRST_HELP_ID, FIRST_HELP_ID + 2_000))
@@ -978,7 +1004,7 @@ class BroadcastSetup:
             audience = set(ids)
             try:
                 while time.monotonic() < deadline:
-                    sends = await self.emulator.sends()
+                    sends = await self.log.since(committed)
                     got = {
                         s.chat
                         for s in sends
@@ -998,7 +1024,7 @@ class BroadcastSetup:
                     with contextlib.suppress(asyncio.CancelledError):
                         await traffic
             if helps:
-                await wait_replies(self.emulator, list(helps), committed, 10)
+                await wait_replies(self.log, list(helps), committed, 10)
             await asyncio.sleep(1.0)  # room for a late duplicate to show up
             after = await self.meter.sample(pids)
             exited = [
@@ -1009,7 +1035,7 @@ class BroadcastSetup:
             ]
         statuses = await outbox_statuses(self.url)
         await clear_unsent(self.url)
-        sends = [send for send in await self.emulator.sends() if send.at >= before.at]
+        sends = await self.log.since(before.at)
         return Broadcast(
             variant,
             ids,
