@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.child import Child, serve
 from tests.emulator import SLOW_METHODS, BotApiEmulator
@@ -33,6 +33,16 @@ ROUND_TRIPS = SLOW_METHODS | {
     "close",
     "logOut",
 }
+
+
+class Send(NamedTuple):
+    """One sendMessage as the emulator read it."""
+
+    token: str  # the token in its URL: which process sent it, when each has its own
+    chat: int
+    at: float  # when it was read (time.monotonic())
+    text: str
+    error: int  # 0 when delivered, else the error code answered (429: a flood refusal)
 
 
 class RemoteEmulator(Child):
@@ -73,6 +83,14 @@ class RemoteEmulator(Child):
     async def send_times(self) -> list[tuple[int, float]]:
         """(chat_id, when it was read) of every successful sendMessage, in order."""
         result: list[tuple[int, float]] = await self.ask("send_times")
+        return result
+
+    async def sends(self, start: int = 0) -> tuple[int, list[Send]]:
+        """The sendMessage calls answered among the emulator's calls from number `start` on,
+        delivered or refused, in arrival order; and where to start next time (the first
+        call not answered yet). Asking for the new ones only keeps each question short: a
+        long answer would hold the emulator's event loop, and its receive times with it."""
+        result: tuple[int, list[Send]] = await self.ask("sends", start)
         return result
 
     async def flood_refusals(self) -> int:
@@ -120,8 +138,28 @@ async def _serve(connection: Connection) -> None:
             if call.method == "sendMessage" and call.ok
         ]
 
+    def sends(start: int) -> tuple[int, list[Send]]:
+        calls = emulator.calls
+        found: list[Send] = []
+        index = start
+        while index < len(calls) and calls[index].response is not None:
+            call = calls[index]
+            index += 1
+            if call.method == "sendMessage":
+                found.append(
+                    Send(
+                        call.token,
+                        int(call.params.get("chat_id", 0)),
+                        call.at,
+                        str(call.params.get("text", "")),
+                        0 if call.ok else int((call.response or {}).get("error_code", -1)),
+                    )
+                )
+        return index, found
+
     handlers: dict[str, Callable[..., Any]] = {
         "url": lambda: emulator.url,
+        "sends": sends,
         "residents": residents,
         "enforce_limits": enforce_limits,
         "configure": configure,

@@ -1,7 +1,8 @@
 """Webhook posters in a child process: they play Meta or Telegram posting to the bot.
 
 The bodies are prepared by the benchmark; the child posts them from N concurrent tasks
-through one aiohttp session (keep-alive, at most N connections) and times each post with
+through one aiohttp session (keep-alive, at most N connections), to one URL or round robin
+over several (request i to URL i mod their number), and times each post with
 time.monotonic(), the same clock as the parent's and the emulators' on Linux. Posting from
 another process keeps the posters' CPU out of the bot's process.
 """
@@ -35,9 +36,13 @@ class RemotePosters(Child):
     def __init__(self) -> None:
         super().__init__(_child, "webhook-posters")
 
-    async def post(self, url: str, requests: Sequence[Request], concurrency: int) -> list[Post]:
-        """POST every request to `url`, `concurrency` at a time; each one's timing, in order."""
-        result: list[Post] = await self.ask("post", url, list(requests), concurrency)
+    async def post(
+        self, url: str | Sequence[str], requests: Sequence[Request], concurrency: int
+    ) -> list[Post]:
+        """POST every request to `url` (round robin when several), `concurrency` at a time;
+        each one's timing, in order."""
+        urls = [url] if isinstance(url, str) else list(url)
+        result: list[Post] = await self.ask("post", urls, list(requests), concurrency)
         return result
 
 
@@ -49,7 +54,7 @@ async def _serve(connection: Connection) -> None:
     await serve(connection, {"post": post_all})
 
 
-async def post_all(url: str, requests: list[Request], concurrency: int) -> list[Post]:
+async def post_all(urls: list[str], requests: list[Request], concurrency: int) -> list[Post]:
     results: list[Post | None] = [None] * len(requests)
     indexes = itertools.count()
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -60,6 +65,7 @@ async def post_all(url: str, requests: list[Request], concurrency: int) -> list[
                 body, headers = requests[index]
                 start = time.monotonic()
                 try:
+                    url = urls[index % len(urls)]
                     async with session.post(url, data=body, headers=headers) as response:
                         await response.read()
                         status = response.status
