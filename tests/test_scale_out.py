@@ -110,7 +110,9 @@ async def test_one_holder_at_a_time_and_a_dead_holder_s_lease_is_taken_over(
             await connection.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
                 )
             )
         await asyncio.wait_for(second.lost(), 2)
