@@ -8,7 +8,7 @@ environment variables; nothing of it is in the application:
   `pool_size`; the application leaves SQLAlchemy's default, 5, with 10 more opened when
   needed and closed when given back to a full pool).
 
-    BENCH_PROFILE=/tmp/web.prof python -m bench.worker run --role web
+    BENCH_PROFILE=web.prof python -m bench.worker run --role web
 """
 
 from __future__ import annotations
