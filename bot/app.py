@@ -126,13 +126,14 @@ class CoupDePouce:
                 on_queued=lambda: self.dispatcher.wake(),
             )
             senders[self.whatsapp.channel] = self.whatsapp
+        self.paces: list[SharedPace] = []
         if role is not ProcessRole.ALL:
             # Several processes send: the channels' rates hold for them all together.
             for sender in (self.telegram, self.whatsapp):
                 if sender is not None:
-                    sender.limiter.shared = SharedPace(
-                        self.database, sender.channel, sender.limiter.rate
-                    )
+                    pace = SharedPace(self.database, sender.channel, sender.limiter.rate)
+                    sender.limiter.shared = pace
+                    self.paces.append(pace)
         self.dispatcher = Dispatcher(
             self.sessions,
             senders,
@@ -253,6 +254,8 @@ class CoupDePouce:
         if self.whatsapp is not None:
             await self.whatsapp.stop()
         await self.webchat.stop()
+        for pace in self.paces:
+            await pace.close()
         await self.database.dispose()
 
     async def serve_forever(self, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
