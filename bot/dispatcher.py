@@ -195,6 +195,9 @@ class Dispatcher:
 
     async def _hold(self, lease: Lease) -> None:
         await lease.acquire()
+        # A message queued by any process (a web worker's announcement, a scheduler's
+        # reminder) wakes the holder at once, rather than at its next look.
+        await lease.listen(outbox.QUEUED, self.wake)
         # Whatever is marked as being sent was held by the previous holder, gone or cut off.
         await self._begin(reclaim_all=True)
         await lease.lost()

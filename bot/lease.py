@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -75,6 +77,19 @@ class Lease:
         if self.shared:
             await asyncio.Event().wait()
         await self._lost.wait()
+
+    async def listen(self, channel: str, heard: Callable[[], None]) -> None:
+        """While the lease is held, call `heard` on every notice of `channel` (PostgreSQL's
+        LISTEN, on the lease's own connection: the listening ends with the lease). Nothing on
+        SQLite, which has no notices."""
+        if self.shared or self._connection is None:
+            return
+        try:
+            raw = await self._connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.add_listener(channel, lambda *_notice: heard())
+        except (DBAPIError, OperationalError, OSError) as error:
+            log.warning("%s: cannot listen to %s (%s)", self.name, channel, error)
 
     async def release(self) -> None:
         """Let the lease go: its connection is closed, not given back to the pool (where the

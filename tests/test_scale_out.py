@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -18,11 +19,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CoupDePouce
-from bot.dispatcher import Limits
+from bot.channels.telegram import TelegramChannel
+from bot.dispatcher import Dispatcher, Limits
 from bot.lease import Lease
 from bot.scheduler import Scheduler
 from flows import retention
 from flows.digest import service as digest
+from flows.engine import Engine
 from flows.registry import FLOWS
 from storage import db
 from storage.models import Council, OutboxMessage, ProcessedEvent
@@ -124,6 +127,35 @@ async def test_one_holder_at_a_time_and_a_dead_holder_s_lease_is_taken_over(
             await lease.release()
         for engine in engines:
             await engine.dispose()
+
+
+@requires_postgres
+async def test_a_message_queued_by_another_process_wakes_the_sending_dispatcher_at_once(
+    database_url: str, emulator: BotApiEmulator, council: Council
+) -> None:
+    # The dispatcher would look again in a minute; what another process queues reaches it at
+    # once, through the notice sent when that process's transaction commits.
+    engine = db.create_engine(database_url)
+    sessions = db.session_factory(engine)
+    channel = TelegramChannel(Engine(FLOWS, sessions), TEST_TOKEN, emulator.url, rate=30)
+    await channel.application.initialize()
+    dispatcher = Dispatcher(
+        sessions,
+        {"telegram": channel},
+        Limits(chat_interval=0, poll_interval=60.0, record_interval=0.02),
+        lease=Lease(engine, "dispatcher"),
+    )
+    try:
+        await dispatcher.start()
+        await asyncio.sleep(1.0)  # it holds the lease, looked, found nothing: it sleeps
+        await prepare(database_url, emulator, council, 3)  # on an engine of its own
+        queued_at = time.monotonic()
+        assert await emulator.wait_until(lambda: len(deliveries(emulator)) == 3 or None, 5)
+        assert time.monotonic() - queued_at < 2.0
+    finally:
+        await dispatcher.stop()
+        await channel.application.shutdown()
+        await engine.dispose()
 
 
 async def test_on_sqlite_the_one_process_always_holds_its_leases(database_url: str) -> None:
