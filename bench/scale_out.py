@@ -10,8 +10,9 @@ own port), as tests/test_scale_out.py does; the Bot API emulator runs in a child
     post, with the secret header, posted by `--concurrency` (32) concurrent posters round
     robin over the workers' ports. The emulator answers every round trip `--delay` (0.05 s)
     late (`response_delay`, `slow_methods` = `remote_emulator.ROUND_TRIPS`), as Telegram
-    from France would. DISPATCH_RATE=10000: the shared pace (one statement per reply) is
-    still taken, but never waited for, so what is measured is handling, not the rate.
+    from France would. DISPATCH_RATE=10000: the shared pace (one statement for the replies
+    waiting at that moment) is still taken, but never waited for, so what is measured is
+    handling, not the rate.
     Rate = updates / (first post to the last reply the emulator read). CPU per update of
     the bot's processes (utime + stime from /proc/PID/stat before and after), and beside
     it where the rest of the machine's CPU went meanwhile: the PostgreSQL server (its
@@ -19,8 +20,8 @@ own port), as tests/test_scale_out.py does; the Bot API emulator runs in a child
     cstime; every database, so other work's too), the emulator, the posters, and what
     else ran on the machine (/proc/stat's busy time minus all those). Each pass starts its
     processes afresh and warms them up with `WARMUP` posts per process. A third pass, as a
-    reference (`--no-reference` leaves it out): one `run --role all` process, which paces
-    its replies alone (no shared pace), the rest alike. `--profile` adds a pass of one web
+    reference (`--no-reference` leaves it out): one `run --role all` process, the rest
+    alike. `--profile` adds a pass of one web
     worker under cProfile (`bench/worker.py`, switched on for the burst alone by SIGUSR1):
     the own time of its functions by package, the most costly functions, and a few counts
     per update (PostgreSQL connections opened, among others). `--pool-size N` runs the
@@ -688,12 +689,12 @@ def show_profile(prefix: str, files: Sequence[Path], updates: int) -> None:
 
 ONE = ("web",)
 TWO = ("web", "web")
-REFERENCE = ("all",)  # one process doing everything: no shared pace
+REFERENCE = ("all",)  # one process doing everything
 
 
 def label_of(roles: tuple[str, ...]) -> str:
     if roles == REFERENCE:
-        return "1 process --role all (no shared pace)"
+        return "1 process --role all"
     return "1 web worker" if roles == ONE else f"{len(roles)} web workers"
 
 

@@ -127,8 +127,9 @@ class CoupDePouce:
             )
             senders[self.whatsapp.channel] = self.whatsapp
         self.paces: list[SharedPace] = []
-        if role is not ProcessRole.ALL:
-            # Several processes send: the channels' rates hold for them all together.
+        if not settings.is_sqlite:
+            # Other processes may send on this database (any role, `all` included): the
+            # channels' rates hold for them all together.
             for sender in (self.telegram, self.whatsapp):
                 if sender is not None:
                     pace = SharedPace(self.database, sender.channel, sender.limiter.rate)

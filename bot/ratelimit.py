@@ -45,7 +45,8 @@ class RateLimiter:
         self._updated = clock()
         self._priority_waiting = 0
         self._most = max(1, math.floor(rate))  # in any window
-        self._recent: collections.deque[float] = collections.deque()
+        self._recent: collections.deque[float] = collections.deque()  # let go
+        self._gone: collections.deque[float] = collections.deque()  # gone, at their shared moment
         self.shared: SharedPace | None = None
         self._holding: set[asyncio.Task[None]] = set()
 
@@ -89,8 +90,24 @@ class RateLimiter:
         finally:
             if priority:
                 self._priority_waiting -= 1
-        if self.shared is not None and (moment := await self.shared.take()) > 0:
-            await asyncio.sleep(moment)
+        if self.shared is not None:
+            if (moment := await self.shared.take()) > 0:
+                await asyncio.sleep(moment)
+            await self._keep_window()
+
+    async def _keep_window(self) -> None:
+        """No more than the window allows by the moments messages actually go. A message
+        waiting for its shared moment may wake late and bunch with the next: the messenger
+        counts when they arrive, not when they were let go."""
+        gone = self._gone
+        while True:
+            now = self._clock()
+            while gone and gone[0] <= now - WINDOW:
+                gone.popleft()
+            if len(gone) < self._most:
+                gone.append(now)
+                return
+            await asyncio.sleep(max(gone[0] + WINDOW - now, MIN_WAIT))
 
     def pause(self, seconds: float) -> None:
         """Take nothing for `seconds` (Telegram said: retry after)."""
