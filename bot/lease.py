@@ -28,6 +28,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from storage.db import unpooled
+
 log = logging.getLogger(__name__)
 
 RETRY = 1.0  # seconds between two tries of a process waiting for the lease
@@ -46,12 +48,13 @@ class Lease:
     def __init__(
         self, database: AsyncEngine, name: str, *, retry: float = RETRY, check: float = CHECK
     ) -> None:
-        self.database = database
         self.name = name
         self.key = lock_key(name)
         self.retry = retry
         self.check = check
         self.shared = database.dialect.name != "postgresql"  # one process: always held
+        # The lease's connection is its own, not one of the pool's places.
+        self.database = database if self.shared else unpooled(database)
         self._connection: AsyncConnection | None = None
         self._lost = asyncio.Event()
         self._watch: asyncio.Task[None] | None = None

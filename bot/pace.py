@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.ratelimit import WINDOW
+from storage.db import unpooled
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class SharedPace:
     def __init__(self, database: AsyncEngine, channel: str, rate: float) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.database = database
+        self.database = unpooled(database)  # its connection is its own, not the pool's
         self.channel = channel
         # Spaced over a little more than a second, like the limiter's moving window: the
         # messages reach the messenger a few milliseconds after their moment, never the same.

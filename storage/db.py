@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -55,6 +56,14 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # event again once (`flows.engine.Engine.handle`).
     kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(sa_url, **kwargs)
+
+
+def unpooled(engine: AsyncEngine) -> AsyncEngine:
+    """The same PostgreSQL database without a pool, for a connection a process holds as long as
+    it runs (a lease, the shared pace). Taken from the engine's pool, such a connection would
+    keep one of its few places for ever, and the transactions would open and close
+    connections of their own beyond the rest."""
+    return create_async_engine(engine.url, poolclass=NullPool)
 
 
 async def scrub(engine: AsyncEngine) -> None:
