@@ -55,7 +55,8 @@ class Lease:
         self.shared = database.dialect.name != "postgresql"  # one process: always held
         # The lease's connection is its own, not one of the pool's places.
         self.database = database if self.shared else unpooled(database)
-        self._connection: AsyncConnection | None = None
+        self._connection: AsyncConnection | None = None  # holding the lock
+        self._standby: AsyncConnection | None = None  # trying again and again
         self._lost = asyncio.Event()
         self._watch: asyncio.Task[None] | None = None
 
@@ -95,37 +96,40 @@ class Lease:
             log.warning("%s: cannot listen to %s (%s)", self.name, channel, error)
 
     async def release(self) -> None:
-        """Let the lease go: its connection is closed, not given back to the pool (where the
-        lock would stay with it)."""
+        """Let the lease go: its connection is closed, and the lock ends with it."""
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
-        if self._connection is not None:
-            with contextlib.suppress(DBAPIError, OperationalError, OSError):
-                await self._connection.invalidate()
-                await self._connection.close()
-            self._connection = None
+        for connection in (self._connection, self._standby):
+            if connection is not None:
+                await _close(connection)
+        self._connection = self._standby = None
 
     async def _try(self) -> bool:
-        """One try: take the lock on a connection of its own, keep the connection if it did."""
+        """One try: take the lock on a connection of its own, keep the connection if it did.
+        A process standing by tries again on the same connection: a try costs one statement,
+        not a new session."""
+        connection = self._standby
+        self._standby = None
+        if connection is None:
+            try:
+                connection = await self.database.connect()
+                # Outside any transaction: the lock is the session's, and an idle
+                # transaction would be ended by the server's idle timeouts.
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            except (DBAPIError, OperationalError, OSError) as error:
+                log.warning("%s: cannot reach the database (%s)", self.name, error)
+                return False
         try:
-            connection = await self.database.connect()
-        except (DBAPIError, OperationalError, OSError) as error:
-            log.warning("%s: cannot reach the database (%s)", self.name, error)
-            return False
-        try:
-            # Outside any transaction: the lock is the session's, and an idle transaction
-            # would be ended by the server's idle timeouts.
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
             taken = bool(await connection.scalar(select(func.pg_try_advisory_lock(self.key))))
         except (DBAPIError, OperationalError, OSError) as error:
             log.warning("%s: cannot take the lease (%s)", self.name, error)
-            taken = False
+            await _close(connection)
+            return False
         if not taken:
-            with contextlib.suppress(DBAPIError, OperationalError, OSError):
-                await connection.close()
+            self._standby = connection
             return False
         self._connection = connection
         self._lost = asyncio.Event()
@@ -144,3 +148,10 @@ class Lease:
         self._connection = None
         with contextlib.suppress(DBAPIError, OperationalError, OSError):
             await connection.invalidate()
+
+
+async def _close(connection: AsyncConnection) -> None:
+    """Close a lease's connection for good (with the lock, if it holds it)."""
+    with contextlib.suppress(DBAPIError, OperationalError, OSError):
+        await connection.invalidate()
+        await connection.close()

@@ -336,6 +336,35 @@ async def test_two_web_workers_two_dispatchers_two_schedulers_answer_and_send_on
     assert emulator.max_rate(window=2.0) <= 30  # the web workers and the dispatcher together
 
 
+@requires_postgres
+async def test_two_all_in_one_processes_on_one_database_keep_to_one_rate_and_send_once(
+    database_url: str, emulator: BotApiEmulator, council: Council
+) -> None:
+    # `coupdepouce run` started twice on one database (without roles): both answer the
+    # webhook, one sends the outbox, and together they keep to Telegram's rate.
+    await prepare(database_url, emulator, council, 120)
+    newcomers = [emulator.resident(36_001 + n, language_code="en") for n in range(60)]
+    emulator.enforce_limits()
+    workers = await asyncio.gather(*(Worker.start("all", database_url, emulator) for _ in "ab"))
+    try:
+        updates = [emulator.take_update(user.send("/start")) for user in newcomers]
+        async with aiohttp.ClientSession() as client:
+            statuses = await asyncio.gather(
+                *(workers[n % 2].post(client, update) for n, update in enumerate(updates))
+            )
+        assert set(statuses) == {200}
+        done = await emulator.wait_until(lambda: len(deliveries(emulator)) == 120 or None, 60)
+        assert done, f"{len(deliveries(emulator))} of 120 reached"
+    finally:
+        stopped = await asyncio.gather(*(worker.stop() for worker in workers))
+    assert [code for code, _err in stopped] == [0, 0], stopped
+    for user in newcomers:
+        assert len(user.inbox) == 1, user.inbox
+    assert max(deliveries(emulator).values()) == 1
+    assert emulator.flood_refusals == []
+    assert emulator.max_rate(window=2.0) <= 30
+
+
 BROADCAST = 450  # about 15 s at 30 a second
 
 
