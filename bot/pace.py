@@ -35,7 +35,8 @@ from storage.db import unpooled
 
 log = logging.getLogger(__name__)
 
-# Moves the row on by `count` intervals and returns how long until the first of them.
+# Moves the row on by `span` (an interval per message) and returns how long until the first
+# message's moment.
 TAKE = text(
     "INSERT INTO channel_paces AS pace (channel, next_at) "
     "VALUES (:channel, clock_timestamp() + make_interval(secs => :span)) "
@@ -63,7 +64,7 @@ class SharedPace:
         # Spaced over a little more than a second, like the limiter's moving window: the
         # messages reach the messenger a few milliseconds after their moment, never the same.
         self.step = WINDOW / rate
-        self.statements = 0  # how many times the database was asked (for the figures)
+        self.statements = 0  # how many times the database was asked
         self._connection: AsyncConnection | None = None
         self._talking = asyncio.Lock()  # one statement at a time on the connection
         self._waiting: list[asyncio.Future[float]] = []
