@@ -20,7 +20,6 @@ import typer
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import flyers, posters
 from bot.channels.whatsapp.payloads import join_text
 from bot.roles import ProcessRole
 from bot.settings import Settings, SettingsError, load_settings
@@ -481,6 +480,9 @@ def invite(
     council = with_session(config, find)
     if council is None:
         fail(f"no council named {slug!r}; see `coupdepouce council list`")
+    # The printing libraries take a second to load: only the commands that print load them.
+    from bot import flyers, posters
+
     payload = f"{slug}{LINK_SEPARATOR}talents" if talents else slug
     if whatsapp:
         text = join_text(Translator(language or council.locale), payload)
@@ -517,6 +519,7 @@ def _invitation_codes(
     if not config.public_url:
         fail("set PUBLIC_URL (the address residents reach the web chat at) to print codes")
     public_url = config.public_url
+    from bot import flyers
 
     async def make(session: AsyncSession) -> None:
         council = await _council(session, slug)

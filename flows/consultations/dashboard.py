@@ -3,6 +3,7 @@ it is open."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,7 +79,9 @@ async def chart(v: Visit) -> Attachment | None:
     if consultation is None or consultation.council_id != v.council.id:
         return None
     figures = await results_of(v.session, v.council, consultation)
-    files = results.chart_files(v.t, figures) if figures is not None else []
+    files = (
+        await asyncio.to_thread(results.chart_files, v.t, figures) if figures is not None else []
+    )
     number = whole_number(v.params.get("number")) or 0
     if not 1 <= number <= len(files):
         return None

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows import spreadsheet
 from flows.broadcasts import service as broadcasts
-from flows.consultations import charts, sheet
+from flows.consultations import sheet
 from flows.consultations.service import (
     OTHER,
     UNKNOWN,
@@ -141,7 +141,10 @@ def table(t: Translator, results: Results) -> bytes:
 
 
 def chart_files(t: Translator, results: Results) -> list[Attachment]:
-    """One chart per question with options or a scale."""
+    """One chart per question with options or a scale (slow: run it in a thread)."""
+    # Matplotlib takes about a second to load: only a process that draws a chart loads it.
+    from flows.consultations import charts
+
     files = []
     for number, question in enumerate(results["questions"], start=1):
         if question["kind"] == QuestionKind.TEXT:
