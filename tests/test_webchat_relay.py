@@ -42,6 +42,17 @@ def chat_of(browser: Browser) -> str:
     return cookie.value.rpartition(".")[0]
 
 
+async def a_page_and_another_process(
+    start_bot: StartBot,
+) -> tuple[CoupDePouce, CoupDePouce, Browser, str]:
+    """Two processes; a person's page loaded from the first (the second holds none): the
+    page's process, the other, the browser and the person's chat id."""
+    web, other = await start_process(start_bot), await start_process(start_bot)
+    browser = Browser(web)
+    await browser.open_page()
+    return web, other, browser, chat_of(browser)
+
+
 def same_person(browser: Browser, app: CoupDePouce) -> Browser:
     """Another tab of the person, its page served by `app` (a load balancer's choice)."""
     tab = Browser(app, browser.language)
@@ -110,10 +121,7 @@ async def _closed(app: CoupDePouce, chat_id: str) -> bool:
 async def test_a_message_delivered_by_another_process_shows_at_once_and_once(
     start_bot: StartBot, council: Council
 ) -> None:
-    web, dispatcher = await start_process(start_bot), await start_process(start_bot)
-    browser = Browser(web)
-    await browser.open_page()
-    chat_id = chat_of(browser)
+    web, dispatcher, browser, chat_id = await a_page_and_another_process(start_bot)
     try:
         async with browser.connect() as socket:
             assert dispatcher.webchat.relay.backend_pid is None  # it holds no page: no listening
@@ -149,10 +157,7 @@ async def _delivered(app: CoupDePouce, message_id: int) -> bool:
 async def test_a_page_opening_during_a_delivery_finds_the_message_in_its_history(
     start_bot: StartBot, council: Council
 ) -> None:
-    web, dispatcher = await start_process(start_bot), await start_process(start_bot)
-    browser = Browser(web)
-    await browser.open_page()
-    chat_id = chat_of(browser)
+    _web, dispatcher, browser, chat_id = await a_page_and_another_process(start_bot)
 
     async def history() -> list[dict[str, Any]]:
         async with browser.connect():
@@ -177,10 +182,7 @@ async def test_a_page_opening_during_a_delivery_finds_the_message_in_its_history
 async def test_a_report_rewritten_by_another_process_shows_as_an_edit(
     start_bot: StartBot, council: Council
 ) -> None:
-    web, dispatcher = await start_process(start_bot), await start_process(start_bot)
-    browser = Browser(web)
-    await browser.open_page()
-    chat_id = chat_of(browser)
+    _web, dispatcher, browser, chat_id = await a_page_and_another_process(start_bot)
     try:
         async with browser.connect() as socket:
             delivery = await dispatcher.webchat.deliver(chat_id, Reply("Envoi : 0 sur 40"))
