@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, CDPSession, Page, expect
+from playwright.async_api import Error as PlaywrightError
 from py_vapid import Vapid02  # type: ignore[import-untyped]
 from pywebpush import WebPushException, webpush_async  # type: ignore[import-untyped]
 from sqlalchemy import func, select
@@ -622,13 +623,22 @@ async def active_registration(cdp: CDPSession, page: Page, scope: str) -> str:
 
 
 async def notifications(page: Page) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = await page.evaluate(
-        """navigator.serviceWorker.ready
-        .then((registration) => registration.getNotifications())
-        .then((shown) => shown.map((n) => ({title: n.title, body: n.body, tag: n.tag,
-                                           lang: n.lang, dir: n.dir, data: n.data})))"""
-    )
-    return result
+    """The notifications the page's service worker shows. The offline page reloads itself
+    once the server answers, which can land while it is asked: it is asked again."""
+    for _ in range(5):
+        try:
+            result: list[dict[str, Any]] = await page.evaluate(
+                """navigator.serviceWorker.ready
+                .then((registration) => registration.getNotifications())
+                .then((shown) => shown.map((n) => ({title: n.title, body: n.body, tag: n.tag,
+                                                   lang: n.lang, dir: n.dir, data: n.data})))"""
+            )
+            return result
+        except PlaywrightError as error:
+            if "context was destroyed" not in error.message:
+                raise
+            await page.wait_for_load_state()
+    raise AssertionError("the page kept navigating while its notifications were asked for")
 
 
 async def shown(page: Page, count: int) -> list[dict[str, Any]]:
