@@ -127,9 +127,12 @@ def instruction(keyword: str) -> list[str]:
 
 def caddy_upstreams() -> list[str]:
     """The web workers deploy/Caddyfile proxies to when WEB_UPSTREAMS is not set."""
-    match = re.search(r"reverse_proxy \{\$WEB_UPSTREAMS:([^}]*)\}", CADDYFILE.read_text())
-    assert match, "deploy/Caddyfile proxies to {$WEB_UPSTREAMS:default upstreams}"
-    return match[1].split()
+    found = re.findall(
+        r"reverse_proxy (?:@\w+ )?\{\$WEB_UPSTREAMS:([^}]*)\}", CADDYFILE.read_text()
+    )
+    assert found, "deploy/Caddyfile proxies to {$WEB_UPSTREAMS:default upstreams}"
+    assert len(set(found)) == 1, f"every reverse_proxy has the same workers: {found}"
+    return found[0].split()
 
 
 def unit_files() -> list[Path]:
@@ -356,16 +359,24 @@ def test_caddy_reads_the_caddyfile() -> None:
         (server,) = config["apps"]["http"]["servers"].values()
         (route,) = server["routes"]
         assert route["match"] == [{"host": ["conseils.example.fr"]}]
-        (proxy,) = [
-            handler
+        proxies = [
+            (subroute.get("match"), handler)
             for sub in route["handle"]
             for subroute in sub.get("routes", [])
             for handler in subroute["handle"]
             if handler["handler"] == "reverse_proxy"
         ]
-        dials = [upstream["dial"] for upstream in proxy["upstreams"]]
-        assert dials == (upstreams or caddy_upstreams())
-        assert proxy["health_checks"]["active"]["uri"] == "/readyz"
+        # What people open goes by their address, the rest (webhooks) where it is quieter.
+        assert [
+            (match, proxy["load_balancing"]["selection_policy"]) for match, proxy in proxies
+        ] == [
+            ([{"path": ["/", "/chat/*", "/dashboard", "/dashboard/*"]}], {"policy": "ip_hash"}),
+            (None, {"policy": "least_conn"}),
+        ]
+        for _match, proxy in proxies:
+            dials = [upstream["dial"] for upstream in proxy["upstreams"]]
+            assert dials == (upstreams or caddy_upstreams())
+            assert proxy["health_checks"]["active"]["uri"] == "/readyz"
 
 
 # --- the settings ---------------------------------------------------------------------------

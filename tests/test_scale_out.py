@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +35,7 @@ from storage.models import Council, OutboxMessage, ProcessedEvent
 from tests.conftest import TEST_TOKEN, in_transaction, requires_postgres
 from tests.emulator import BotApiEmulator
 from tests.helpers import run_cli
+from tests.test_deployment import CADDYFILE
 from tests.test_digest import register, schedule_of, seed_activity, set_council
 from tests.test_dispatcher_processes import deliveries, prepare
 
@@ -217,6 +221,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+async def until_ready(name: str, process: asyncio.subprocess.Process, site: str) -> None:
+    """Wait until the site's /readyz says 200, for 30 s at most (the process serving it must
+    not exit)."""
+    async with aiohttp.ClientSession() as client:
+        for _ in range(300):
+            if process.returncode is not None:
+                said = (await process.stderr.read()).decode() if process.stderr else ""
+                raise AssertionError(f"{name} exited: {said}")
+            try:
+                async with client.get(f"{site}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{name} not ready after 30 s")
+
+
 class Worker:
     """`coupdepouce run --role ROLE` as a real process."""
 
@@ -255,22 +277,8 @@ class Worker:
         await worker.ready()
         return worker
 
-    async def ready(self, timeout: float = 30) -> None:  # noqa: ASYNC109
-        """Wait until /readyz says 200."""
-        async with aiohttp.ClientSession() as client:
-            for _ in range(int(timeout / 0.1)):
-                if self.process.returncode is not None:
-                    assert self.process.stderr is not None
-                    said = (await self.process.stderr.read()).decode()
-                    raise AssertionError(f"{self.role} exited: {said}")
-                try:
-                    async with client.get(f"http://127.0.0.1:{self.port}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.role} not ready after {timeout} s")
+    async def ready(self) -> None:
+        await until_ready(self.role, self.process, f"http://127.0.0.1:{self.port}")
 
     async def post(self, client: aiohttp.ClientSession, update: dict[str, Any]) -> int:
         async with client.post(
@@ -366,6 +374,60 @@ async def test_two_all_in_one_processes_on_one_database_keep_to_one_rate_and_sen
     assert max(deliveries(emulator).values()) == 1
     assert emulator.flood_refusals == []
     assert emulator.max_rate(window=5.0) <= 30  # as above
+
+
+@requires_postgres
+async def test_behind_caddy_an_address_meets_the_web_chat_s_limits_once_for_all_workers(
+    database_url: str, emulator: BotApiEmulator, council: Council, tmp_path: Path
+) -> None:
+    """deploy/Caddyfile, run by Caddy in front of two web workers: whichever worker answers,
+    an address may start the web chat's 60 new conversations an hour, not 60 per worker."""
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy is not installed (Debian's caddy package)")
+    webs = await asyncio.gather(
+        *(Worker.start("web", database_url, emulator, TRUSTED_PROXY="127.0.0.1") for _ in "ab")
+    )
+    port = free_port()
+    config = tmp_path / "Caddyfile"
+    config.write_text(f"{{\n\tadmin off\n}}\n\nimport {CADDYFILE}\n")
+    proxy = await asyncio.create_subprocess_exec(
+        caddy,
+        *("run", "--config", str(config), "--adapter", "caddyfile"),
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "DOMAIN": f"http://127.0.0.1:{port}",
+            "WEB_UPSTREAMS": " ".join(f"127.0.0.1:{web.port}" for web in webs),
+        },
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    site = f"http://127.0.0.1:{port}"
+
+    async def new_visitors(address: str, count: int) -> list[int]:
+        """`count` first visits to the chat from `address`, each without a cookie."""
+        connector = aiohttp.TCPConnector(local_addr=(address, 0), force_close=True)
+        async with aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+        ) as client:
+            statuses = []
+            for _ in range(count):
+                async with client.get(f"{site}/?start={council.slug}") as response:
+                    statuses.append(response.status)
+            return statuses
+
+    try:
+        await until_ready("caddy", proxy, site)
+        # One address, one connection a visit: Caddy could pick either worker every time.
+        assert await new_visitors("127.0.0.7", 61) == [200] * 60 + [429]
+        assert await new_visitors("127.0.0.8", 1) == [200]  # another address is not held back
+    finally:
+        proxy.terminate()
+        await proxy.wait()
+        stopped = await asyncio.gather(*(web.stop() for web in webs))
+    assert [code for code, _err in stopped] == [0, 0], stopped
 
 
 BROADCAST = 450  # about 15 s at 30 a second

@@ -2,7 +2,9 @@
 per socket, open sockets per address, and the sites allowed to open its socket.
 
 The rates are moving windows kept in memory by the `limits` library, per process (a worker
-that restarts forgets them, which only gives an abuser a fresh minute).
+that restarts forgets them, which only gives an abuser a fresh minute). With several web
+workers, the proxy in front sends each address to one of them (deploy/Caddyfile), so an
+address's limits hold across all.
 """
 
 from __future__ import annotations
