@@ -458,7 +458,10 @@ async def hand_over(
         code, err = await second.stop() if second is not None else (0, "")
         await first.stop()
     assert code == 0, err
-    assert emulator.max_rate(window=2.0) <= 30  # the standby kept to the pace where it was
+    # The standby kept to the pace where it was. Moments are 1.02/30 s apart: over 2 s, a
+    # stall of 40 ms on a busy machine (either process's, or the emulator's, which stamps
+    # what waited together) bunches one message too many; over 5 s, it takes 100 ms.
+    assert emulator.max_rate(window=5.0) <= 30
     return left_at
 
 
